@@ -1,0 +1,245 @@
+"""The fetch stage: one long-lived Scrapy crawler, in-process on the asyncio reactor.
+
+The scheduler calls `Fetcher.fetch(FetchRequest)` as often as it likes; each call injects one request
+into the running engine (so Scrapy's politeness — robots.txt, AutoThrottle, per-domain concurrency,
+retries, size limits — applies across all watches) and resolves to a FetchOutcome. Nothing raises for
+a bad fetch: every failure is an outcome with a reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import scrapy
+from scrapy import exceptions as sx
+from scrapy import signals
+from scrapy.crawler import Crawler
+from scrapy.exceptions import DontCloseSpider, IgnoreRequest
+from scrapy.http import Response
+from scrapy.settings import Settings
+from twisted.internet import error as txerror
+from twisted.python.failure import Failure
+
+from spiders.parsers import parse_feed, parse_html, parse_wordpress_posts
+from spiders.settings import HANDLED_STATUSES, scrapy_settings
+from watcher.config import FetchConfig
+from watcher.errors import DocumentError
+from watcher.records import FetchOutcome, FetchRequest, RawDocument
+
+_NON_TEXT_TYPES = ("image/", "audio/", "video/", "application/octet-stream", "application/pdf",
+                   "application/zip", "font/")
+
+
+def parse_for_kind(kind: str, body: bytes, url: str, headers: dict[str, str]) -> list[RawDocument]:
+    ctype = headers.get("content-type", "").lower()
+    if ctype.startswith(_NON_TEXT_TYPES):
+        raise DocumentError("not-text", f"{url}: served as {ctype}, not a document")
+    if kind == "wordpress":
+        return parse_wordpress_posts(body, url)
+    if kind == "feed":
+        return parse_feed(body, url)
+    return [parse_html(body, url, headers)]
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _headers(response: Response) -> dict[str, str]:
+    out = {}
+    for k, v in response.headers.items():
+        if v:
+            out[k.decode("latin-1").lower()] = v[-1].decode("latin-1", "replace")
+    return out
+
+
+def outcome_from_response(req: FetchRequest, response: Response, started: float) -> FetchOutcome:
+    headers = _headers(response)
+    common: dict[str, Any] = {
+        "watch": req.watch,
+        "url": req.url,
+        "http_status": response.status,
+        "final_url": response.url,
+        "etag": headers.get("etag"),
+        "last_modified": headers.get("last-modified"),
+        "duration_ms": int((time.monotonic() - started) * 1000),
+        "size": len(response.body),
+    }
+    if response.status == 304:
+        return FetchOutcome(status="not_modified", **{**common, "etag": common["etag"] or req.etag,
+                                                       "last_modified": common["last_modified"] or req.last_modified})
+    if response.status >= 400:
+        return FetchOutcome(status="failed", reason=f"http-{response.status}",
+                            error=f"HTTP {response.status} from {response.url}",
+                            retry_after=_retry_after(headers.get("retry-after")), **common)
+    try:
+        docs = parse_for_kind(req.kind, response.body, response.url, headers)
+    except DocumentError as e:
+        return FetchOutcome(status="failed", reason=e.reason, error=str(e), **common)
+    return FetchOutcome(status="ok", documents=tuple(docs), **common)
+
+
+def classify_failure(failure: Failure) -> tuple[str, str]:
+    """(reason, message) for a download failure."""
+    exc = failure.value
+    msg = str(exc) or exc.__class__.__name__
+    low = msg.lower()
+    if isinstance(exc, IgnoreRequest):
+        if "robots" in low:
+            return "robots", "forbidden by robots.txt"
+        if "redirect" in low:
+            return "redirect-loop", msg
+        if "size" in low or "larger" in low:
+            return "too-large", msg
+        return "ignored", msg
+    if isinstance(exc, txerror.DNSLookupError | sx.CannotResolveHostError):
+        return "dns", msg
+    if isinstance(exc, txerror.ConnectionRefusedError | sx.DownloadConnectionRefusedError):
+        return "connection-refused", "connection refused"
+    if isinstance(exc, txerror.TimeoutError | txerror.TCPTimedOutError | sx.DownloadTimeoutError) \
+            or "took longer than" in low:
+        return "timeout", msg
+    if "size" in low or "larger than" in low:
+        return "too-large", msg
+    if isinstance(exc, sx.DownloadCancelledError | asyncio.CancelledError):
+        return "cancelled", msg
+    if isinstance(exc, sx.ResponseDataLossError):
+        return "data-loss", msg
+    if isinstance(exc, sx.UnsupportedURLSchemeError):
+        return "unsupported-scheme", msg
+    if isinstance(exc, sx.DownloadFailedError):
+        return "download-failed", msg
+    return exc.__class__.__name__.lower(), msg
+
+
+class WatchSpider(scrapy.Spider):
+    """Stays open while the scheduler feeds it requests; never schedules anything by itself."""
+
+    name = "watch"
+    handle_httpstatus_list = HANDLED_STATUSES
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> WatchSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider.keep_open, signal=signals.spider_idle)
+        return spider
+
+    def keep_open(self, spider: Any = None) -> None:
+        raise DontCloseSpider
+
+    async def start(self) -> AsyncIterator[Any]:
+        return
+        yield  # pragma: no cover - makes this an async generator
+
+    def on_response(self, response: Response) -> list[Any]:
+        meta = response.meta
+        fut: asyncio.Future[FetchOutcome] = meta["watcher_future"]
+        if not fut.done():
+            fut.set_result(outcome_from_response(meta["watcher_request"], response, meta["watcher_started"]))
+        return []
+
+    def on_error(self, failure: Failure) -> None:
+        request = failure.request  # type: ignore[attr-defined]
+        meta = request.meta
+        fut: asyncio.Future[FetchOutcome] = meta["watcher_future"]
+        if fut.done():
+            return
+        req: FetchRequest = meta["watcher_request"]
+        response = getattr(failure.value, "response", None)
+        reason, message = classify_failure(failure)
+        fut.set_result(FetchOutcome(
+            watch=req.watch, url=req.url, status="failed", reason=reason, error=message[:2000],
+            http_status=response.status if isinstance(response, Response) else None,
+            duration_ms=int((time.monotonic() - meta["watcher_started"]) * 1000),
+        ))
+
+
+class Fetcher:
+    """Owns the running crawler. `await start()`, then `await fetch(req)` any number of times."""
+
+    def __init__(self, config: FetchConfig, **settings_overrides: Any) -> None:
+        self.config = config
+        self.settings = Settings(scrapy_settings(config, **settings_overrides))
+        self.crawler: Crawler | None = None
+        self._crawl_task: asyncio.Future[Any] | None = None
+        self._opened: asyncio.Future[None] | None = None
+        self._pending: set[asyncio.Future[FetchOutcome]] = set()
+
+    def _spider_opened(self, spider: Any = None) -> None:
+        if self._opened is not None and not self._opened.done():
+            self._opened.set_result(None)
+
+    async def start(self) -> None:
+        from watcher.runtime import install_reactor
+
+        install_reactor()
+        loop = asyncio.get_running_loop()
+        self._opened = loop.create_future()
+        self.crawler = Crawler(WatchSpider, self.settings)
+        self.crawler.signals.connect(self._spider_opened, signal=signals.spider_opened)
+        self._crawl_task = asyncio.ensure_future(self.crawler.crawl_async())
+        done, _ = await asyncio.wait({self._opened, self._crawl_task}, return_when=asyncio.FIRST_COMPLETED)
+        if self._crawl_task in done:
+            self._crawl_task.result()  # raises the start-up error
+            raise RuntimeError("the crawler stopped during start-up")
+
+    async def fetch(self, req: FetchRequest, *, priority: int = 0) -> FetchOutcome:
+        if self.crawler is None or self.crawler.engine is None or self.crawler.spider is None:
+            raise RuntimeError("Fetcher.start() was not awaited")
+        fut: asyncio.Future[FetchOutcome] = asyncio.get_running_loop().create_future()
+        spider = self.crawler.spider
+        assert isinstance(spider, WatchSpider)
+        request = scrapy.Request(
+            req.url, callback=spider.on_response, errback=spider.on_error, dont_filter=True, priority=priority,
+            meta={"watcher_future": fut, "watcher_request": req, "watcher_started": time.monotonic(),
+                  "etag": req.etag, "last_modified": req.last_modified},
+        )
+        self._pending.add(fut)
+        try:
+            self.crawler.engine.crawl(request)
+            return await fut
+        finally:
+            self._pending.discard(fut)
+
+    async def close(self) -> None:
+        """Stop the crawler; requests still in flight resolve as failed ('shutdown')."""
+        for fut in list(self._pending):
+            if not fut.done():
+                fut.cancel()
+        if self.crawler is not None and self.crawler.crawling:
+            try:
+                await asyncio.wait_for(self.crawler.stop_async(), timeout=5)
+            except (TimeoutError, asyncio.CancelledError):
+                pass
+        if self._crawl_task is not None and not self._crawl_task.done():
+            self._crawl_task.cancel()
+
+
+async def fetch_many(config: FetchConfig, requests: list[FetchRequest], **settings: Any) -> list[FetchOutcome]:
+    fetcher = Fetcher(config, **settings)
+    await fetcher.start()
+    try:
+        return list(await asyncio.gather(*(fetcher.fetch(r) for r in requests)))
+    finally:
+        await fetcher.close()
+
+
+def fetch_once(url: str, kind: str = "html", config: FetchConfig | None = None) -> FetchOutcome:
+    """Fetch one URL now (for `watcher extract URL` and `watcher diff`); blocking, once per process."""
+    from watcher.runtime import run_sync
+
+    req = FetchRequest(watch="(adhoc)", url=url, kind=kind)  # type: ignore[arg-type]
+    return run_sync(lambda: fetch_many(config or FetchConfig(), [req]))[0]

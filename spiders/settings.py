@@ -1,0 +1,54 @@
+"""Scrapy settings built from the [fetch] config: polite by default."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from watcher.config import FetchConfig
+
+# Statuses the spider sees itself (classified as failures with their reason) rather than Scrapy dropping them.
+HANDLED_STATUSES = [304, *range(400, 600)]
+
+
+def scrapy_settings(fetch: FetchConfig, **overrides: Any) -> dict[str, Any]:
+    settings: dict[str, Any] = {
+        "BOT_NAME": "watcher",
+        "USER_AGENT": fetch.user_agent,
+        "ROBOTSTXT_OBEY": fetch.obey_robots,
+        "ROBOTSTXT_USER_AGENT": fetch.user_agent,
+        "CONCURRENT_REQUESTS": fetch.concurrency,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": fetch.concurrency_per_domain,
+        "DOWNLOAD_DELAY": fetch.download_delay.total_seconds(),
+        "AUTOTHROTTLE_ENABLED": fetch.autothrottle,
+        "AUTOTHROTTLE_START_DELAY": max(fetch.download_delay.total_seconds(), 1.0),
+        "AUTOTHROTTLE_TARGET_CONCURRENCY": float(fetch.concurrency_per_domain),
+        "DOWNLOAD_TIMEOUT": fetch.timeout.total_seconds(),
+        "DOWNLOAD_MAXSIZE": fetch.max_bytes,
+        "DOWNLOAD_WARNSIZE": 0,
+        "RETRY_ENABLED": fetch.retries > 0,
+        "RETRY_TIMES": fetch.retries,
+        # 429 is not retried at once: the watch backs off, honouring Retry-After.
+        "RETRY_HTTP_CODES": [500, 502, 503, 504, 522, 524, 408],
+        "REDIRECT_MAX_TIMES": 10,
+        "COOKIES_ENABLED": False,
+        "TELNETCONSOLE_ENABLED": False,
+        "LOG_ENABLED": False,
+        "STATS_DUMP": False,
+        "LOGSTATS_INTERVAL": 0,
+        "MEMUSAGE_ENABLED": False,
+        "DNSCACHE_ENABLED": True,
+        "DNS_TIMEOUT": min(fetch.timeout.total_seconds(), 20),
+        "HTTPCACHE_ENABLED": False,
+        "TWISTED_REACTOR": "twisted.internet.asyncioreactor.AsyncioSelectorReactor",
+        "REQUEST_FINGERPRINTER_IMPLEMENTATION": "2.7",
+        "DOWNLOADER_MIDDLEWARES": {
+            "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+            "spiders.middlewares.RobotsTxtMiddleware": 100,
+            "spiders.middlewares.ConditionalGetMiddleware": 560,
+        },
+        "SCHEDULER_PRIORITY_QUEUE": "scrapy.pqueues.DownloaderAwarePriorityQueue",
+        # Requests are injected by the scheduler; the spider never runs out of them by itself.
+        "CLOSESPIDER_TIMEOUT": 0,
+    }
+    settings.update(overrides)
+    return settings

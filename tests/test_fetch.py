@@ -1,0 +1,106 @@
+"""The fetch stage against a real local server: outcomes and their reasons, politeness settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from spiders.fetch import fetch_many
+from tests.conftest import CORPUS
+from tests.pageserver import PageServer, Reply
+from watcher.config import FetchConfig
+from watcher.records import FetchRequest
+from watcher.runtime import run_sync
+
+FAST = FetchConfig(autothrottle=False, retries=1, timeout="5s", user_agent="watcher-test/1 (+http://example.invalid/contact)")
+HTML = b"<html><head><title>Show S2</title><meta property='article:published_time' content='2026-01-05'></head>" \
+       b"<body><article><p>Season 2 arrives in early 2027.</p></article></body></html>"
+
+
+@pytest.fixture
+def server():
+    with PageServer() as s:
+        yield s
+
+
+def fetch(*reqs: FetchRequest, config: FetchConfig = FAST):
+    return run_sync(lambda: fetch_many(config, list(reqs)))
+
+
+def test_html_wordpress_and_feed_documents(server):
+    server.route("/page", Reply(body=HTML, headers={"Content-Type": "text/html; charset=utf-8"}))
+    wp = (CORPUS / "seeds" / "blueroads-wp-post-161.json").read_bytes()
+    server.route("/wp-json/wp/v2/posts/161", Reply(body=wp, headers={"Content-Type": "application/json"}))
+    feed = (b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title>"
+            b"<item><title>One</title><link>http://e/1</link><guid>g1</guid><description>a</description></item>"
+            b"<item><title>Two</title><link>http://e/2</link><description>b</description></item>"
+            b"</channel></rss>")
+    server.route("/feed", Reply(body=feed, headers={"Content-Type": "application/rss+xml"}))
+    page, post, entries = fetch(FetchRequest("p", server.url("/page"), "html"),
+                                FetchRequest("w", server.url("/wp-json/wp/v2/posts/161"), "wordpress"),
+                                FetchRequest("f", server.url("/feed"), "feed"))
+    assert page.status == "ok" and page.documents[0].title == "Show S2"
+    assert str(page.documents[0].published) == "2026-01-05"
+    doc = post.documents[0]
+    assert doc.format == "wordpress-rest-json" and doc.url == "https://blueroads.in/blog/all-of-us-are-dead-season/"
+    assert str(doc.published) == "2026-02-23" and "wrapped filming" in doc.body and doc.jsonld
+    assert [d.entry_key for d in entries.documents] == ["g1", "http://e/2"]
+    # The identifying User-Agent went out with every request.
+    assert all("watcher-test/1" in h.get("User-Agent", "") for _, h in server.requests)
+
+
+def test_conditional_get_turns_304_into_not_modified(server):
+    server.route("/page", Reply(body=HTML, headers={"Content-Type": "text/html", "ETag": '"v1"',
+                                                    "Last-Modified": "Mon, 05 Jan 2026 10:00:00 GMT"}))
+    (first,) = fetch(FetchRequest("p", server.url("/page"), "html"))
+    assert first.status == "ok" and first.etag == '"v1"'
+    (second,) = fetch(FetchRequest("p", server.url("/page"), "html", etag=first.etag,
+                                   last_modified=first.last_modified))
+    assert second.status == "not_modified" and second.http_status == 304
+    sent = server.requests[-1][1]
+    assert sent["If-None-Match"] == '"v1"' and sent["If-Modified-Since"] == "Mon, 05 Jan 2026 10:00:00 GMT"
+
+
+def test_failures_have_reasons(server):
+    server.route("/robots.txt", Reply(body=b"User-agent: *\nDisallow: /private\n"))
+    server.route("/private", Reply(body=HTML))
+    server.route("/gone", Reply(410, b"gone"))
+    server.route("/busy", Reply(429, b"slow down", headers={"Retry-After": "120"}))
+    server.route("/err", Reply(500, b"oops"))
+    server.route("/bad.json", Reply(body=b"{not json", headers={"Content-Type": "application/json"}))
+    server.route("/wp-error", Reply(body=b'{"code":"rest_post_invalid_id","message":"Invalid post ID."}'))
+    outcomes = {o.watch: o for o in fetch(
+        FetchRequest("robots", server.url("/private"), "html"),
+        FetchRequest("gone", server.url("/gone"), "html"),
+        FetchRequest("busy", server.url("/busy"), "html"),
+        FetchRequest("err", server.url("/err"), "html"),
+        FetchRequest("json", server.url("/bad.json"), "wordpress"),
+        FetchRequest("wperr", server.url("/wp-error"), "wordpress"),
+        FetchRequest("refused", "http://127.0.0.1:9/", "html"),
+    )}
+    reasons = {k: o.reason for k, o in outcomes.items()}
+    assert reasons == {"robots": "robots", "gone": "http-410", "busy": "http-429", "err": "http-500",
+                       "json": "invalid-json", "wperr": "wordpress-error", "refused": "connection-refused"}
+    assert all(o.status == "failed" for o in outcomes.values())
+    assert outcomes["busy"].retry_after == 120
+    assert server.hits["/err"] == 2  # one retry for a 5xx
+    assert server.hits["/busy"] == 1  # 429 is not retried at once
+
+
+def test_size_limit_and_timeout(server):
+    server.route("/huge", Reply(body=b"<html><body>" + b"x" * 300_000 + b"</body></html>"))
+    server.route("/slow", Reply(body=HTML, delay=3))
+    config = FAST.model_copy(update={"max_bytes": 100_000, "timeout": __import__("datetime").timedelta(seconds=1),
+                                     "retries": 0})
+    huge, slow = fetch(FetchRequest("huge", server.url("/huge"), "html"),
+                       FetchRequest("slow", server.url("/slow"), "html"), config=config)
+    assert huge.reason == "too-large"
+    assert slow.reason == "timeout"
+
+
+def test_robots_applies_to_every_request_waiting_on_the_first_download(server):
+    """Regression: upstream lets all but the first concurrent request through while robots.txt downloads."""
+    server.route("/robots.txt", Reply(body=b"User-agent: *\nDisallow: /private\n", delay=0.3))
+    reqs = [FetchRequest(f"p{i}", server.url(f"/private/{i}"), "html") for i in range(6)]
+    outcomes = fetch(*reqs)
+    assert [o.reason for o in outcomes] == ["robots"] * 6
+    assert not any(path.startswith("/private") for path in server.hits)

@@ -1,0 +1,113 @@
+"""The daemon: APScheduler jobs per watch, persisted in the database, clean shutdown on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+from sqlalchemy import func, select, text
+
+from tests.pageserver import PageServer, Reply
+from tests.test_pipeline import make_config, page
+from watcher.config import Config
+from watcher.runtime import run_sync
+from watcher.scheduler import run_daemon
+from watcher.store.models import Check, Watch
+
+
+@pytest.fixture
+def server():
+    with PageServer() as s:
+        yield s
+
+
+def run_daemon_for(store, config: Config, seconds: float) -> None:
+    async def go() -> None:
+        stop = asyncio.Event()
+        task = asyncio.ensure_future(run_daemon(store, config, stop=stop, sender=False))
+        await asyncio.sleep(seconds)
+        stop.set()
+        await asyncio.wait_for(task, timeout=10)
+
+    run_sync(go)
+
+
+def checks_per_watch(store) -> dict[str, int]:
+    with store.session() as s:
+        rows = s.execute(select(Watch.name, func.count(Check.id)).join(Check).group_by(Watch.name)).all()
+    return dict(rows)
+
+
+def job_times(store) -> dict[str, float]:
+    with store.engine.connect() as c:
+        return dict(c.execute(text("SELECT id, next_run_time FROM apscheduler_jobs")).all())
+
+
+def test_each_watch_runs_on_its_own_interval_and_jobs_persist(server, store, database_url):
+    server.route("/a", page("early 2027"))
+    server.route("/b", page("late 2026"))
+    config = make_config(server, database_url, [
+        {"name": "a", "url": server.url("/a"), "interval": "1s", "jitter": "0s"},
+        {"name": "b", "url": server.url("/b"), "interval": "1h", "jitter": "0s"}])
+    run_daemon_for(store, config, 4.0)
+    counts = checks_per_watch(store)
+    assert 2 <= counts["a"] <= 6  # every second, never overlapping
+    assert counts.get("b", 0) <= 1  # first run lands within its spread, then hourly
+    jobs = job_times(store)
+    assert set(jobs) == {"watch:a", "watch:b"}
+    # Restart with b unchanged and a removed: b keeps its persisted next run time, a's job is gone.
+    config2 = make_config(server, database_url, [
+        {"name": "b", "url": server.url("/b"), "interval": "1h", "jitter": "0s"}])
+    run_daemon_for(store, config2, 0.5)
+    assert job_times(store) == {"watch:b": jobs["watch:b"]}
+
+
+def test_sigterm_stops_the_daemon_cleanly(server, tmp_path):
+    server.route("/a", Reply(body=b"<html><body><p>Show Season 2 arrives in 2027.</p></body></html>",
+                             headers={"Content-Type": "text/html"}, delay=0.5))
+    db = tmp_path / "w.db"
+    cfg = tmp_path / "watcher.toml"
+    cfg.write_text(f"""
+[watcher]
+database_url = "sqlite:///{db}"
+[fetch]
+autothrottle = false
+[[watch]]
+name = "a"
+url = "{server.url('/a')}"
+interval = "1s"
+jitter = "0s"
+""")
+    env = {k: v for k, v in os.environ.items() if k != "WATCHER_DATABASE_URL"}
+    proc = subprocess.Popen([sys.executable, "-m", "watcher", "-c", str(cfg), "run"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if db.exists():
+                try:
+                    with sqlite3.connect(db) as c:
+                        if c.execute("SELECT count(*) FROM checks").fetchone()[0] >= 2:
+                            break
+                except sqlite3.OperationalError:
+                    pass
+            time.sleep(0.2)
+        else:
+            pytest.fail("the daemon made no checks: " + proc.stderr.read() if proc.poll() is not None else "")
+        stopped_at = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+        assert time.monotonic() - stopped_at < 8
+        assert proc.returncode == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    with sqlite3.connect(db) as c:
+        assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert c.execute("SELECT count(*) FROM apscheduler_jobs").fetchone()[0] == 1

@@ -1,0 +1,43 @@
+"""Helpers every command module uses: config + database from the click context, output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from watcher.config import Config, load_config
+from watcher.text import strip_control
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def get_config(ctx: click.Context) -> Config:
+    obj = ctx.find_root().obj or {}
+    if "config" not in obj:
+        obj["config"] = load_config(obj.get("config_path"))
+    return obj["config"]
+
+
+def get_store(ctx: click.Context) -> Any:
+    """The Store for the configured database, migrated on first use."""
+    from watcher.store import Store
+
+    obj = ctx.find_root().obj
+    if "store" not in obj:
+        obj["store"] = Store.open(get_config(ctx).database_url)
+    return obj["store"]
+
+
+def safe(text: Any) -> str:
+    """Scraped text made safe for a rich terminal: no ANSI escapes, no rich markup."""
+    return escape(strip_control("" if text is None else str(text)))
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")

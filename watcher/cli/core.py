@@ -1,0 +1,123 @@
+"""Core commands: run (the daemon), check (one cycle now), watches, db upgrade."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from watcher.cli._common import console, err_console, get_config, get_store, print_json, safe
+
+
+@click.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """Run the daemon: check each watch on its schedule and deliver alerts, until SIGTERM/SIGINT."""
+    from watcher.runtime import run_sync
+    from watcher.scheduler import run_daemon
+
+    config, store = get_config(ctx), get_store(ctx)
+    err_console.print(f"watcher: {len(config.watch)} watches, database {store!r}; Ctrl-C to stop")
+    import asyncio
+
+    from watcher.runtime import reactor_loop
+
+    # The stop event must belong to the reactor's loop; SIGTERM/SIGINT set it (see run_sync).
+    stop = asyncio.Event()
+    reactor_loop()
+    run_sync(lambda: run_daemon(store, config, stop=stop), stop_on_signal=stop)
+
+
+@click.command()
+@click.argument("watches", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.pass_context
+def check(ctx: click.Context, watches: tuple[str, ...], as_json: bool) -> None:
+    """Check WATCHES (default: all enabled) once now, then print a summary.
+
+    Exit code 1 when any watch failed.
+    """
+    from watcher.pipeline import CycleReport, run_cycle
+    from watcher.runtime import run_sync
+
+    config, store = get_config(ctx), get_store(ctx)
+    for name in watches:
+        config.watch_by_name(name)
+    store.sync_watches(config.watch)
+    store.sync_subscribers(config.subscriber)
+    names = list(watches) or [w.name for w in config.watch if w.enabled]
+    progress = Progress(TextColumn("checking"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=err_console, disable=as_json or not err_console.is_terminal, transient=True)
+
+    task = progress.add_task("check", total=len(names))
+
+    async def go() -> CycleReport:
+        with progress:
+            return await run_cycle(store, config, names, progress=lambda _: progress.advance(task))
+
+    report = run_sync(go)
+    if as_json:
+        print_json({"seconds": round(report.seconds, 3), "results": [
+            {"watch": r.watch, "outcome": r.outcome, "http_status": r.http_status, "reason": r.reason,
+             "error": r.error, "snapshots": r.snapshots, "events": r.events, "alerts": r.alerts,
+             "duration_ms": r.duration_ms} for r in report.results]})
+    else:
+        table = Table(title=f"check: {len(report.results)} watches in {report.seconds:.1f}s")
+        for col in ("watch", "outcome", "http", "snapshots", "events", "ms", "reason / error"):
+            table.add_column(col)
+        for r in report.results:
+            style = "red" if r.outcome == "failed" else "green" if r.outcome == "changed" else None
+            table.add_row(safe(r.watch), r.outcome, str(r.http_status or ""), str(r.snapshots), str(r.events),
+                          str(r.duration_ms), safe(r.error or r.reason or ""), style=style)
+        console.print(table)
+    if report.failed:
+        sys.exit(1)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def watches(ctx: click.Context, as_json: bool) -> None:
+    """List watches with their last check and status."""
+    from sqlalchemy import select
+
+    from watcher.store.models import Watch
+
+    config, store = get_config(ctx), get_store(ctx)
+    store.sync_watches(config.watch)
+    with store.session() as s:
+        rows = list(s.scalars(select(Watch).order_by(Watch.name)))
+    data = [{"name": w.name, "kind": w.kind, "url": w.url, "enabled": w.enabled,
+             "topic": f"{w.topic_work}" + (f" S{w.topic_season}" if w.topic_season is not None else "")
+             if w.topic_work else None,
+             "schedule": w.config.get("cron") or w.config.get("interval"),
+             "last_check": w.last_check_at.isoformat() if w.last_check_at else None,
+             "status": w.last_status, "failures": w.consecutive_failures, "last_error": w.last_error}
+            for w in rows]
+    if as_json:
+        print_json(data)
+        return
+    table = Table(title=f"{len(data)} watches")
+    for col in ("name", "kind", "topic", "schedule", "last check", "status", "error"):
+        table.add_column(col)
+    for d in data:
+        table.add_row(safe(d["name"]), d["kind"], safe(d["topic"] or ""), safe(d["schedule"]),
+                      (d["last_check"] or "never")[:19], (d["status"] or "-") + (" (disabled)" if not d["enabled"]
+                                                                                else ""),
+                      safe((d["last_error"] or "")[:80]), style="red" if d["status"] == "failed" else None)
+    console.print(table)
+
+
+@click.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Apply pending migrations (the daemon also does this at start)."""
+    store = get_store(ctx)
+    console.print(f"database {store!r} is at the latest schema")

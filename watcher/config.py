@@ -1,0 +1,291 @@
+"""Configuration: `config/watcher.toml`, validated with pydantic.
+
+A bad config fails at start with a message that names the file, the key and what is wrong. Secrets are
+never in the file: the file names environment variables (`password_env`, `secret_env`) that hold them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from watcher.errors import ConfigError
+from watcher.records import EVENT_TYPES, Topic, WatchKind
+
+DEFAULT_CONFIG = Path("config/watcher.toml")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?\s*$", re.I)
+_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """'90', '90s', '15m', '6h', '1d' or a number of seconds -> timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        m = _DURATION.match(str(value))
+        if not m:
+            raise ValueError(f"{value!r} is not a duration; write e.g. '90s', '15m', '6h' or '1d'")
+        seconds = float(m.group(1)) * _UNITS[(m.group(2) or "s").lower()]
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return timedelta(seconds=seconds)
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    return value
+
+
+HttpUrl = Annotated[str, BeforeValidator(lambda v: _http_url(str(v)))]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TopicConfig(_Model):
+    work: str = Field(min_length=1)
+    season: int | None = Field(default=None, ge=0)
+
+    def topic(self) -> Topic:
+        return Topic(self.work, self.season)
+
+
+class ScopeConfig(_Model):
+    css: str | None = None
+    xpath: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> ScopeConfig:
+        if bool(self.css) == bool(self.xpath):
+            raise ValueError("give exactly one of 'css' or 'xpath'")
+        return self
+
+
+class WatchConfig(_Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    url: HttpUrl
+    kind: WatchKind = "html"
+    topic: TopicConfig | None = None
+    interval: Duration | None = None
+    cron: str | None = None
+    jitter: Duration = timedelta(minutes=5)
+    scope: ScopeConfig | None = None
+    confirm: int = Field(default=1, ge=1, le=5)
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _schedule(self) -> WatchConfig:
+        if self.interval is None and self.cron is None:
+            raise ValueError("give 'interval' (e.g. '6h') or 'cron' (e.g. '0 */6 * * *')")
+        if self.interval is not None and self.cron is not None:
+            raise ValueError("give only one of 'interval' and 'cron'")
+        if self.interval is not None and self.interval < timedelta(seconds=1):
+            raise ValueError("'interval' must be at least 1s")
+        if self.cron is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(self.cron)
+            except ValueError as e:
+                raise ValueError(f"cron {self.cron!r}: {e}") from e
+        return self
+
+
+class DigestConfig(_Model):
+    cron: str = "0 8 * * *"
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown time zone {v!r}") from e
+        return v
+
+
+class SubscriberConfig(_Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
+    webhook: HttpUrl | None = None
+    apprise: str | None = None
+    secret_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    topics: list[str] = Field(default_factory=list)
+    events: list[str] = Field(default_factory=list)
+    min_confidence: float = Field(default=0.0, ge=0, le=1)
+    mode: Literal["immediate", "digest"] = "immediate"
+    digest: DigestConfig = DigestConfig()
+
+    @property
+    def kind(self) -> str:
+        return "email" if self.email else "webhook" if self.webhook else "apprise"
+
+    @property
+    def target(self) -> str:
+        return self.email or self.webhook or self.apprise or ""
+
+    @model_validator(mode="after")
+    def _target(self) -> SubscriberConfig:
+        if sum(x is not None for x in (self.email, self.webhook, self.apprise)) != 1:
+            raise ValueError("give exactly one of 'email', 'webhook' or 'apprise'")
+        unknown = sorted(set(self.events) - set(EVENT_TYPES))
+        if unknown:
+            raise ValueError(f"unknown event types {unknown}; known: {', '.join(EVENT_TYPES)}")
+        return self
+
+
+class FetchConfig(_Model):
+    user_agent: str = "watcher/0.1 (+https://github.com/newswatch/watcher; release-news monitor)"
+    obey_robots: bool = True
+    timeout: Duration = timedelta(seconds=30)
+    max_bytes: int = Field(default=5_000_000, ge=1024)
+    concurrency: int = Field(default=16, ge=1)
+    concurrency_per_domain: int = Field(default=2, ge=1)
+    retries: int = Field(default=2, ge=0, le=10)
+    autothrottle: bool = True
+    download_delay: Duration = timedelta(seconds=0)
+    failures_before_event: int = Field(default=3, ge=1)
+    max_backoff: Duration = timedelta(hours=6)
+
+
+class SmtpConfig(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(default=25, ge=1, le=65535)
+    security: Literal["plain", "starttls", "tls"] = "plain"
+    username: str | None = None
+    password_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    sender: str = "watcher@localhost"
+    timeout: Duration = timedelta(seconds=30)
+
+
+class NotifyConfig(_Model):
+    max_attempts: int = Field(default=8, ge=1)
+    backoff_base: Duration = timedelta(seconds=30)
+    backoff_max: Duration = timedelta(hours=2)
+    send_interval: Duration = timedelta(seconds=5)
+    timeout: Duration = timedelta(seconds=20)
+    smtp: SmtpConfig = SmtpConfig()
+
+
+class RedisConfig(_Model):
+    url: str = "redis://127.0.0.1:6379/0"
+
+
+class Settings(_Model):
+    database_url: str = "sqlite:///var/watcher.db"
+    data_dir: str = "var"
+    web_token_env: str = Field(default="WATCHER_WEB_TOKEN", pattern=r"^[A-Z_][A-Z0-9_]*$")
+
+
+class Config(_Model):
+    watcher: Settings = Settings()
+    fetch: FetchConfig = FetchConfig()
+    notify: NotifyConfig = NotifyConfig()
+    redis: RedisConfig = RedisConfig()
+    watch: list[WatchConfig] = Field(default_factory=list)
+    subscriber: list[SubscriberConfig] = Field(default_factory=list)
+    source_path: str | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Config:
+        for what, items in (("watch", self.watch), ("subscriber", self.subscriber)):
+            seen: set[str] = set()
+            for item in items:
+                if item.name in seen:
+                    raise ValueError(f"two {what} entries are named {item.name!r}; names must be unique")
+                seen.add(item.name)
+        return self
+
+    @property
+    def database_url(self) -> str:
+        """The database URL; WATCHER_DATABASE_URL in the environment overrides the file."""
+        return os.environ.get("WATCHER_DATABASE_URL") or self.watcher.database_url
+
+    def watch_by_name(self, name: str) -> WatchConfig:
+        for w in self.watch:
+            if w.name == name:
+                return w
+        raise ConfigError(f"no watch named {name!r} in {self.source_path}")
+
+    def subscriber_by_name(self, name: str) -> SubscriberConfig:
+        for s in self.subscriber:
+            if s.name == name:
+                return s
+        raise ConfigError(f"no subscriber named {name!r} in {self.source_path}")
+
+
+def secret_from_env(var: str | None, what: str) -> str | None:
+    """Read a secret from the environment variable the config names; never from the file."""
+    if not var:
+        return None
+    value = os.environ.get(var)
+    if value is None:
+        raise ConfigError(f"{what}: environment variable {var} is not set")
+    return value
+
+
+def _loc(data: dict[str, Any], loc: tuple[Any, ...]) -> str:
+    """Render a pydantic error location as a config key, naming list items by their `name`."""
+    parts: list[str] = []
+    node: Any = data
+    for item in loc:
+        if isinstance(item, int) and isinstance(node, list):
+            name = node[item].get("name") if item < len(node) and isinstance(node[item], dict) else None
+            parts[-1] += f"[{item}]" + (f" ({name})" if name else "")
+            node = node[item] if item < len(node) else None
+        else:
+            if str(item).startswith(("function-", "function_")):
+                continue
+            parts.append(str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return ".".join(parts) or "(top level)"
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load and validate the config; raise ConfigError naming file, key and problem."""
+    p = Path(path or os.environ.get("WATCHER_CONFIG") or DEFAULT_CONFIG)
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read config: {e.strerror or e}") from e
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not UTF-8 text: {e}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: TOML syntax error: {e}") from e
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{p}: {_loc(data, err['loc'])}: {msg}")
+        raise ConfigError("invalid config:\n  " + "\n  ".join(lines)) from None
+    return config.model_copy(update={"source_path": str(p)})

@@ -1,0 +1,50 @@
+"""Logging setup and redaction: secrets from the environment never reach a log line or an error."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+
+from watcher.text import strip_control
+
+_SECRET_NAMES = re.compile(r"(PASSWORD|SECRET|TOKEN|API_KEY|APIKEY|CREDENTIAL)", re.I)
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@", re.I)
+
+
+def _secret_values() -> list[str]:
+    values = []
+    for name, value in os.environ.items():
+        if _SECRET_NAMES.search(name) and value and len(value) >= 4:
+            values.append(value)
+    return sorted(values, key=len, reverse=True)
+
+
+def redact(text: str) -> str:
+    """Hide known secret values (env vars named *PASSWORD*, *SECRET*, *TOKEN*...) and URL passwords."""
+    for value in _secret_values():
+        text = text.replace(value, "***")
+    return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+
+
+class RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        clean = strip_control(redact(msg))
+        if clean != msg:
+            record.msg, record.args = clean, None
+        return True
+
+
+def setup_logging(verbose: int = 0) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    root = logging.getLogger()
+    if not any(isinstance(f, RedactingFilter) for h in root.handlers for f in h.filters):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(RedactingFilter())
+        root.addHandler(handler)
+    root.setLevel(level)
+    # Scrapy and friends are chatty at INFO; keep them one step quieter than ours.
+    for noisy in ("scrapy", "twisted", "apscheduler", "filelock", "trafilatura", "htmldate"):
+        logging.getLogger(noisy).setLevel(max(level, logging.INFO if verbose >= 2 else logging.WARNING))

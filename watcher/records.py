@@ -1,0 +1,291 @@
+"""The small typed records that pass between the stages (see DESIGN.md).
+
+config -> scheduler -> fetch (RawDocument) -> document (Document) -> extract (FactSet)
+       -> store (Snapshot) -> diff (ChangeEvent) -> outbox (Alert) -> notifiers
+
+Records are frozen dataclasses or pydantic models; no stage imports another stage's internals,
+only these records and the stage's one public entry point.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+WatchKind = Literal["html", "wordpress", "feed"]
+DocumentFormat = Literal["html", "wordpress-rest-json", "feed-entry", "text"]
+Precision = Literal["day", "month", "year-part", "year"]
+Renewal = Literal["renewed", "cancelled", "unconfirmed"]
+Production = Literal["development", "pre-production", "filming", "post-production", "complete", "released"]
+CastStatus = Literal["returning", "new", "exited", "unconfirmed", "listed"]
+Trailer = Literal["none", "teaser", "released"]
+
+EVENT_TYPES = (
+    "release_changed",
+    "renewal_changed",
+    "production_changed",
+    "filming_changed",
+    "cast_added",
+    "cast_removed",
+    "cast_status_changed",
+    "trailer_changed",
+    "platform_changed",
+    "text_changed",
+    "fetch_failed",
+    "fetch_recovered",
+    "topic_consensus_changed",
+)
+
+_DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u00ad"), "-")
+
+
+def normalise_name(name: str) -> str:
+    """Display form of a person or work name: NFKC, every dash-like character as '-', single spaces."""
+    text = unicodedata.normalize("NFKC", name).translate(_DASHES)
+    return " ".join(text.split())
+
+
+def name_key(name: str) -> str:
+    """Comparison key of a name (DESIGN.md): normalised and case-folded."""
+    return normalise_name(name).casefold()
+
+
+# --------------------------------------------------------------------------- topic
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """What facts are about: a work and optionally a season."""
+
+    work: str
+    season: int | None = None
+
+    @property
+    def key(self) -> str:
+        """Stable key used in the database and URLs: 'all of us are dead#2'."""
+        base = name_key(self.work)
+        return f"{base}#{self.season}" if self.season is not None else base
+
+    def label(self) -> str:
+        return f"{self.work} S{self.season}" if self.season is not None else self.work
+
+
+# --------------------------------------------------------------------------- fetch -> document
+
+
+@dataclass(frozen=True, slots=True)
+class RawDocument:
+    """What the fetch stage hands on: one document's raw content and metadata, not yet normalised.
+
+    `body` is HTML for html/wordpress/feed entries (the post's content HTML), plain text for text.
+    `entry_key` identifies a feed entry (guid or link) within its watch; '' for single-document watches.
+    """
+
+    url: str
+    format: DocumentFormat
+    body: str
+    final_url: str | None = None
+    title: str | None = None
+    published: dt.date | None = None
+    modified: dt.date | None = None
+    entry_key: str = ""
+    jsonld: list[dict[str, Any]] = field(default_factory=list)
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A table kept as structure: header cells (may be empty) and body rows of cell text."""
+
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    caption: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListBlock:
+    """A bulleted/numbered list with the heading and lead-in sentence it sits under."""
+
+    items: tuple[str, ...]
+    heading: str | None = None
+    lead: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A normalised document: main text without boilerplate, plus the structure extraction reads."""
+
+    url: str
+    format: DocumentFormat
+    title: str | None
+    text: str
+    published: dt.date | None = None
+    modified: dt.date | None = None
+    final_url: str | None = None
+    entry_key: str = ""
+    headings: tuple[str, ...] = ()
+    tables: tuple[Table, ...] = ()
+    lists: tuple[ListBlock, ...] = ()
+    description: str | None = None
+
+    def content_hash(self) -> str:
+        """Hash of what the snapshot stores; boilerplate and whitespace are already gone from `text`."""
+        h = hashlib.sha256()
+        h.update(" ".join(self.text.split()).encode())
+        for table in self.tables:
+            for row in (table.header, *table.rows):
+                h.update(b"\x1e" + "\x1f".join(" ".join(c.split()) for c in row).encode())
+        return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- facts
+
+
+class _Fact(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    evidence: str = ""
+    confidence: float = Field(default=0.5, ge=0, le=1)
+
+
+class ReleaseFact(_Fact):
+    announced: bool = False
+    text: str
+    earliest: dt.date
+    latest: dt.date
+    precision: Precision
+
+
+class PreviousRelease(_Fact):
+    season: int | None = None
+    date: dt.date
+
+
+class ScalarFact(_Fact):
+    """renewal, production, platform, trailer: one value with its evidence."""
+
+    value: str
+
+
+class FilmingFact(_Fact):
+    start: dt.date | None = None
+    end: dt.date | None = None
+
+
+class CastFact(_Fact):
+    character: str | None = None
+    status: CastStatus = "listed"
+    aliases: list[str] = Field(default_factory=list)
+
+
+class Facts(BaseModel):
+    """The fact set of one document. A fact the document does not state is None, never guessed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    release: ReleaseFact | None = None
+    previous_release: PreviousRelease | None = None
+    renewal: ScalarFact | None = None
+    production: ScalarFact | None = None
+    filming: FilmingFact | None = None
+    platform: ScalarFact | None = None
+    cast: dict[str, CastFact] = Field(default_factory=dict)
+    trailer: ScalarFact | None = None
+
+
+class DocumentInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    format: DocumentFormat
+    title: str | None = None
+    url: str | None = None
+    published: dt.date | None = None
+    modified: dt.date | None = None
+
+
+class FactSet(BaseModel):
+    """What `watcher extract --json` prints (DESIGN.md fact schema) and what snapshots store."""
+
+    model_config = ConfigDict(extra="forbid")
+    document: DocumentInfo
+    work: str | None = None
+    season: int | None = None
+    facts: Facts = Field(default_factory=Facts)
+
+    def topic(self) -> Topic | None:
+        return Topic(self.work, self.season) if self.work else None
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """JSON-ready dict; facts the document does not state are left out."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+# --------------------------------------------------------------------------- diff -> outbox
+
+
+class ChangeEvent(BaseModel):
+    """A typed difference. `subject` names what changed within the type (the actor for cast events).
+
+    `old` and `new` are the JSON forms of the fact values (None where absent). `uid` is a stable id
+    derived from the watch, the type, the subject and the new value, used as idempotency key.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    type: str
+    subject: str = ""
+    old: Any = None
+    new: Any = None
+    summary: str = ""
+    evidence: str = ""
+    confidence: float = 1.0
+    topic: str | None = None
+    watch: str | None = None
+    source_url: str | None = None
+    detected_at: dt.datetime | None = None
+    uid: str | None = None
+
+
+class Alert(BaseModel):
+    """One change event for one subscriber, as a notifier receives it."""
+
+    model_config = ConfigDict(extra="forbid")
+    alert_id: str
+    subscriber: str
+    event: ChangeEvent
+    topic_label: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRequest:
+    """What the scheduler asks the fetch stage for: one watch's URL with its conditional-GET validators."""
+
+    watch: str
+    url: str
+    kind: WatchKind
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchOutcome:
+    """What the fetch stage returns for one request.
+
+    status: 'ok' (documents parsed), 'not_modified' (304), or 'failed' (reason says why, e.g. 'timeout',
+    'dns', 'connection-refused', 'http-404', 'robots', 'too-large', 'redirect-loop', 'invalid-json').
+    """
+
+    watch: str
+    url: str
+    status: Literal["ok", "not_modified", "failed"]
+    documents: tuple[RawDocument, ...] = ()
+    http_status: int | None = None
+    reason: str | None = None
+    error: str | None = None
+    final_url: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    retry_after: float | None = None
+    duration_ms: int = 0
+    size: int = 0

@@ -1,0 +1,85 @@
+"""One event loop for everything: Twisted's asyncio reactor, so Scrapy and APScheduler share it.
+
+Scrapy's reactor cannot be restarted within a process, so it is installed once and runs for the life of
+the process in one thread ("watcher-reactor"); `run_sync` submits a coroutine to its loop and waits.
+This lets a CLI command, the daemon and a test session each run any number of crawls in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import signal
+import sys
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def install_reactor() -> None:
+    """Install the asyncio reactor (idempotent); refuses if another reactor is already installed."""
+    if "twisted.internet.reactor" in sys.modules:
+        from twisted.internet import reactor
+
+        if reactor.__class__.__name__ != "AsyncioSelectorReactor":
+            raise RuntimeError(f"a non-asyncio Twisted reactor is installed: {reactor!r}")
+        return
+    from scrapy.utils.reactor import install_reactor as scrapy_install
+
+    scrapy_install(REACTOR)
+
+
+def reactor_loop() -> asyncio.AbstractEventLoop:
+    """The running reactor's asyncio loop, starting the reactor thread on first use."""
+    global _loop
+    with _lock:
+        if _loop is not None:
+            return _loop
+        install_reactor()
+        from twisted.internet import reactor
+
+        started = threading.Event()
+        reactor.callWhenRunning(started.set)
+        thread = threading.Thread(target=reactor.run, kwargs={"installSignalHandlers": False},
+                                  name="watcher-reactor", daemon=True)
+        thread.start()
+        if not started.wait(30):
+            raise RuntimeError("the Twisted reactor did not start")
+        _loop = reactor._asyncioEventloop  # type: ignore[attr-defined]
+        return _loop
+
+
+def run_sync(factory: Callable[[], Awaitable[T]], *, stop_on_signal: asyncio.Event | None = None) -> T:
+    """Run `factory()` on the reactor loop and return its result.
+
+    With `stop_on_signal`, SIGTERM/SIGINT set that event (on the loop) instead of interrupting, so the
+    coroutine can shut down cleanly; a second signal interrupts at once.
+    """
+    loop = reactor_loop()
+
+    async def wrapper() -> T:
+        return await factory()
+
+    fut: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(wrapper(), loop)
+    previous: dict[int, Any] = {}
+    if stop_on_signal is not None and threading.current_thread() is threading.main_thread():
+        def handler(signum: int, _frame: Any) -> None:
+            loop.call_soon_threadsafe(stop_on_signal.set)
+            for s, h in previous.items():  # the next signal is not graceful
+                signal.signal(s, h)
+
+        for s in (signal.SIGTERM, signal.SIGINT):
+            previous[s] = signal.signal(s, handler)
+    try:
+        return fut.result()
+    except KeyboardInterrupt:
+        fut.cancel()
+        raise
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

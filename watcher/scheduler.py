@@ -1,0 +1,134 @@
+"""The schedule stage: APScheduler on the reactor's asyncio loop, one job per watch, state in the database.
+
+Jobs live in the `apscheduler_jobs` table, so a restart neither loses runs (a run missed while the daemon
+was down happens once at start: coalesce) nor floods them (never more than one). A job whose watch
+config (interval/cron/jitter) is unchanged keeps its persisted next run time across restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import logging
+import random
+from typing import Any
+
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from watcher.config import Config, WatchConfig
+from watcher.store import Store
+
+log = logging.getLogger(__name__)
+JOB_PREFIX = "watch:"
+_pipeline: Any = None  # the running daemon's Pipeline; jobs look it up here (only names are persisted)
+
+
+def make_trigger(w: WatchConfig) -> BaseTrigger:
+    jitter = w.jitter.total_seconds()
+    if w.interval is not None:
+        seconds = w.interval.total_seconds()
+        return IntervalTrigger(seconds=seconds, jitter=int(min(jitter, seconds / 2)) or None, timezone=dt.UTC)
+    trigger = CronTrigger.from_crontab(w.cron or "", timezone=dt.UTC)
+    trigger.jitter = int(jitter) or None
+    return trigger
+
+
+def schedule_signature(w: WatchConfig) -> str:
+    raw = f"{w.interval}|{w.cron}|{w.jitter}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+async def run_watch(name: str, sig: str | None = None) -> None:
+    """The job function (referenced by name in the job store)."""
+    if _pipeline is None:
+        log.warning("job for %s fired with no pipeline running", name)
+        return
+    result = await _pipeline.check(name)
+    log.info("%s: %s%s", name, result.outcome, f" ({result.reason})" if result.reason else "")
+
+
+def create_scheduler(store: Store) -> AsyncIOScheduler:
+    return AsyncIOScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=store.engine, tablename="apscheduler_jobs"),
+                   "memory": MemoryJobStore()},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        timezone=dt.UTC,
+    )
+
+
+def sync_jobs(scheduler: AsyncIOScheduler, config: Config, *, first_run_spread: float = 30.0) -> dict[str, int]:
+    """Make the job store match the config: add new watches, reschedule changed ones, drop removed ones."""
+    counts = {"kept": 0, "added": 0, "removed": 0}
+    wanted = {JOB_PREFIX + w.name: w for w in config.watch if w.enabled}
+    for job in scheduler.get_jobs(jobstore="default"):
+        if job.id.startswith(JOB_PREFIX) and job.id not in wanted:
+            job.remove()
+            counts["removed"] += 1
+    now = dt.datetime.now(dt.UTC)
+    for job_id, w in wanted.items():
+        sig = schedule_signature(w)
+        job = scheduler.get_job(job_id, jobstore="default")
+        if job is not None and job.kwargs.get("sig") == sig:
+            counts["kept"] += 1
+            continue
+        # A new (or rescheduled) watch runs soon, spread out so a big config does not stampede.
+        period = w.interval.total_seconds() if w.interval else first_run_spread
+        first = now + dt.timedelta(seconds=random.uniform(0, min(first_run_spread, period)))
+        scheduler.add_job("watcher.scheduler:run_watch", trigger=make_trigger(w), id=job_id, name=w.name,
+                          args=[w.name], kwargs={"sig": sig}, next_run_time=first, replace_existing=True,
+                          jobstore="default")
+        counts["added"] += 1
+    return counts
+
+
+async def run_daemon(store: Store, config: Config, *, stop: asyncio.Event | None = None,
+                     fetcher: Any = None, sender: bool = True) -> None:
+    """The long-running daemon: fetcher + scheduler + outbox sender until SIGTERM/SIGINT (or `stop`)."""
+    global _pipeline
+    from spiders.fetch import Fetcher
+    from watcher.pipeline import Pipeline
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    store.sync_watches(config.watch)
+    store.sync_subscribers(config.subscriber)
+    fetcher = fetcher or Fetcher(config.fetch)
+    await fetcher.start()
+    pipeline = Pipeline(store, config, fetcher)
+    _pipeline = pipeline
+    scheduler = create_scheduler(store)
+    scheduler.start(paused=True)
+    counts = sync_jobs(scheduler, config)
+    scheduler.resume()
+    log.warning("watcher running: %d watches (%s), %d subscribers", len(wanted := [w for w in config.watch
+                if w.enabled]), ", ".join(f"{k} {v}" for k, v in counts.items()), len(config.subscriber))
+    del wanted
+    tasks = []
+    if sender:
+        from watcher.notify import sender_loop
+
+        tasks.append(asyncio.ensure_future(sender_loop(store, config, stop)))
+    try:
+        await stop.wait()
+    finally:
+        log.warning("watcher stopping")
+        scheduler.shutdown(wait=False)
+        # In-flight checks are abandoned: their transactions either committed or never began.
+        running = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and
+                   getattr(t.get_coro(), "__qualname__", "").startswith(("run_watch", "Pipeline."))]
+        for t in running:
+            t.cancel()
+        await fetcher.close()
+        for t in tasks:
+            try:
+                await asyncio.wait_for(t, timeout=5)
+            except (TimeoutError, asyncio.CancelledError):
+                t.cancel()
+        _pipeline = None
+        await loop.run_in_executor(None, pipeline.close)

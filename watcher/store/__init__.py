@@ -1,0 +1,107 @@
+"""The store stage: SQLAlchemy models, migrations, and the Store facade the other stages use.
+
+Public entry point: `Store.open(url)`. Other stages use `store.session()` and the models in
+`watcher.store.models`; they never build engines or touch migrations themselves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from watcher.config import SubscriberConfig, WatchConfig
+from watcher.store.codec import decode_document, encode_document
+from watcher.store.db import open_database, safe_url
+from watcher.store.models import AlertRow, ChangeEventRow, Check, Fact, Snapshot, Subscriber, Watch
+
+__all__ = [
+    "AlertRow",
+    "ChangeEventRow",
+    "Check",
+    "Fact",
+    "Snapshot",
+    "Store",
+    "Subscriber",
+    "Watch",
+    "decode_document",
+    "encode_document",
+]
+
+
+class Store:
+    def __init__(self, engine: Engine, sessions: sessionmaker[Session]) -> None:
+        self.engine = engine
+        self.sessions = sessions
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True, **engine_kwargs: Any) -> Store:
+        engine, sessions = open_database(url, migrate=migrate, **engine_kwargs)
+        return cls(engine, sessions)
+
+    def __repr__(self) -> str:
+        return f"Store({safe_url(str(self.engine.url))})"
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on error."""
+        with self.sessions.begin() as session:
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ config sync
+
+    def sync_watches(self, configs: list[WatchConfig]) -> dict[str, int]:
+        """Upsert watches from config (by name); watches gone from config are disabled, not deleted,
+        so their history stays reviewable. Returns name -> id."""
+        with self.session() as s:
+            existing = {w.name: w for w in s.scalars(select(Watch))}
+            for c in configs:
+                w = existing.get(c.name)
+                if w is None:
+                    w = Watch(name=c.name)
+                    s.add(w)
+                    existing[c.name] = w
+                w.url = c.url
+                w.kind = c.kind
+                w.topic_work = c.topic.work if c.topic else None
+                w.topic_season = c.topic.season if c.topic else None
+                # Keys starting with "_" are runtime state (raw hash, failure episode), not config: keep them.
+                state = {k: v for k, v in (w.config or {}).items() if k.startswith("_")}
+                w.config = {**c.model_dump(mode="json"), **state}
+                w.enabled = c.enabled
+            names = {c.name for c in configs}
+            for name, w in existing.items():
+                if name not in names:
+                    w.enabled = False
+            s.flush()
+            return {name: w.id for name, w in existing.items() if name in names}
+
+    def sync_subscribers(self, configs: list[SubscriberConfig]) -> dict[str, int]:
+        with self.session() as s:
+            existing = {x.name: x for x in s.scalars(select(Subscriber))}
+            for c in configs:
+                sub = existing.get(c.name)
+                if sub is None:
+                    sub = Subscriber(name=c.name)
+                    s.add(sub)
+                    existing[c.name] = sub
+                sub.kind = c.kind
+                sub.target = c.target
+                sub.config = c.model_dump(mode="json")
+                sub.enabled = True
+            names = {c.name for c in configs}
+            for name, sub in existing.items():
+                if name not in names:
+                    sub.enabled = False
+            s.flush()
+            return {name: x.id for name, x in existing.items() if name in names}

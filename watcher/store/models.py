@@ -1,0 +1,214 @@
+"""SQLAlchemy 2 models: watch, check, snapshot, fact, change event, subscriber, alert (the outbox).
+
+Schema changes go through Alembic (`watcher/store/migrations`); never edit a released migration.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Deterministic constraint names so migrations work the same on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the zone otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime stored; use datetime.now(UTC)")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Watch(Base):
+    __tablename__ = "watches"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))
+    topic_work: Mapped[str | None] = mapped_column(String(300))
+    topic_season: Mapped[int | None] = mapped_column(Integer)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Fetch state: conditional GET validators and failure tracking.
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(String(64))
+    last_check_at: Mapped[dt.datetime | None] = mapped_column()
+    last_status: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    failure_reported: Mapped[bool] = mapped_column(Boolean, default=False)
+    backoff_until: Mapped[dt.datetime | None] = mapped_column()
+
+    checks: Mapped[list[Check]] = relationship(back_populates="watch", passive_deletes=True)
+
+
+class Check(Base):
+    """One fetch of a watch. Kept small: an unchanged fetch adds only this row."""
+
+    __tablename__ = "checks"
+    __table_args__ = (Index("ix_checks_watch_id_id", "watch_id", "id"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    watch_id: Mapped[int] = mapped_column(ForeignKey("watches.id", ondelete="CASCADE"))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # changed | unchanged | not_modified | failed | skipped
+    outcome: Mapped[str] = mapped_column(String(16))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id", ondelete="SET NULL"))
+
+    watch: Mapped[Watch] = relationship(back_populates="checks")
+
+
+class Snapshot(Base):
+    """A stored document version. `content_z` is the zlib-compressed JSON of the normalised document."""
+
+    __tablename__ = "snapshots"
+    __table_args__ = (Index("ix_snapshots_watch_entry", "watch_id", "entry_key", "id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    watch_id: Mapped[int] = mapped_column(ForeignKey("watches.id", ondelete="CASCADE"))
+    entry_key: Mapped[str] = mapped_column(String(500), default="")
+    fetched_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)
+    published: Mapped[dt.date | None] = mapped_column(Date)
+    modified: Mapped[dt.date | None] = mapped_column(Date)
+    topic_key: Mapped[str | None] = mapped_column(String(320), index=True)
+    work: Mapped[str | None] = mapped_column(String(300))
+    season: Mapped[int | None] = mapped_column(Integer)
+    content_z: Mapped[bytes] = mapped_column(LargeBinary)
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Fact(Base):
+    """One claim of one snapshot, flattened for the topic timeline (kind + subject -> value)."""
+
+    __tablename__ = "facts"
+    __table_args__ = (Index("ix_facts_topic_kind", "topic_key", "kind", "subject"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("snapshots.id", ondelete="CASCADE"), index=True)
+    watch_id: Mapped[int] = mapped_column(ForeignKey("watches.id", ondelete="CASCADE"))
+    topic_key: Mapped[str | None] = mapped_column(String(320))
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(300), default="")
+    value: Mapped[Any] = mapped_column(JSON)
+    evidence: Mapped[str | None] = mapped_column(Text)
+    confidence: Mapped[float] = mapped_column(Float, default=0.5)
+    published: Mapped[dt.date | None] = mapped_column(Date)
+    fetched_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ChangeEventRow(Base):
+    """A stored change event. `uid` is stable and unique: storing the same event twice is a no-op.
+
+    `state`: 'confirmed' events are alerted; 'pending' ones wait for confirmation (watch `confirm: 2`);
+    'dropped' pending ones were not seen again.
+    """
+
+    __tablename__ = "change_events"
+    __table_args__ = (Index("ix_change_events_topic_at", "topic_key", "detected_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(64), unique=True)
+    watch_id: Mapped[int | None] = mapped_column(ForeignKey("watches.id", ondelete="CASCADE"), index=True)
+    snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id", ondelete="SET NULL"))
+    topic_key: Mapped[str | None] = mapped_column(String(320))
+    type: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(300), default="")
+    old: Mapped[Any] = mapped_column(JSON, nullable=True)
+    new: Mapped[Any] = mapped_column(JSON, nullable=True)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    evidence: Mapped[str | None] = mapped_column(Text)
+    confidence: Mapped[float] = mapped_column(Float, default=1.0)
+    source_url: Mapped[str | None] = mapped_column(Text)
+    detected_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    state: Mapped[str] = mapped_column(String(16), default="confirmed")
+
+
+class Subscriber(Base):
+    __tablename__ = "subscribers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(Text)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AlertRow(Base):
+    """The outbox: one row per (event, subscriber). `uid` is the idempotency key sent to receivers.
+
+    status: pending -> sending (claimed) -> sent | dead; a failed attempt goes back to pending with
+    `next_attempt_at` pushed out by exponential backoff.
+    """
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        UniqueConstraint("event_id", "subscriber_id", name="uq_alerts_event_subscriber"),
+        Index("ix_alerts_status_next", "status", "next_attempt_at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(64), unique=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("change_events.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column()
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_until: Mapped[dt.datetime | None] = mapped_column()
+    digest: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    event: Mapped[ChangeEventRow] = relationship()
+    subscriber: Mapped[Subscriber] = relationship()
