@@ -1,0 +1,184 @@
+"""Change events in the store: what the pipeline calls after it stores (or re-sees) a snapshot.
+
+- `record_snapshot`: facts of a new snapshot vs the previous snapshot of the same watch entry ->
+  events; the snapshot's facts go to the `facts` table for the topic view; the topic's consensus is
+  re-computed and `topic_consensus_changed` raised when its current value moved.
+- `record_unchanged`: an unchanged fetch confirms the events a `confirm: 2` watch left pending.
+- `save_events`: insert events once (their uid is unique), returning the rows to alert.
+
+With `confirm: N` (N > 1) an event is stored `pending` and alerted only once the claim has been seen
+in N consecutive fetches; a change that flips back before then is `dropped`, and its flip back is not
+reported either (the reader never heard of the flicker).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from watcher.diff import comparable, diff_documents, event_kind, event_uid, fact_values, unreported_removals
+from watcher.records import ChangeEvent, Facts, FactSet
+from watcher.store.codec import decode_document
+from watcher.store.models import ChangeEventRow, Check, Fact, Snapshot, Watch, utcnow
+from watcher.topic import consensus_events
+
+# Runtime key in Snapshot.facts: facts carried over from the previous snapshot because their
+# evidence is still on the page although extraction missed them this time.
+CARRIED = "carried"
+
+
+def load_facts(snapshot: Snapshot) -> FactSet:
+    data = {k: v for k, v in (snapshot.facts or {}).items() if k != CARRIED}
+    return FactSet.model_validate(data)
+
+
+def save_events(s: Session, events: list[ChangeEvent], *, watch_id: int | None, snapshot_id: int | None,
+                topic_key: str | None, state: str = "confirmed") -> list[ChangeEventRow]:
+    """Insert events whose uid is new; return the inserted rows (an event seen before is a no-op)."""
+    if not events:
+        return []
+    uids = [e.uid or _content_uid(e, watch_id) for e in events]
+    existing = set(s.scalars(select(ChangeEventRow.uid).where(ChangeEventRow.uid.in_(uids))))
+    rows: list[ChangeEventRow] = []
+    for event, uid in zip(events, uids, strict=True):
+        if uid in existing:
+            continue
+        existing.add(uid)
+        row = ChangeEventRow(
+            uid=uid, watch_id=watch_id, snapshot_id=snapshot_id, topic_key=event.topic or topic_key,
+            type=event.type, subject=event.subject[:300], old=event.old, new=event.new, summary=event.summary,
+            evidence=event.evidence, confidence=event.confidence, source_url=event.source_url,
+            detected_at=event.detected_at or utcnow(), state=state)
+        s.add(row)
+        rows.append(row)
+    s.flush()
+    return rows
+
+
+def _content_uid(event: ChangeEvent, watch_id: int | None) -> str:
+    return event_uid(watch_id, event.type, event.subject, event.old, event.new, event.detected_at)
+
+
+def record_snapshot(s: Session, *, watch: Watch, snapshot: Snapshot, previous: Snapshot | None,
+                    confirm: int = 1) -> list[ChangeEventRow]:
+    """Store the events of a new snapshot; return those to alert now (confirmed ones)."""
+    new = load_facts(snapshot)
+    to_alert: list[ChangeEventRow] = []
+    suppressed: set[tuple[str, str, Any]] = set()
+    if previous is not None and confirm > 1:
+        confirmed, dropped = _settle_pending(s, watch, snapshot, previous, new.facts)
+        to_alert += confirmed
+        # Flicker A -> B -> A: B was never alerted, so neither is the way back to A.
+        suppressed = {(event_kind(_as_event(r)), r.subject, _cmp(r, "old")) for r in dropped}
+    events: list[ChangeEvent] = []
+    if previous is not None:
+        old = load_facts(previous)
+        old_text, new_text = decode_document(previous.content_z).text, decode_document(snapshot.content_z).text
+        events = diff_documents(old.facts, new.facts, old_text, new_text)
+        _carry_over(snapshot, old.facts, unreported_removals(old.facts, new.facts, events))
+        events = [e for e in events
+                  if (event_kind(e), e.subject, comparable(event_kind(e), e.new)) not in suppressed]
+    _store_facts(s, watch, snapshot, load_facts(snapshot))
+    topic_key = snapshot.topic_key
+    now = snapshot.fetched_at
+    for e in events:
+        e.topic, e.watch, e.source_url, e.detected_at = topic_key, watch.name, snapshot.url, now
+        e.uid = event_uid(watch.id, snapshot.entry_key, snapshot.id, e.type, e.subject)
+    if topic_key:
+        for e in consensus_events(s, topic_key, changed_by=snapshot):
+            e.uid = event_uid("consensus", topic_key, snapshot.id, e.subject, e.type)
+            e.detected_at = now
+            events.append(e)
+    state = "pending" if confirm > 1 and previous is not None else "confirmed"
+    rows = save_events(s, events, watch_id=watch.id, snapshot_id=snapshot.id, topic_key=topic_key, state=state)
+    if state == "confirmed":
+        to_alert += rows
+    return to_alert
+
+
+def record_unchanged(s: Session, *, watch: Watch, snapshot: Snapshot, confirm: int = 1) -> list[ChangeEventRow]:
+    """An unchanged fetch of `snapshot`: pending events of it that have now been seen `confirm` times."""
+    pending = list(s.scalars(select(ChangeEventRow).where(
+        ChangeEventRow.snapshot_id == snapshot.id, ChangeEventRow.state == "pending")))
+    if not pending:
+        return []
+    # The snapshot's own fetch, the unchanged fetches since, and this one (its check row comes later).
+    sightings = 2 + (s.scalar(select(func.count()).select_from(Check).where(
+        Check.watch_id == watch.id, Check.at > snapshot.fetched_at,
+        Check.outcome.in_(("unchanged", "not_modified")))) or 0)
+    if sightings < confirm:
+        return []
+    for row in pending:
+        row.state = "confirmed"
+    return pending
+
+
+def _settle_pending(s: Session, watch: Watch, snapshot: Snapshot, previous: Snapshot, new: Facts
+                    ) -> tuple[list[ChangeEventRow], list[ChangeEventRow]]:
+    """A new snapshot after one with pending events: confirm those whose new value still holds."""
+    pending = list(s.scalars(select(ChangeEventRow).where(
+        ChangeEventRow.snapshot_id == previous.id, ChangeEventRow.state == "pending")))
+    values = fact_values(new)
+    confirmed, dropped = [], []
+    for row in pending:
+        kind = event_kind(_as_event(row))
+        if row.type in ("text_changed", "topic_consensus_changed"):
+            holds = True  # the page did change; consensus is re-checked by the new snapshot itself
+        else:
+            current = next((v for (k, subj), v in values.items() if k == kind and _same_subject(subj, row.subject)),
+                           None)
+            holds = comparable(kind, current) == _cmp(row, "new")
+        row.state = "confirmed" if holds else "dropped"
+        (confirmed if holds else dropped).append(row)
+    return confirmed, dropped
+
+
+def _same_subject(a: str, b: str) -> bool:
+    from watcher.records import name_key
+
+    return name_key(a) == name_key(b)
+
+
+def _as_event(row: ChangeEventRow) -> ChangeEvent:
+    return ChangeEvent(type=row.type, subject=row.subject, old=row.old, new=row.new)
+
+
+def _cmp(row: ChangeEventRow, side: str) -> Any:
+    return comparable(event_kind(_as_event(row)), getattr(row, side))
+
+
+def _carry_over(snapshot: Snapshot, old: Facts, missing: list[tuple[str, str]]) -> None:
+    """Keep facts that vanished from extraction while their evidence is still on the page (diff_facts
+    declined to report them), so the next diff compares against them rather than against a gap."""
+    if not missing:
+        return
+    data = dict(snapshot.facts)
+    facts = dict(data.get("facts", {}))
+    old_json = old.model_dump(mode="json", exclude_none=True)
+    for kind, subject in missing:
+        if kind == "cast":
+            facts["cast"] = {**facts.get("cast", {}), subject: old_json["cast"][subject]}
+        else:
+            facts[kind] = old_json[kind]
+    data["facts"] = facts
+    data[CARRIED] = sorted(f"{k}:{s}" for k, s in missing)
+    snapshot.facts = data
+
+
+def _store_facts(s: Session, watch: Watch, snapshot: Snapshot, facts: FactSet) -> None:
+    """One `facts` row per claim of the snapshot, for the topic view (topic-less snapshots are skipped)."""
+    if not snapshot.topic_key:
+        return
+    evidence = facts.facts
+    rows = []
+    for (kind, subject), value in fact_values(facts.facts).items():
+        fact = evidence.cast.get(subject) if kind == "cast" else getattr(evidence, kind)
+        rows.append({"snapshot_id": snapshot.id, "watch_id": watch.id, "topic_key": snapshot.topic_key,
+                     "kind": kind, "subject": subject[:300], "value": value, "evidence": fact.evidence,
+                     "confidence": fact.confidence, "published": snapshot.published or snapshot.modified,
+                     "fetched_at": snapshot.fetched_at or dt.datetime.now(dt.UTC)})
+    if rows:
+        s.execute(insert(Fact), rows)
