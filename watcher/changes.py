@@ -87,7 +87,7 @@ def record_snapshot(s: Session, *, watch: Watch, snapshot: Snapshot, previous: S
     for e in events:
         e.topic, e.watch, e.source_url, e.detected_at = topic_key, watch.name, snapshot.url, now
         e.uid = event_uid(watch.id, snapshot.entry_key, snapshot.id, e.type, e.subject)
-    if topic_key:
+    if topic_key and not _first_of_watch(s, watch, snapshot):
         for e in consensus_events(s, topic_key, changed_by=snapshot):
             e.uid = event_uid("consensus", topic_key, snapshot.id, e.subject, e.type)
             e.detected_at = now
@@ -97,6 +97,12 @@ def record_snapshot(s: Session, *, watch: Watch, snapshot: Snapshot, previous: S
     if state == "confirmed":
         to_alert += rows
     return to_alert
+
+
+def _first_of_watch(s: Session, watch: Watch, snapshot: Snapshot) -> bool:
+    """A watch's first fetch sets its baseline: joining a topic is not news, a new feed entry later is."""
+    return s.scalar(select(func.count()).select_from(Snapshot).where(
+        Snapshot.watch_id == watch.id, Snapshot.fetched_at < snapshot.fetched_at)) == 0
 
 
 def record_unchanged(s: Session, *, watch: Watch, snapshot: Snapshot, confirm: int = 1) -> list[ChangeEventRow]:
@@ -169,6 +175,7 @@ def _carry_over(snapshot: Snapshot, old: Facts, missing: list[tuple[str, str]]) 
 
 
 def _store_facts(s: Session, watch: Watch, snapshot: Snapshot, facts: FactSet) -> None:
+    # A claim is dated by when its text was last stated: the modified date, else the published one.
     """One `facts` row per claim of the snapshot, for the topic view (topic-less snapshots are skipped)."""
     if not snapshot.topic_key:
         return
@@ -178,7 +185,7 @@ def _store_facts(s: Session, watch: Watch, snapshot: Snapshot, facts: FactSet) -
         fact = evidence.cast.get(subject) if kind == "cast" else getattr(evidence, kind)
         rows.append({"snapshot_id": snapshot.id, "watch_id": watch.id, "topic_key": snapshot.topic_key,
                      "kind": kind, "subject": subject[:300], "value": value, "evidence": fact.evidence,
-                     "confidence": fact.confidence, "published": snapshot.published or snapshot.modified,
+                     "confidence": fact.confidence, "published": snapshot.modified or snapshot.published,
                      "fetched_at": snapshot.fetched_at or dt.datetime.now(dt.UTC)})
     if rows:
         s.execute(insert(Fact), rows)

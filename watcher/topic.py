@@ -135,6 +135,7 @@ def topic_view(s: Session, key: str) -> TopicView:
             line.current = _newer(line.current, claim)
     view = TopicView(key, label, sorted(lines.values(), key=_line_order))
     for line in view.lines:
+        line.claims.sort(key=_order)
         line.disagreement = _disagreement(line, latest)
     return view
 

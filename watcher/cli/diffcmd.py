@@ -134,12 +134,16 @@ def topic_json(view: Any) -> dict[str, Any]:
 @click.pass_context
 def topic(ctx: click.Context, topic: str | None, as_json: bool) -> None:
     """Show a topic's current facts, their sources and disagreements (no TOPIC: list the topics)."""
-    from watcher.cli._common import console, get_store, print_json, safe
-    from watcher.topic import list_topics, topic_view
+    from watcher.cli._common import console, err_console, get_store, print_json, safe
+    from watcher.topic import UnknownTopic, list_topics, topic_view
 
     store = get_store(ctx)
-    with store.session() as s:
-        views = [topic_view(s, topic)] if topic else list_topics(s)
+    try:
+        with store.session() as s:
+            views = [topic_view(s, topic)] if topic else list_topics(s)
+    except UnknownTopic as e:
+        err_console.print(f"[red]error:[/red] {safe(e)}")
+        sys.exit(e.exit_code)
     if as_json:
         print_json(topic_json(views[0]) if topic else [topic_json(v) for v in views])
         return
