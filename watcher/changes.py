@@ -175,8 +175,9 @@ def _carry_over(snapshot: Snapshot, old: Facts, missing: list[tuple[str, str]]) 
 
 
 def _store_facts(s: Session, watch: Watch, snapshot: Snapshot, facts: FactSet) -> None:
-    # A claim is dated by when its text was last stated: the modified date, else the published one.
-    """One `facts` row per claim of the snapshot, for the topic view (topic-less snapshots are skipped)."""
+    """One `facts` row per claim of the snapshot, for the topic view (topic-less snapshots are skipped).
+
+    A claim is dated by when its text was last stated: the modified date, else the published one."""
     if not snapshot.topic_key:
         return
     evidence = facts.facts
