@@ -190,6 +190,10 @@ class NotifyConfig(_Model):
     backoff_max: Duration = timedelta(hours=2)
     send_interval: Duration = timedelta(seconds=5)
     timeout: Duration = timedelta(seconds=20)
+    # How long a sender owns a claimed alert; after a crash mid-send the alert is sent again (same id)
+    # once the lease expires. Must exceed the longest send.
+    lease: Duration = timedelta(minutes=2)
+    batch: int = Field(default=50, ge=1)
     smtp: SmtpConfig = SmtpConfig()
 
 

@@ -103,7 +103,7 @@ def _latest_snapshot_ids(s: Session, topic_key: str, exclude: int | None = None)
     return set(s.scalars(q.group_by(Snapshot.watch_id, Snapshot.entry_key)))
 
 
-def _label(s: Session, topic_key: str) -> str | None:
+def topic_label(s: Session, topic_key: str) -> str | None:
     row = s.execute(select(Snapshot.work, Snapshot.season).where(Snapshot.topic_key == topic_key)
                     .order_by(Snapshot.id.desc()).limit(1)).first()
     return Topic(row.work, row.season).label() if row and row.work else None
@@ -112,7 +112,7 @@ def _label(s: Session, topic_key: str) -> str | None:
 def topic_view(s: Session, key: str) -> TopicView:
     """Every claim of the topic (key as stored, or as a user writes it), grouped per fact."""
     key = key if "#" in key and key == key.casefold() else resolve_topic_key(key)
-    label = _label(s, key)
+    label = topic_label(s, key)
     if label is None:
         known = ", ".join(sorted(filter(None, s.scalars(select(Snapshot.topic_key).distinct())))) or "none yet"
         raise UnknownTopic(f"no snapshot is about topic {key!r} (known topics: {known})")
