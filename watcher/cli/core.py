@@ -81,21 +81,12 @@ def check(ctx: click.Context, watches: tuple[str, ...], as_json: bool) -> None:
 @click.pass_context
 def watches(ctx: click.Context, as_json: bool) -> None:
     """List watches with their last check and status."""
-    from sqlalchemy import select
-
-    from watcher.store.models import Watch
+    from watcher.review import list_watches
 
     config, store = get_config(ctx), get_store(ctx)
     store.sync_watches(config.watch)
     with store.session() as s:
-        rows = list(s.scalars(select(Watch).order_by(Watch.name)))
-    data = [{"name": w.name, "kind": w.kind, "url": w.url, "enabled": w.enabled,
-             "topic": f"{w.topic_work}" + (f" S{w.topic_season}" if w.topic_season is not None else "")
-             if w.topic_work else None,
-             "schedule": w.config.get("cron") or w.config.get("interval"),
-             "last_check": w.last_check_at.isoformat() if w.last_check_at else None,
-             "status": w.last_status, "failures": w.consecutive_failures, "last_error": w.last_error}
-            for w in rows]
+        data = list_watches(s)
     if as_json:
         print_json(data)
         return

@@ -75,31 +75,12 @@ def diff(old: str, new: str, fmt: str, old_published: dt.datetime | None, new_pu
 def changes(ctx: click.Context, topic: str | None, watch: str | None, since: dt.datetime | None,
             types: tuple[str, ...], include_pending: bool, limit: int, as_json: bool) -> None:
     """List stored change events, newest first."""
-    from sqlalchemy import select
-
     from watcher.cli._common import console, get_store, print_json, safe
-    from watcher.store.models import ChangeEventRow, Watch
-    from watcher.topic import resolve_topic_key
+    from watcher.review import list_events
 
-    store = get_store(ctx)
-    q = (select(ChangeEventRow, Watch.name).outerjoin(Watch, ChangeEventRow.watch_id == Watch.id)
-         .order_by(ChangeEventRow.detected_at.desc(), ChangeEventRow.id.desc()).limit(limit))
-    if topic:
-        q = q.where(ChangeEventRow.topic_key == resolve_topic_key(topic))
-    if watch:
-        q = q.where(Watch.name == watch)
-    if since:
-        q = q.where(ChangeEventRow.detected_at >= since.replace(tzinfo=dt.UTC))
-    if types:
-        q = q.where(ChangeEventRow.type.in_(types))
-    if not include_pending:
-        q = q.where(ChangeEventRow.state == "confirmed")
-    with store.session() as s:
-        rows = [(r, name) for r, name in s.execute(q).all()]
-        data = [{"id": r.id, "event_id": r.uid, "type": r.type, "subject": r.subject, "topic": r.topic_key,
-                 "watch": name, "state": r.state, "detected_at": r.detected_at.isoformat(), "summary": r.summary,
-                 "old": r.old, "new": r.new, "evidence": r.evidence, "confidence": r.confidence,
-                 "source_url": r.source_url} for r, name in rows]
+    with get_store(ctx).session() as s:
+        data = list_events(s, topic=topic, watch=watch, since=since, types=types,
+                           include_pending=include_pending, limit=limit)
     if as_json:
         print_json(data)
         return

@@ -4,44 +4,12 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import click
 
 from watcher.cli._common import console, err_console, get_config, get_store, print_json, safe
 
 STATUSES = ("pending", "sending", "sent", "dead")
-
-
-def _alert_rows(store: Any, status: str | None, subscriber: str | None, limit: int) -> list[dict[str, Any]]:
-    from sqlalchemy import select
-
-    from watcher.store.models import AlertRow, ChangeEventRow, Subscriber, utcnow
-
-    now = utcnow()
-    q = (select(AlertRow, ChangeEventRow, Subscriber.name).join(ChangeEventRow, AlertRow.event_id == ChangeEventRow.id)
-         .join(Subscriber, AlertRow.subscriber_id == Subscriber.id)
-         .order_by(AlertRow.created_at.desc(), AlertRow.id.desc()).limit(limit))
-    if status in ("pending", "sending"):
-        q = q.where(AlertRow.status == "pending")
-    elif status:
-        q = q.where(AlertRow.status == status)
-    if subscriber:
-        q = q.where(Subscriber.name == subscriber)
-    out = []
-    with store.session() as s:
-        for a, e, name in s.execute(q).all():
-            # "sending" is a pending alert a sender holds right now.
-            shown = "sending" if a.status == "pending" and a.claimed_until and a.claimed_until > now else a.status
-            if status and shown != status:
-                continue
-            out.append({"id": a.id, "alert_id": a.uid, "status": shown, "subscriber": name, "digest": a.digest,
-                        "attempts": a.attempts, "next_attempt_at": a.next_attempt_at.isoformat()
-                        if a.status == "pending" else None,
-                        "sent_at": a.sent_at.isoformat() if a.sent_at else None, "last_error": a.last_error,
-                        "created_at": a.created_at.isoformat(), "event": {"id": e.id, "type": e.type,
-                        "topic": e.topic_key, "summary": e.summary}})
-    return out
 
 
 @click.group(invoke_without_command=True)
@@ -54,7 +22,10 @@ def alerts(ctx: click.Context, status: str | None, subscriber: str | None, limit
     """List alerts in the outbox, newest first (`watcher alerts retry ID` re-queues one)."""
     if ctx.invoked_subcommand is not None:
         return
-    rows = _alert_rows(get_store(ctx), status, subscriber, limit)
+    from watcher.review import list_alerts
+
+    with get_store(ctx).session() as s:
+        rows = list_alerts(s, status=status, subscriber=subscriber, limit=limit)
     if as_json:
         print_json(rows)
         return

@@ -1,0 +1,174 @@
+"""The review stage: read-only queries over the history, as plain records for the CLI and the web page.
+
+Nothing here writes. Every function takes an open session and returns JSON-ready dicts or dataclasses,
+so `--json`, the terminal tables and the HTML templates show the same data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from watcher.diff import text_diff
+from watcher.errors import WatcherError
+from watcher.store.codec import decode_document
+from watcher.store.models import AlertRow, ChangeEventRow, Check, Snapshot, Subscriber, Watch, utcnow
+from watcher.topic import resolve_topic_key
+
+
+class NotFound(WatcherError):
+    exit_code = 2
+
+
+def _iso(value: dt.datetime | dt.date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+# --------------------------------------------------------------------------- watches
+
+
+def watch_row(w: Watch) -> dict[str, Any]:
+    return {"name": w.name, "kind": w.kind, "url": w.url, "enabled": w.enabled,
+            "topic": f"{w.topic_work}" + (f" S{w.topic_season}" if w.topic_season is not None else "")
+            if w.topic_work else None,
+            "schedule": w.config.get("cron") or w.config.get("interval"),
+            "last_check": _iso(w.last_check_at), "status": w.last_status, "failures": w.consecutive_failures,
+            "last_error": w.last_error, "backoff_until": _iso(w.backoff_until)}
+
+
+def list_watches(s: Session) -> list[dict[str, Any]]:
+    return [watch_row(w) for w in s.scalars(select(Watch).order_by(Watch.name))]
+
+
+def get_watch(s: Session, name: str) -> Watch:
+    w = s.scalars(select(Watch).where(Watch.name == name)).first()
+    if w is None:
+        known = ", ".join(s.scalars(select(Watch.name).order_by(Watch.name))) or "none yet"
+        raise NotFound(f"no watch named {name!r} in the database (known: {known})")
+    return w
+
+
+def watch_history(s: Session, name: str, *, limit: int = 50) -> dict[str, Any]:
+    """A watch, its latest checks (with failures and their reasons) and its snapshots, newest first."""
+    w = get_watch(s, name)
+    checks = s.scalars(select(Check).where(Check.watch_id == w.id).order_by(Check.at.desc(), Check.id.desc())
+                       .limit(limit))
+    snaps = s.scalars(select(Snapshot).where(Snapshot.watch_id == w.id)
+                      .order_by(Snapshot.fetched_at.desc(), Snapshot.id.desc()).limit(limit))
+    counts = dict(s.execute(select(Check.outcome, func.count()).where(Check.watch_id == w.id)
+                            .group_by(Check.outcome)).all())
+    return {**watch_row(w), "counts": counts,
+            "checks": [{"id": c.id, "at": _iso(c.at), "outcome": c.outcome, "http_status": c.http_status,
+                        "duration_ms": c.duration_ms, "reason": c.reason, "error": c.error,
+                        "snapshot_id": c.snapshot_id} for c in checks],
+            "snapshots": [{"id": x.id, "fetched_at": _iso(x.fetched_at), "url": x.url, "title": x.title,
+                           "entry": x.entry_key, "topic": x.topic_key, "published": _iso(x.published),
+                           "content_hash": x.content_hash[:12]} for x in snaps]}
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+@dataclass
+class SnapshotDetail:
+    id: int
+    watch: str
+    url: str
+    title: str | None
+    fetched_at: dt.datetime
+    published: dt.date | None
+    topic: str | None
+    text: str
+    facts: dict[str, Any]
+    previous_id: int | None = None
+    next_id: int | None = None
+    diff: str | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self, *, with_text: bool = True) -> dict[str, Any]:
+        data = {"id": self.id, "watch": self.watch, "url": self.url, "title": self.title,
+                "fetched_at": _iso(self.fetched_at), "published": _iso(self.published), "topic": self.topic,
+                "facts": self.facts, "previous_id": self.previous_id, "next_id": self.next_id, "diff": self.diff,
+                "events": self.events}
+        return {**data, "text": self.text} if with_text else data
+
+
+def snapshot_detail(s: Session, snapshot_id: int) -> SnapshotDetail:
+    snap = s.get(Snapshot, snapshot_id)
+    if snap is None:
+        raise NotFound(f"no snapshot {snapshot_id}")
+    watch = s.get(Watch, snap.watch_id)
+    same = (Snapshot.watch_id == snap.watch_id, Snapshot.entry_key == snap.entry_key)
+    prev = s.scalars(select(Snapshot).where(*same, Snapshot.id < snap.id).order_by(Snapshot.id.desc()).limit(1)).first()
+    nxt = s.scalar(select(func.min(Snapshot.id)).where(*same, Snapshot.id > snap.id))
+    doc = decode_document(snap.content_z)
+    diff = None
+    if prev is not None:
+        diff = text_diff(decode_document(prev.content_z).text, doc.text, old_label=f"snapshot {prev.id}",
+                         new_label=f"snapshot {snap.id}") or ""
+    events = [event_row(e, watch.name if watch else None) for e in
+              s.scalars(select(ChangeEventRow).where(ChangeEventRow.snapshot_id == snap.id)
+                        .order_by(ChangeEventRow.id))]
+    return SnapshotDetail(snap.id, watch.name if watch else "?", snap.url, snap.title, snap.fetched_at,
+                          snap.published, snap.topic_key, doc.text, (snap.facts or {}).get("facts", snap.facts or {}),
+                          prev.id if prev else None, nxt, diff, events)
+
+
+# --------------------------------------------------------------------------- events and alerts
+
+
+def event_row(e: ChangeEventRow, watch: str | None) -> dict[str, Any]:
+    return {"id": e.id, "event_id": e.uid, "type": e.type, "subject": e.subject, "topic": e.topic_key,
+            "watch": watch, "state": e.state, "detected_at": _iso(e.detected_at), "summary": e.summary,
+            "old": e.old, "new": e.new, "evidence": e.evidence, "confidence": e.confidence,
+            "source_url": e.source_url, "snapshot_id": e.snapshot_id}
+
+
+def list_events(s: Session, *, topic: str | None = None, watch: str | None = None,
+                since: dt.datetime | None = None, types: tuple[str, ...] = (), include_pending: bool = False,
+                limit: int = 100) -> list[dict[str, Any]]:
+    """Stored change events, newest first."""
+    q = (select(ChangeEventRow, Watch.name).outerjoin(Watch, ChangeEventRow.watch_id == Watch.id)
+         .order_by(ChangeEventRow.detected_at.desc(), ChangeEventRow.id.desc()).limit(limit))
+    if topic:
+        key = topic if "#" in topic and topic == topic.casefold() else resolve_topic_key(topic)
+        q = q.where(ChangeEventRow.topic_key == key)
+    if watch:
+        q = q.where(Watch.name == watch)
+    if since:
+        q = q.where(ChangeEventRow.detected_at >= (since if since.tzinfo else since.replace(tzinfo=dt.UTC)))
+    if types:
+        q = q.where(ChangeEventRow.type.in_(types))
+    if not include_pending:
+        q = q.where(ChangeEventRow.state == "confirmed")
+    return [event_row(e, name) for e, name in s.execute(q).all()]
+
+
+def list_alerts(s: Session, *, status: str | None = None, subscriber: str | None = None,
+                limit: int = 100) -> list[dict[str, Any]]:
+    """Outbox rows, newest first. 'sending' is a pending alert that a sender holds right now."""
+    now = utcnow()
+    q = (select(AlertRow, ChangeEventRow, Subscriber.name).join(ChangeEventRow, AlertRow.event_id == ChangeEventRow.id)
+         .join(Subscriber, AlertRow.subscriber_id == Subscriber.id)
+         .order_by(AlertRow.created_at.desc(), AlertRow.id.desc()).limit(limit))
+    if status in ("pending", "sending"):
+        q = q.where(AlertRow.status == "pending")
+    elif status:
+        q = q.where(AlertRow.status == status)
+    if subscriber:
+        q = q.where(Subscriber.name == subscriber)
+    out = []
+    for a, e, name in s.execute(q).all():
+        shown = "sending" if a.status == "pending" and a.claimed_until and a.claimed_until > now else a.status
+        if status and shown != status:
+            continue
+        out.append({"id": a.id, "alert_id": a.uid, "status": shown, "subscriber": name, "digest": a.digest,
+                    "attempts": a.attempts, "next_attempt_at": _iso(a.next_attempt_at) if a.status == "pending"
+                    else None, "sent_at": _iso(a.sent_at), "last_error": a.last_error,
+                    "created_at": _iso(a.created_at),
+                    "event": {"id": e.id, "type": e.type, "topic": e.topic_key, "summary": e.summary}})
+    return out

@@ -1,0 +1,161 @@
+"""The read-only review site: topics, timelines (with a release-window chart), watches, events, alerts,
+snapshot diffs, an Atom feed of changes and an iCalendar of release windows.
+
+Server-rendered (Starlette + Jinja2, autoescaped), no JavaScript at all, a strict Content-Security-Policy,
+and a bearer token when the site is reachable from other machines.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import ipaddress
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from watcher.errors import WatcherError
+from watcher.store import Store
+from watcher.web.chart import release_chart
+from watcher.web.feeds import atom_feed, release_calendar
+
+HERE = Path(__file__).parent
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
+       "frame-ancestors 'none'")
+TOKEN_COOKIE = "watcher_token"  # noqa: S105  (the cookie name, not a secret)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def topic_href(key: str) -> str:
+    return "/topic/" + quote(key, safe="")
+
+
+_env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html", "xml"]),
+                   trim_blocks=True, lstrip_blocks=True)
+_env.filters["topic_href"] = topic_href
+_env.filters["urlquote"] = lambda v: quote(str(v), safe="")
+
+
+def _page(name: str, http_status: int = 200, **context: Any) -> HTMLResponse:
+    return HTMLResponse(_env.get_template(name).render(**context), status_code=http_status)
+
+
+class Guard(BaseHTTPMiddleware):
+    """Security headers on every response; the token (header, cookie or ?token=) when one is set."""
+
+    def __init__(self, app: Any, token: str | None) -> None:
+        super().__init__(app)
+        self.token = token
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        set_cookie = False
+        if self.token:
+            given = (request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+                     or request.cookies.get(TOKEN_COOKIE) or request.query_params.get("token") or "")
+            if not hmac.compare_digest(given.encode(), self.token.encode()):
+                response: Response = PlainTextResponse("token required", status_code=401,
+                                                       headers={"WWW-Authenticate": "Bearer"})
+                return _secure(response)
+            set_cookie = request.query_params.get("token") is not None
+        response = await call_next(request)
+        if set_cookie:
+            response.set_cookie(TOKEN_COOKIE, self.token or "", httponly=True, samesite="strict")
+        return _secure(response)
+
+
+def _secure(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def create_app(store: Store, *, token: str | None = None) -> Starlette:
+    """The site over `store`. Handlers are plain functions: Starlette runs them in its thread pool, so
+    the blocking database calls never stall the event loop."""
+    from watcher.review import NotFound, list_alerts, list_events, list_watches, snapshot_detail, watch_history
+    from watcher.topic import UnknownTopic, list_topics, topic_view
+
+    def index(request: Request) -> Response:
+        with store.session() as s:
+            topics, watches = list_topics(s), list_watches(s)
+            events = list_events(s, limit=15)
+        return _page("index.html", topics=topics, watches=watches, events=events)
+
+    def topic(request: Request) -> Response:
+        with store.session() as s:
+            view = topic_view(s, request.path_params["key"])
+            events = list_events(s, topic=view.key, limit=50)
+        return _page("topic.html", view=view, chart=release_chart(view), events=events)
+
+    def watches(request: Request) -> Response:
+        with store.session() as s:
+            return _page("watches.html", watches=list_watches(s))
+
+    def watch(request: Request) -> Response:
+        with store.session() as s:
+            return _page("watch.html", w=watch_history(s, request.path_params["name"], limit=100))
+
+    def events(request: Request) -> Response:
+        topic_key = request.query_params.get("topic") or None
+        with store.session() as s:
+            rows = list_events(s, topic=topic_key, limit=200)
+        return _page("events.html", events=rows, topic=topic_key)
+
+    def alerts(request: Request) -> Response:
+        status = request.query_params.get("status") or None
+        with store.session() as s:
+            rows = list_alerts(s, status=status, limit=200)
+        return _page("alerts.html", alerts=rows, status=status)
+
+    def snapshot(request: Request) -> Response:
+        with store.session() as s:
+            detail = snapshot_detail(s, request.path_params["id"])
+        return _page("snapshot.html", d=detail, diff_lines=(detail.diff or "").splitlines())
+
+    def feed(request: Request) -> Response:
+        key = request.path_params.get("key")
+        with store.session() as s:
+            label = topic_view(s, key).label if key else None
+            rows = list_events(s, topic=key, limit=100)
+        body = atom_feed(_env, rows, base=str(request.base_url).rstrip("/"), topic=key, label=label,
+                         now=dt.datetime.now(dt.UTC))
+        return Response(body, media_type="application/atom+xml; charset=utf-8")
+
+    def calendar(request: Request) -> Response:
+        with store.session() as s:
+            body = release_calendar(list_topics(s))
+        return Response(body, media_type="text/calendar; charset=utf-8")
+
+    def style(request: Request) -> Response:
+        return FileResponse(HERE / "static" / "style.css", media_type="text/css")
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return _page("error.html", http_status=404, message=str(exc))
+
+    routes = [
+        Route("/", index), Route("/topic/{key}", topic), Route("/topic/{key}/feed.atom", feed),
+        Route("/watches", watches), Route("/watch/{name}", watch), Route("/events", events),
+        Route("/alerts", alerts), Route("/snapshot/{id:int}", snapshot), Route("/feed.atom", feed),
+        Route("/calendar.ics", calendar), Route("/static/style.css", style),
+    ]
+    handlers: dict[Any, Any] = {NotFound: not_found, UnknownTopic: not_found, WatcherError: not_found}
+    return Starlette(routes=routes, middleware=[Middleware(Guard, token=token)], exception_handlers=handlers)
