@@ -60,10 +60,37 @@ def decode_text(body: bytes, content_type: str | None = None) -> str:
     w3lib's rules (the ones Scrapy uses): a lying <meta> is overridden by the HTTP header; undecodable
     bytes become U+FFFD rather than failing the document.
     """
-    from w3lib.encoding import html_to_unicode
+    from w3lib.encoding import html_to_unicode, http_content_type_encoding
 
-    _, text = html_to_unicode(content_type, body)
+    encoding, text = html_to_unicode(content_type, body, auto_detect_fun=_detect_encoding)
+    if "\ufffd" in text and not http_content_type_encoding(content_type):
+        # Only a <meta> (or nothing) vouched for the encoding and it does not fit the bytes: a lying meta.
+        # The HTTP header, when there is one, is trusted as w3lib does.
+        detected = _detect_encoding(body)
+        if detected and detected.lower() != encoding.lower():
+            return body.decode(detected, errors="replace")
     return text
+
+
+_MULTIBYTE = ("shift_jis", "cp932", "euc_jp", "iso2022_jp", "gb2312", "gbk", "gb18030", "big5", "big5hkscs",
+              "euc_kr", "cp949", "johab", "utf_16", "utf_32")
+
+
+def _detect_encoding(body: bytes) -> str | None:
+    """Valid UTF-8 is UTF-8. Otherwise a multi-byte encoding when charset_normalizer (what requests uses)
+    finds one, since those are recognisable; else windows-1252, the WHATWG default for unlabelled pages,
+    because single-byte code-page guesses on a short article are unreliable."""
+    try:
+        body.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(body[:65536]).best()
+    if best is not None and best.encoding.lower() in _MULTIBYTE:
+        return best.encoding
+    return "cp1252"
 
 
 # --------------------------------------------------------------------------- WordPress REST
@@ -152,7 +179,9 @@ def parse_feed(body: bytes, url: str) -> list[RawDocument]:
     _reject_entities(body, url)
     # No base URL: entry ids must not change when a feed moves host.
     parsed = feedparser.parse(body, resolve_relative_uris=False, sanitize_html=True)
-    if parsed.get("bozo") and not parsed.entries:
+    # A broken feed whose entries carry no text at all (cut off mid-item, say) is malformed, not empty;
+    # a broken feed that still yields readable entries is used, as feedparser intends.
+    if parsed.get("bozo") and not any(e.get("content") or e.get("summary") for e in parsed.entries):
         exc = parsed.get("bozo_exception")
         raise DocumentError("malformed-feed", f"{url}: not a readable feed: {exc}")
     if not parsed.entries and not parsed.get("feed"):
