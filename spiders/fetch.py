@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import hashlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -85,6 +86,9 @@ def outcome_from_response(req: FetchRequest, response: Response, started: float)
         return FetchOutcome(status="failed", reason=f"http-{response.status}",
                             error=f"HTTP {response.status} from {response.url}",
                             retry_after=_retry_after(headers.get("retry-after")), **common)
+    common["body_hash"] = hashlib.sha256(response.body).hexdigest()
+    if req.body_hash is not None and req.body_hash == common["body_hash"]:
+        return FetchOutcome(status="same_body", **common)  # the common case of a re-check: skip parsing
     try:
         docs = parse_for_kind(req.kind, response.body, response.url, headers)
     except DocumentError as e:

@@ -69,6 +69,8 @@ def test_cast_helpers() -> None:
     assert status_of("Status in Season 2") is None
     assert split_alias("Lomon (Yoon Su-hyeok)") == ("Lomon", ["Yoon Su-hyeok"])
     assert looks_like_name("Natasha Liu Bordizzo") and not looks_like_name("Scale of production: Bigger")
+    assert not looks_like_name("It’s Kim Joo Ah") and not looks_like_name("He'll Return")
+    assert looks_like_name("Conan O'Brien") and looks_like_name("D'Arcy Carden")
     assert _chain("Kim Ha-na as Lee Do-yun, Park Min as Choi Ra and Jo Eun as Han Bi") == [
         ("Kim Ha-na", "Lee Do-yun"), ("Park Min", "Choi Ra"), ("Jo Eun", "Han Bi")]
 

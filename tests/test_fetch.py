@@ -60,6 +60,17 @@ def test_conditional_get_turns_304_into_not_modified(server):
     assert sent["If-None-Match"] == '"v1"' and sent["If-Modified-Since"] == "Mon, 05 Jan 2026 10:00:00 GMT"
 
 
+def test_identical_body_is_not_parsed_again(server):
+    server.route("/page", Reply(body=HTML, headers={"Content-Type": "text/html"}))
+    (first,) = fetch(FetchRequest("p", server.url("/page"), "html"))
+    assert first.status == "ok" and first.body_hash == __import__("hashlib").sha256(HTML).hexdigest()
+    (same,) = fetch(FetchRequest("p", server.url("/page"), "html", body_hash=first.body_hash))
+    assert same.status == "same_body" and same.documents == () and same.body_hash == first.body_hash
+    server.route("/page", Reply(body=HTML.replace(b"early", b"late"), headers={"Content-Type": "text/html"}))
+    (moved,) = fetch(FetchRequest("p", server.url("/page"), "html", body_hash=first.body_hash))
+    assert moved.status == "ok" and "late 2027" in moved.documents[0].body
+
+
 def test_failures_have_reasons(server):
     server.route("/robots.txt", Reply(body=b"User-agent: *\nDisallow: /private\n"))
     server.route("/private", Reply(body=HTML))

@@ -88,6 +88,9 @@ class Pipeline:
         self.fetcher = fetcher
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="watcher-process")
         self._running: set[str] = set()
+        # Backpressure: fetching outruns extraction, and every fetched body waits in memory until it is
+        # processed. At most this many checks sit between "fetch started" and "stored".
+        self._in_flight = asyncio.Semaphore(max(4, 2 * config.fetch.concurrency))
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
@@ -108,9 +111,12 @@ class Pipeline:
             state: _WatchState = await self._in_thread(self._load_state, name)
             if honour_backoff and state.backoff_until and state.backoff_until > utcnow():
                 return CheckResult(name, "skipped", reason="backoff")
-            outcome = await self.fetcher.fetch(FetchRequest(
-                watch=name, url=wc.url, kind=wc.kind, etag=state.etag, last_modified=state.last_modified))
-            result: CheckResult = await self._in_thread(self.process, wc, outcome, state.hashes, state.raw_hash)
+            async with self._in_flight:
+                outcome = await self.fetcher.fetch(FetchRequest(
+                    watch=name, url=wc.url, kind=wc.kind, etag=state.etag, last_modified=state.last_modified,
+                    body_hash=state.raw_hash if state.hashes else None))
+                result: CheckResult = await self._in_thread(self.process, wc, outcome, state.hashes,
+                                                            state.raw_hash)
         except asyncio.CancelledError:
             raise
         except Exception as e:  # a bug in one watch must not stop the others
@@ -162,7 +168,9 @@ class Pipeline:
     def process(self, wc: WatchConfig, outcome: FetchOutcome, hashes: dict[str, str],
                 raw_hash: str | None = None) -> CheckResult:
         """Turn a fetch outcome into stored rows. CPU work happens before the transaction opens."""
-        body_hash = raw_body_hash(outcome)
+        body_hash = outcome.body_hash
+        if outcome.status == "same_body":
+            return self._record_success(wc, outcome, [], unchanged_keys=list(hashes), raw_hash=body_hash)
         if outcome.status == "ok" and body_hash == raw_hash and all(d.entry_key in hashes for d in outcome.documents):
             # Byte-identical to the last fetch: unchanged without normalising (the common case, and cheap).
             return self._record_success(wc, outcome, [], unchanged_keys=[d.entry_key for d in outcome.documents],
@@ -286,16 +294,6 @@ class Pipeline:
     @staticmethod
     def _latest_keys(s: Session, watch_id: int) -> set[str]:
         return set(s.scalars(select(Snapshot.entry_key).where(Snapshot.watch_id == watch_id).distinct()))
-
-
-def raw_body_hash(outcome: FetchOutcome) -> str | None:
-    """Hash of the fetched documents as received (before normalising)."""
-    if outcome.status != "ok":
-        return None
-    h = hashlib.sha256()
-    for d in outcome.documents:
-        h.update(d.entry_key.encode() + b"\x1f" + d.body.encode("utf-8", "surrogatepass") + b"\x1e")
-    return h.hexdigest()
 
 
 def _topic_key(wc: WatchConfig) -> str | None:

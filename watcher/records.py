@@ -266,19 +266,22 @@ class FetchRequest:
     kind: WatchKind
     etag: str | None = None
     last_modified: str | None = None
+    # sha256 of the body last time: an identical body comes back as 'same_body', without being parsed.
+    body_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class FetchOutcome:
     """What the fetch stage returns for one request.
 
-    status: 'ok' (documents parsed), 'not_modified' (304), or 'failed' (reason says why, e.g. 'timeout',
-    'dns', 'connection-refused', 'http-404', 'robots', 'too-large', 'redirect-loop', 'invalid-json').
+    status: 'ok' (documents parsed), 'not_modified' (304), 'same_body' (200 with a body byte-identical to
+    the request's `body_hash`, not parsed), or 'failed' (reason says why, e.g. 'timeout', 'dns',
+    'connection-refused', 'http-404', 'robots', 'too-large', 'redirect-loop', 'invalid-json').
     """
 
     watch: str
     url: str
-    status: Literal["ok", "not_modified", "failed"]
+    status: Literal["ok", "not_modified", "same_body", "failed"]
     documents: tuple[RawDocument, ...] = ()
     http_status: int | None = None
     reason: str | None = None
@@ -289,3 +292,4 @@ class FetchOutcome:
     retry_after: float | None = None
     duration_ms: int = 0
     size: int = 0
+    body_hash: str | None = None

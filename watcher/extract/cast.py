@@ -11,6 +11,8 @@ _NAME = re.compile(r"^[A-Z][\w'’.-]*(?:\s+(?:[A-Z][\w'’.-]*|de|van|von|da|de
 _CREW = re.compile(r"\b(showrunner|executive produc\w*|director|directed|writer|written|creator|created|producer|"
                    r"composer|filmmaker)\b", re.I)
 _BAD_NAME_WORDS = re.compile(r"\b(Season|Netflix|Episode|Series|Cast|The|Part|Chapter|Q|Yes|No)\b")
+# "It's Kim Joo Ah", "Fans' favourite": a contraction or possessive is sentence text, never part of a name.
+_CONTRACTION = re.compile(r"\w['’](?:s|re|ll|ve|d|t|m)\b")
 _PAREN_ALIAS = re.compile(r"^(?P<name>[^()]+?)\s*\((?P<alias>[^()]+)\)\s*$")
 _PRIORITY = {"row": 3, "item": 2, "prose": 1}
 
@@ -34,7 +36,7 @@ def status_of(text: str | None) -> str | None:
 def looks_like_name(text: str) -> bool:
     text = text.strip()
     return (2 <= len(text) <= 40 and bool(_NAME.match(text)) and not _BAD_NAME_WORDS.search(text)
-            and not any(ch.isdigit() for ch in text))
+            and not _CONTRACTION.search(text) and not any(ch.isdigit() for ch in text))
 
 
 def split_alias(name: str) -> tuple[str, list[str]]:
