@@ -48,3 +48,7 @@ def setup_logging(verbose: int = 0) -> None:
     # Scrapy and friends are chatty at INFO; keep them one step quieter than ours.
     for noisy in ("scrapy", "twisted", "apscheduler", "filelock", "trafilatura", "htmldate"):
         logging.getLogger(noisy).setLevel(max(level, logging.INFO if verbose >= 2 else logging.WARNING))
+    # A failed download (robots.txt included) is recorded in history with its reason; Scrapy's own
+    # ERROR line with a full traceback for each one is noise in a daemon's log, unless debugging.
+    for duplicate in ("scrapy.downloadermiddlewares.robotstxt", "scrapy.downloadermiddlewares.retry"):
+        logging.getLogger(duplicate).setLevel(logging.DEBUG if verbose >= 2 else logging.CRITICAL)

@@ -49,7 +49,13 @@ async def run_watch(name: str, sig: str | None = None) -> None:
     if _pipeline is None:
         log.warning("job for %s fired with no pipeline running", name)
         return
-    result = await _pipeline.check(name)
+    try:
+        result = await _pipeline.check(name)
+    except asyncio.CancelledError:
+        # Shutdown abandons in-flight checks (their transaction either committed or never began); the job
+        # ends quietly instead of APScheduler logging the cancellation as a job error.
+        log.info("%s: abandoned at shutdown", name)
+        return
     log.info("%s: %s%s", name, result.outcome, f" ({result.reason})" if result.reason else "")
 
 
