@@ -89,8 +89,12 @@ def main(argv: list[str] | None = None) -> int:
         i = args.index("--reps")
         reps = int(args[i + 1])
         del args[i:i + 2]
-    if not args:
+    if not args or args[0] in ("-h", "--help"):
         print("usage: python -m watcher.eval DIR [DIR...] [--reps N]", file=sys.stderr)
+        return 0 if args else 2
+    missing = [a for a in args if not Path(a).is_dir()]
+    if missing:
+        print(f"eval: not a directory: {', '.join(missing)}", file=sys.stderr)
         return 2
     r = run(args, reps)
     for row in r["rows"]:
