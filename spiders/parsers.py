@@ -178,7 +178,10 @@ def parse_feed(body: bytes, url: str) -> list[RawDocument]:
     check_not_binary(body)
     _reject_entities(body, url)
     # No base URL: entry ids must not change when a feed moves host.
-    parsed = feedparser.parse(body, resolve_relative_uris=False, sanitize_html=True)
+    try:
+        parsed = feedparser.parse(body, resolve_relative_uris=False, sanitize_html=True)
+    except (UnicodeError, LookupError, ValueError) as e:  # feedparser itself trips on some broken encodings
+        raise DocumentError("malformed-feed", f"{url}: not a readable feed: {e.__class__.__name__}: {e}") from e
     # A broken feed whose entries carry no text at all (cut off mid-item, say) is malformed, not empty;
     # a broken feed that still yields readable entries is used, as feedparser intends.
     if parsed.get("bozo") and not any(e.get("content") or e.get("summary") for e in parsed.entries):
