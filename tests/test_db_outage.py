@@ -4,7 +4,6 @@ daemon. The daemon keeps running, resumes checking once the server is back, and 
 from __future__ import annotations
 
 import glob
-import itertools
 import os
 import shutil
 import signal
@@ -18,13 +17,11 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import require_or_skip
+from tests.consistency import assert_consistent, moving_pages
 from tests.pageserver import PageServer
 from tests.receivers import free_port
-from tests.test_pipeline import page
 from watcher.store import Store
-from watcher.store.models import ChangeEventRow, Check, Fact, Snapshot, utcnow
-
-WINDOWS = ["late 2026", "early 2027", "mid 2027", "late 2027", "2028"]
+from watcher.store.models import Check, utcnow
 
 
 def _pg_bin() -> Path | None:
@@ -72,12 +69,8 @@ def private_pg():
 def test_daemon_survives_postgresql_stop_and_start(private_pg, tmp_path):
     url, stop_db, start_db = private_pg
     Store.open(url).close()  # migrate before the daemon starts
-    counters = [itertools.count() for _ in range(10)]
     with PageServer() as server:
-        for i in range(10):
-            server.route(f"/p{i}", lambda _, c=counters[i]: page(WINDOWS[next(c) % len(WINDOWS)]))
-        watches = "\n".join(f'[[watch]]\nname = "p{i}"\nurl = "{server.url(f"/p{i}")}"\ninterval = "1s"\n'
-                            f'jitter = "0s"\n' for i in range(10))
+        watches = moving_pages(server, 10)
         cfg = tmp_path / "watcher.toml"
         cfg.write_text(f'[watcher]\ndatabase_url = "{url}"\n[fetch]\nautothrottle = false\nretries = 0\n{watches}')
         log = (tmp_path / "daemon.log").open("w")
@@ -105,11 +98,6 @@ def test_daemon_survives_postgresql_stop_and_start(private_pg, tmp_path):
         with store.session() as s:
             resumed = s.scalar(select(func.count()).select_from(Check).where(Check.at > back))
             assert resumed > 0, output[-3000:]
-            assert s.scalar(select(func.count()).select_from(Snapshot).where(
-                ~select(Check.id).where(Check.snapshot_id == Snapshot.id).exists())) == 0
-            assert s.scalar(select(func.count()).select_from(Snapshot).where(
-                ~select(Fact.id).where(Fact.snapshot_id == Snapshot.id).exists())) == 0
-            assert s.scalar(select(func.count()).select_from(ChangeEventRow)) == s.scalar(
-                select(func.count(func.distinct(ChangeEventRow.uid))))
+            assert_consistent(s)
     finally:
         store.close()

@@ -17,7 +17,7 @@ from watcher.diff import text_diff
 from watcher.errors import WatcherError
 from watcher.store.codec import decode_document
 from watcher.store.models import AlertRow, ChangeEventRow, Check, Snapshot, Subscriber, Watch, utcnow
-from watcher.topic import resolve_topic_key
+from watcher.topic import topic_key_of
 
 
 class NotFound(WatcherError):
@@ -135,8 +135,7 @@ def list_events(s: Session, *, topic: str | None = None, watch: str | None = Non
     q = (select(ChangeEventRow, Watch.name).outerjoin(Watch, ChangeEventRow.watch_id == Watch.id)
          .order_by(ChangeEventRow.detected_at.desc(), ChangeEventRow.id.desc()).limit(limit))
     if topic:
-        key = topic if "#" in topic and topic == topic.casefold() else resolve_topic_key(topic)
-        q = q.where(ChangeEventRow.topic_key == key)
+        q = q.where(ChangeEventRow.topic_key == topic_key_of(topic))
     if watch:
         q = q.where(Watch.name == watch)
     if since:

@@ -80,6 +80,11 @@ def resolve_topic_key(text: str) -> str:
     return Topic(text.strip()).key
 
 
+def topic_key_of(text: str) -> str:
+    """A stored key ('all of us are dead#2') as is; anything a user writes resolved to one."""
+    return text if "#" in text and text == text.casefold() else resolve_topic_key(text)
+
+
 def source_of(url: str) -> str:
     host = urlsplit(url).hostname or url
     return host.removeprefix("www.")
@@ -111,7 +116,7 @@ def topic_label(s: Session, topic_key: str) -> str | None:
 
 def topic_view(s: Session, key: str) -> TopicView:
     """Every claim of the topic (key as stored, or as a user writes it), grouped per fact."""
-    key = key if "#" in key and key == key.casefold() else resolve_topic_key(key)
+    key = topic_key_of(key)
     label = topic_label(s, key)
     if label is None:
         known = ", ".join(sorted(filter(None, s.scalars(select(Snapshot.topic_key).distinct())))) or "none yet"

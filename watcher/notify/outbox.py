@@ -132,10 +132,10 @@ def backoff_delay(attempts: int, notify: NotifyConfig, retry_after: float | None
     return delay
 
 
-def _event_record(row: ChangeEventRow, watch_names: dict[int, str]) -> ChangeEvent:
+def _event_record(row: ChangeEventRow, watch: str | None) -> ChangeEvent:
     return ChangeEvent(type=row.type, subject=row.subject, old=row.old, new=row.new, summary=row.summary,
                        evidence=row.evidence or "", confidence=row.confidence, topic=row.topic_key,
-                       watch=watch_names.get(row.watch_id or -1), source_url=row.source_url,
+                       watch=watch, source_url=row.source_url,
                        detected_at=row.detected_at, uid=row.uid)
 
 
@@ -177,14 +177,17 @@ def _claim_next(store: Store, notify: NotifyConfig, now: dt.datetime, worker: st
         for r in rows:
             r.claimed_by, r.claimed_until = worker, now + notify.lease
         sub = subscriber_config(sub_row)
-        watch_names = {i: n for i, n in s.execute(select(Watch.id, Watch.name))}
+        watch_ids = {r.event.watch_id for r in rows}
+        watch_names: dict[int | None, str] = dict(s.execute(select(Watch.id, Watch.name)
+                                                            .where(Watch.id.in_(watch_ids - {None}))).all())
         labels: dict[str, str | None] = {}
         alerts = []
         for r in rows:
             key = r.event.topic_key
             if key and key not in labels:
                 labels[key] = topic_label(s, key)
-            alerts.append(Alert(alert_id=r.uid, subscriber=sub.name, event=_event_record(r.event, watch_names),
+            event = _event_record(r.event, watch_names.get(r.event.watch_id))
+            alerts.append(Alert(alert_id=r.uid, subscriber=sub.name, event=event,
                                 topic_label=labels.get(key) if key else None))
         delivery_id = digest_id([r.uid for r in rows]) if first.digest else first.uid
         return _Claimed(Delivery(delivery_id, sub, alerts), [r.id for r in rows])

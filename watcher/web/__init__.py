@@ -92,7 +92,7 @@ def create_app(store: Store, *, token: str | None = None) -> Starlette:
     """The site over `store`. Handlers are plain functions: Starlette runs them in its thread pool, so
     the blocking database calls never stall the event loop."""
     from watcher.review import NotFound, list_alerts, list_events, list_watches, snapshot_detail, watch_history
-    from watcher.topic import UnknownTopic, list_topics, topic_view
+    from watcher.topic import UnknownTopic, list_topics, topic_key_of, topic_label, topic_view
 
     def index(request: Request) -> Response:
         with store.session() as s:
@@ -134,7 +134,12 @@ def create_app(store: Store, *, token: str | None = None) -> Starlette:
     def feed(request: Request) -> Response:
         key = request.path_params.get("key")
         with store.session() as s:
-            label = topic_view(s, key).label if key else None
+            label = None
+            if key:
+                key = topic_key_of(key)
+                label = topic_label(s, key)
+                if label is None:
+                    raise UnknownTopic(f"no snapshot is about topic {key!r}")
             rows = list_events(s, topic=key, limit=100)
         body = atom_feed(_env, rows, base=str(request.base_url).rstrip("/"), topic=key, label=label,
                          now=dt.datetime.now(dt.UTC))
