@@ -68,8 +68,15 @@ def create_scheduler(store: Store) -> AsyncIOScheduler:
     )
 
 
-def sync_jobs(scheduler: AsyncIOScheduler, config: Config, *, first_run_spread: float = 30.0) -> dict[str, int]:
-    """Make the job store match the config: add new watches, reschedule changed ones, drop removed ones."""
+RUN_WATCH = "watcher.scheduler:run_watch"
+
+
+def sync_jobs(scheduler: AsyncIOScheduler, config: Config, *, first_run_spread: float = 30.0,
+              func: str = RUN_WATCH) -> dict[str, int]:
+    """Make the job store match the config: add new watches, reschedule changed ones, drop removed ones.
+
+    `func` is what a due job does: check the watch here (`run_watch`) or, for the scheduler role of a
+    scaled-out deployment, put it on the shared queue (`watcher.scale:enqueue_watch`)."""
     counts = {"kept": 0, "added": 0, "removed": 0}
     wanted = {JOB_PREFIX + w.name: w for w in config.watch if w.enabled}
     for job in scheduler.get_jobs(jobstore="default"):
@@ -80,13 +87,13 @@ def sync_jobs(scheduler: AsyncIOScheduler, config: Config, *, first_run_spread: 
     for job_id, w in wanted.items():
         sig = schedule_signature(w)
         job = scheduler.get_job(job_id, jobstore="default")
-        if job is not None and job.kwargs.get("sig") == sig:
+        if job is not None and job.kwargs.get("sig") == sig and job.func_ref == func:
             counts["kept"] += 1
             continue
         # A new (or rescheduled) watch runs soon, spread out so a big config does not stampede.
         period = w.interval.total_seconds() if w.interval else first_run_spread
         first = now + dt.timedelta(seconds=random.uniform(0, min(first_run_spread, period)))
-        scheduler.add_job("watcher.scheduler:run_watch", trigger=make_trigger(w), id=job_id, name=w.name,
+        scheduler.add_job(func, trigger=make_trigger(w), id=job_id, name=w.name,
                           args=[w.name], kwargs={"sig": sig}, next_run_time=first, replace_existing=True,
                           jobstore="default")
         counts["added"] += 1

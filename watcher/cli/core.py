@@ -12,14 +12,17 @@ from watcher.cli._common import console, err_console, get_config, get_store, pri
 
 
 @click.command()
+@click.option("--role", type=click.Choice(["all", "scheduler"]), default="all", show_default=True,
+              help="all: one process does everything. scheduler: only put due watches on the Redis queue for "
+                   "`watcher worker` processes (one active scheduler, elected by a PostgreSQL lock).")
 @click.pass_context
-def run(ctx: click.Context) -> None:
+def run(ctx: click.Context, role: str) -> None:
     """Run the daemon: check each watch on its schedule and deliver alerts, until SIGTERM/SIGINT."""
     from watcher.runtime import run_sync
     from watcher.scheduler import run_daemon
 
     config, store = get_config(ctx), get_store(ctx)
-    err_console.print(f"watcher: {len(config.watch)} watches, database {store!r}; Ctrl-C to stop")
+    err_console.print(f"watcher ({role}): {len(config.watch)} watches, database {store!r}; Ctrl-C to stop")
     import asyncio
 
     from watcher.runtime import reactor_loop
@@ -27,6 +30,11 @@ def run(ctx: click.Context) -> None:
     # The stop event must belong to the reactor's loop; SIGTERM/SIGINT set it (see run_sync).
     stop = asyncio.Event()
     reactor_loop()
+    if role == "scheduler":
+        from watcher.scale import run_scheduler_role
+
+        run_sync(lambda: run_scheduler_role(store, config, stop), stop_on_signal=stop)
+        return
     run_sync(lambda: run_daemon(store, config, stop=stop), stop_on_signal=stop)
 
 
