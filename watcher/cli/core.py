@@ -120,3 +120,19 @@ def db_upgrade(ctx: click.Context) -> None:
     """Apply pending migrations (the daemon also does this at start)."""
     store = get_store(ctx)
     console.print(f"database {store!r} is at the latest schema")
+
+
+@db.command("prune")
+@click.option("--checks-older-than", "older_than", required=True, metavar="DURATION",
+              help="Delete checks older than this ('90d') that stored no snapshot.")
+@click.pass_context
+def db_prune(ctx: click.Context, older_than: str) -> None:
+    """Delete old check rows that stored no snapshot (history of snapshots and events stays)."""
+    from watcher.config import parse_duration
+
+    try:
+        age = parse_duration(older_than)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--checks-older-than") from e
+    deleted = get_store(ctx).prune_checks(age)
+    console.print(f"deleted {deleted} checks older than {older_than}")

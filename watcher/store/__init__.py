@@ -7,10 +7,11 @@ Public entry point: `Store.open(url)`. Other stages use `store.session()` and th
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from watcher.config import SubscriberConfig, WatchConfig
@@ -57,6 +58,15 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def prune_checks(self, older_than: dt.timedelta) -> int:
+        """Delete check rows older than `older_than` that carry no snapshot (unchanged re-checks and
+        failures): the bulk of a long-running database. Snapshots, facts, events and alerts are kept, and
+        so is every check that stored a snapshot. Returns the number of rows deleted."""
+        cutoff = dt.datetime.now(dt.UTC) - older_than
+        with self.session() as s:
+            result = s.execute(delete(Check).where(Check.at < cutoff, Check.snapshot_id.is_(None)))
+            return int(result.rowcount or 0)
 
     # ------------------------------------------------------------------ config sync
 
