@@ -19,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -193,7 +194,6 @@ class NotifyConfig(_Model):
     # How long a sender owns a claimed alert; after a crash mid-send the alert is sent again (same id)
     # once the lease expires. Must exceed the longest send.
     lease: Duration = timedelta(minutes=2)
-    batch: int = Field(default=50, ge=1)
     smtp: SmtpConfig = SmtpConfig()
 
 
@@ -215,6 +215,7 @@ class Config(_Model):
     watch: list[WatchConfig] = Field(default_factory=list)
     subscriber: list[SubscriberConfig] = Field(default_factory=list)
     source_path: str | None = Field(default=None, exclude=True)
+    _watch_index: tuple[list[WatchConfig], dict[str, WatchConfig]] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _unique(self) -> Config:
@@ -232,10 +233,15 @@ class Config(_Model):
         return os.environ.get("WATCHER_DATABASE_URL") or self.watcher.database_url
 
     def watch_by_name(self, name: str) -> WatchConfig:
-        for w in self.watch:
-            if w.name == name:
-                return w
-        raise ConfigError(f"no watch named {name!r} in {self.source_path}")
+        # Called for every check and every enqueued job: an index, not a scan of (up to 100k) watches.
+        # Keyed by the list's identity so a model_copy with other watches builds its own.
+        cached = self._watch_index
+        if cached is None or cached[0] is not self.watch:
+            cached = self._watch_index = (self.watch, {w.name: w for w in self.watch})
+        try:
+            return cached[1][name]
+        except KeyError:
+            raise ConfigError(f"no watch named {name!r} in {self.source_path}") from None
 
     def subscriber_by_name(self, name: str) -> SubscriberConfig:
         for s in self.subscriber:

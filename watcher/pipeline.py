@@ -170,11 +170,8 @@ class Pipeline:
         """Turn a fetch outcome into stored rows. CPU work happens before the transaction opens."""
         body_hash = outcome.body_hash
         if outcome.status == "same_body":
+            # Byte-identical to the last fetch (the fetcher compared hashes and did not even parse it).
             return self._record_success(wc, outcome, [], unchanged_keys=list(hashes), raw_hash=body_hash)
-        if outcome.status == "ok" and body_hash == raw_hash and all(d.entry_key in hashes for d in outcome.documents):
-            # Byte-identical to the last fetch: unchanged without normalising (the common case, and cheap).
-            return self._record_success(wc, outcome, [], unchanged_keys=[d.entry_key for d in outcome.documents],
-                                        raw_hash=body_hash)
         if outcome.status == "ok":
             try:
                 docs = self._normalise(wc, outcome)

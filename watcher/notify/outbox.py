@@ -52,15 +52,17 @@ def subscriber_config(row: Subscriber) -> SubscriberConfig:
     return SubscriberConfig.model_validate(row.config)
 
 
-def matches(sub: SubscriberConfig, event: ChangeEventRow) -> bool:
+def matches(sub: SubscriberConfig, event: ChangeEventRow, topic_keys: list[str] | None = None) -> bool:
+    """Whether `event` passes the subscriber's filters. `topic_keys` are `sub.topics` resolved already
+    (callers matching many events pass them once)."""
     if sub.events and event.type not in sub.events:
         return False
     if event.confidence < sub.min_confidence:
         return False
     if sub.topics:
         key = event.topic_key or ""
+        wanted = topic_keys if topic_keys is not None else [resolve_topic_key(t) for t in sub.topics]
         # A topic without a season ('All of Us Are Dead') follows every season of the work.
-        wanted = [resolve_topic_key(t) for t in sub.topics]
         return any(key == w or key.startswith(w + "#") for w in wanted)
     return True
 
@@ -82,15 +84,16 @@ def enqueue_alerts(s: Session, events: Iterable[ChangeEventRow], *, now: dt.date
     confirmed = [e for e in events if e.state == "confirmed"]
     if not confirmed:
         return 0
-    subscribers = [(row, subscriber_config(row)) for row in
-                   s.scalars(select(Subscriber).where(Subscriber.enabled.is_(True)))]
+    subscribers = [(row, cfg, [resolve_topic_key(t) for t in cfg.topics])
+                   for row in s.scalars(select(Subscriber).where(Subscriber.enabled.is_(True)))
+                   for cfg in [subscriber_config(row)]]
     if not subscribers:
         return 0
     if any(e.id is None for e in confirmed):
         s.flush()
     now = now or utcnow()
     wanted = {alert_uid(e.uid, row.name): (e, row, cfg)
-              for e in confirmed for row, cfg in subscribers if matches(cfg, e)}
+              for e in confirmed for row, cfg, keys in subscribers if matches(cfg, e, keys)}
     if not wanted:
         return 0
     existing = set(s.scalars(select(AlertRow.uid).where(AlertRow.uid.in_(list(wanted)))))
