@@ -39,6 +39,11 @@ def parse_for_kind(kind: str, body: bytes, url: str, headers: dict[str, str]) ->
     ctype = headers.get("content-type", "").lower()
     if ctype.startswith(_NON_TEXT_TYPES):
         raise DocumentError("not-text", f"{url}: served as {ctype}, not a document")
+    if kind == "auto":  # `watcher add` before it knows: what the body is, as `watcher extract` detects it
+        from spiders.parsers import detect_format
+
+        detected = detect_format(body, ctype, url)
+        kind = detected if detected in ("wordpress", "feed") else "html"
     if kind == "wordpress":
         return parse_wordpress_posts(body, url)
     if kind == "feed":

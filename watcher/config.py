@@ -205,6 +205,8 @@ class Settings(_Model):
     database_url: str = "sqlite:///var/watcher.db"
     data_dir: str = "var"
     web_token_env: str = Field(default="WATCHER_WEB_TOKEN", pattern=r"^[A-Z_][A-Z0-9_]*$")
+    # The daemon re-reads this file when it changes (and on SIGHUP either way).
+    reload_on_change: bool = True
 
 
 class Config(_Model):
@@ -285,9 +287,18 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except OSError as e:
         raise ConfigError(f"{p}: cannot read config: {e.strerror or e}") from e
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ConfigError(f"{p}: not UTF-8 text: {e}") from e
+    return parse_config(text, p)
+
+
+def parse_config(text: str, path: str | os.PathLike[str]) -> Config:
+    """Validate config text as `load_config` does (errors name `path`): also used to check an edit before
+    it is written."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: TOML syntax error: {e}") from e
     try:

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from watcher.config import Config, WatchConfig
-from watcher.errors import DocumentError
+from watcher.errors import ConfigError, DocumentError
 from watcher.logs import redact
 from watcher.records import ChangeEvent, Document, FetchOutcome, FetchRequest
 from watcher.store import Store
@@ -102,7 +102,10 @@ class Pipeline:
 
     async def check(self, name: str, *, honour_backoff: bool = True) -> CheckResult:
         """Fetch and process one watch. Never raises for a bad page; a running watch is not started twice."""
-        wc = self.config.watch_by_name(name)
+        try:
+            wc = self.config.watch_by_name(name)
+        except ConfigError:  # removed by a config reload after its run was due
+            return CheckResult(name, "skipped", reason="not-in-config")
         if name in self._running:
             return CheckResult(name, "skipped", reason="already-running")
         self._running.add(name)

@@ -54,11 +54,13 @@ def reactor_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
-def run_sync(factory: Callable[[], Awaitable[T]], *, stop_on_signal: asyncio.Event | None = None) -> T:
+def run_sync(factory: Callable[[], Awaitable[T]], *, stop_on_signal: asyncio.Event | None = None,
+             reload_on_signal: asyncio.Event | None = None) -> T:
     """Run `factory()` on the reactor loop and return its result.
 
     With `stop_on_signal`, SIGTERM/SIGINT set that event (on the loop) instead of interrupting, so the
-    coroutine can shut down cleanly; a second signal interrupts at once.
+    coroutine can shut down cleanly; a second signal interrupts at once. With `reload_on_signal`, every
+    SIGHUP sets that event (the daemon then reloads its config).
     """
     loop = reactor_loop()
 
@@ -70,11 +72,14 @@ def run_sync(factory: Callable[[], Awaitable[T]], *, stop_on_signal: asyncio.Eve
     if stop_on_signal is not None and threading.current_thread() is threading.main_thread():
         def handler(signum: int, _frame: Any) -> None:
             loop.call_soon_threadsafe(stop_on_signal.set)
-            for s, h in previous.items():  # the next signal is not graceful
-                signal.signal(s, h)
+            for s in (signal.SIGTERM, signal.SIGINT):  # the next signal is not graceful
+                signal.signal(s, previous[s])
 
         for s in (signal.SIGTERM, signal.SIGINT):
             previous[s] = signal.signal(s, handler)
+    if reload_on_signal is not None and threading.current_thread() is threading.main_thread():
+        previous[signal.SIGHUP] = signal.signal(
+            signal.SIGHUP, lambda _s, _f: loop.call_soon_threadsafe(reload_on_signal.set))
     try:
         return fut.result()
     except KeyboardInterrupt:

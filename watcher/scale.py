@@ -98,16 +98,29 @@ async def _sleep(stop: asyncio.Event, seconds: float) -> None:
         pass
 
 
-async def run_scheduler_role(store: Store, config: Config, stop: asyncio.Event, *, poll: float = 1.0) -> None:
-    """Stand by until the lock is ours, then schedule (enqueue) until it is lost or we are stopped."""
+async def run_scheduler_role(store: Store, config: Config, stop: asyncio.Event, *, poll: float = 1.0,
+                             hup: asyncio.Event | None = None) -> None:
+    """Stand by until the lock is ours, then schedule (enqueue) until it is lost or we are stopped.
+    A config reload (SIGHUP, file change) re-syncs the jobs of the active scheduler."""
     global _queue, _config
     import redis.asyncio as aredis
 
+    from watcher.reload import ConfigChange, follow_config
     from watcher.scheduler import create_scheduler, sync_jobs
 
     lock = LeaderLock(store)
     _queue, _config = aredis.from_url(config.redis.url), config
     store.sync_watches(config.watch)
+    active: list[Any] = []
+
+    async def apply(change: ConfigChange) -> None:
+        global _config
+        await asyncio.to_thread(store.sync_watches, change.config.watch)
+        _config = change.config
+        for scheduler in active:
+            sync_jobs(scheduler, change.config, func=ENQUEUE_WATCH)
+
+    follower = asyncio.ensure_future(follow_config(config, apply, stop, hup))
     try:
         while not stop.is_set():
             if not await asyncio.to_thread(lock.try_acquire):
@@ -116,23 +129,29 @@ async def run_scheduler_role(store: Store, config: Config, stop: asyncio.Event, 
             log.warning("scheduler %s:%d is now the active scheduler", socket.gethostname(), os.getpid())
             scheduler = create_scheduler(store)
             scheduler.start(paused=True)
-            sync_jobs(scheduler, config, func=ENQUEUE_WATCH)
+            sync_jobs(scheduler, _config, func=ENQUEUE_WATCH)
             scheduler.resume()
+            active.append(scheduler)
             while not stop.is_set() and await asyncio.to_thread(lock.held):
                 await _sleep(stop, poll)
+            active.remove(scheduler)
             scheduler.shutdown(wait=False)
             await asyncio.to_thread(lock.release)
     finally:
+        follower.cancel()
         await _queue.aclose()
         _queue = None
 
 
-async def run_worker_role(store: Store, config: Config, stop: asyncio.Event, *, fetcher: Any = None) -> None:
-    """Pop due watches and check them, up to `fetch.concurrency` at a time, until stopped."""
+async def run_worker_role(store: Store, config: Config, stop: asyncio.Event, *, fetcher: Any = None,
+                          hup: asyncio.Event | None = None) -> None:
+    """Pop due watches and check them, up to `fetch.concurrency` at a time, until stopped. A config reload
+    (SIGHUP, file change) changes the watches it knows."""
     import redis.asyncio as aredis
 
     from spiders.fetch import Fetcher
     from watcher.pipeline import Pipeline
+    from watcher.reload import ConfigChange, follow_config
 
     me = f"{socket.gethostname()}:{os.getpid()}"
     r = aredis.from_url(config.redis.url)
@@ -141,6 +160,11 @@ async def run_worker_role(store: Store, config: Config, stop: asyncio.Event, *, 
     pipeline = Pipeline(store, config, fetcher)
     slots = asyncio.Semaphore(config.fetch.concurrency)
     tasks: set[asyncio.Task[Any]] = set()
+
+    async def apply(change: ConfigChange) -> None:
+        pipeline.config = change.config
+
+    follower = asyncio.ensure_future(follow_config(config, apply, stop, hup))
 
     async def check(name: str) -> None:
         try:
@@ -160,7 +184,7 @@ async def run_worker_role(store: Store, config: Config, stop: asyncio.Event, *, 
             job = json.loads(item[1])
             name = job["watch"]
             try:
-                config.watch_by_name(name)
+                pipeline.config.watch_by_name(name)
             except ConfigError:
                 slots.release()
                 log.warning("queue names unknown watch %r; skipped", name)
@@ -173,6 +197,7 @@ async def run_worker_role(store: Store, config: Config, stop: asyncio.Event, *, 
             tasks.add(task)
             task.add_done_callback(tasks.discard)
     finally:
+        follower.cancel()
         for t in list(tasks):
             t.cancel()
         await fetcher.close()

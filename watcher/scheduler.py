@@ -101,11 +101,14 @@ def sync_jobs(scheduler: AsyncIOScheduler, config: Config, *, first_run_spread: 
 
 
 async def run_daemon(store: Store, config: Config, *, stop: asyncio.Event | None = None,
-                     fetcher: Any = None, sender: bool = True) -> None:
-    """The long-running daemon: fetcher + scheduler + outbox sender until SIGTERM/SIGINT (or `stop`)."""
+                     fetcher: Any = None, sender: bool = True, hup: asyncio.Event | None = None) -> None:
+    """The long-running daemon: fetcher + scheduler + outbox sender until SIGTERM/SIGINT (or `stop`).
+
+    The config is reloaded when `hup` is set (SIGHUP) and when its file changes (watcher.reload)."""
     global _pipeline
     from spiders.fetch import Fetcher
     from watcher.pipeline import Pipeline
+    from watcher.reload import ConfigChange, follow_config
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -122,7 +125,15 @@ async def run_daemon(store: Store, config: Config, *, stop: asyncio.Event | None
     log.warning("watcher running: %d watches (%s), %d subscribers", len(wanted := [w for w in config.watch
                 if w.enabled]), ", ".join(f"{k} {v}" for k, v in counts.items()), len(config.subscriber))
     del wanted
-    tasks = []
+
+    async def apply(change: ConfigChange) -> None:
+        new = change.config
+        await asyncio.to_thread(store.sync_watches, new.watch)
+        await asyncio.to_thread(store.sync_subscribers, new.subscriber)
+        pipeline.config = new
+        sync_jobs(scheduler, new)
+
+    tasks = [asyncio.ensure_future(follow_config(config, apply, stop, hup))]
     if sender:
         from watcher.notify import sender_loop
 

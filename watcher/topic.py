@@ -72,12 +72,17 @@ class TopicView:
 _TOPIC_TEXT = re.compile(r"^(?P<work>.+?)\s*(?:#\s*(?P<hash>\d+)|\s+(?:S|Season\s*)(?P<season>\d+))\s*$", re.I)
 
 
-def resolve_topic_key(text: str) -> str:
-    """'All of Us Are Dead S2', 'all of us are dead#2', 'All of Us Are Dead Season 2' -> 'all of us are dead#2'."""
+def parse_topic(text: str) -> Topic:
+    """'All of Us Are Dead S2', 'All of Us Are Dead#2', 'All of Us Are Dead Season 2' -> the work and season."""
     m = _TOPIC_TEXT.match(text.strip())
     if m:
-        return Topic(m["work"], int(m["hash"] or m["season"])).key
-    return Topic(text.strip()).key
+        return Topic(m["work"], int(m["hash"] or m["season"]))
+    return Topic(text.strip())
+
+
+def resolve_topic_key(text: str) -> str:
+    """'All of Us Are Dead S2', 'all of us are dead#2', 'All of Us Are Dead Season 2' -> 'all of us are dead#2'."""
+    return parse_topic(text).key
 
 
 def topic_key_of(text: str) -> str:

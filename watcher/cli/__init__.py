@@ -33,6 +33,12 @@ COMMANDS: dict[str, str] = {
     "timeline": "watcher.cli.review:timeline",
     "web": "watcher.cli.review:web",
     "worker": "watcher.cli.scale:worker",
+    "add": "watcher.cli.manage:add",
+    "pause": "watcher.cli.manage:pause",
+    "resume": "watcher.cli.manage:resume",
+    "remove": "watcher.cli.manage:remove",
+    "import": "watcher.cli.manage:import_",
+    "export": "watcher.cli.manage:export",
 }
 
 

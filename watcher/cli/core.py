@@ -17,7 +17,10 @@ from watcher.cli._common import console, err_console, get_config, get_store, pri
                    "`watcher worker` processes (one active scheduler, elected by a PostgreSQL lock).")
 @click.pass_context
 def run(ctx: click.Context, role: str) -> None:
-    """Run the daemon: check each watch on its schedule and deliver alerts, until SIGTERM/SIGINT."""
+    """Run the daemon: check each watch on its schedule and deliver alerts, until SIGTERM/SIGINT.
+
+    The config is reloaded on SIGHUP and when its file changes: added, removed, paused and changed watches
+    take effect without a restart; an invalid file is refused (logged) and the config in force stays."""
     from watcher.runtime import run_sync
     from watcher.scheduler import run_daemon
 
@@ -27,15 +30,15 @@ def run(ctx: click.Context, role: str) -> None:
 
     from watcher.runtime import reactor_loop
 
-    # The stop event must belong to the reactor's loop; SIGTERM/SIGINT set it (see run_sync).
-    stop = asyncio.Event()
+    # The events must belong to the reactor's loop; SIGTERM/SIGINT set `stop`, SIGHUP `hup` (see run_sync).
+    stop, hup = asyncio.Event(), asyncio.Event()
     reactor_loop()
     if role == "scheduler":
         from watcher.scale import run_scheduler_role
 
-        run_sync(lambda: run_scheduler_role(store, config, stop), stop_on_signal=stop)
+        run_sync(lambda: run_scheduler_role(store, config, stop, hup=hup), stop_on_signal=stop, reload_on_signal=hup)
         return
-    run_sync(lambda: run_daemon(store, config, stop=stop), stop_on_signal=stop)
+    run_sync(lambda: run_daemon(store, config, stop=stop, hup=hup), stop_on_signal=stop, reload_on_signal=hup)
 
 
 @click.command()

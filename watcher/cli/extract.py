@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -76,13 +77,19 @@ def extract(source: str, fmt: str, published: dt.datetime | None, entry: int, as
     if as_json:
         print_json(facts.to_json_dict())
         return
+    console.print(facts_table(facts.to_json_dict(), doc.title or source))
+
+
+def facts_table(data: dict[str, Any], title: str) -> Any:
+    """A terminal table of one document's facts (`data` is a FactSet's JSON form); scraped text made safe."""
     from rich.table import Table
 
-    table = Table(title=safe(f"{facts.work or '?'} season {facts.season or '?'} — {doc.title or source}"))
+    from watcher.cli._common import safe
+
+    table = Table(title=safe(f"{data.get('work') or '?'} season {data.get('season') or '?'} — {title}"))
     for col in ("fact", "value", "confidence", "evidence"):
         table.add_column(col)
-    data = facts.to_json_dict().get("facts", {})
-    for key, value in data.items():
+    for key, value in data.get("facts", {}).items():
         if key == "cast":
             for actor, c in value.items():
                 val = f"{actor} as {c.get('character') or '?'} ({c['status']})"
@@ -98,4 +105,4 @@ def extract(source: str, fmt: str, published: dt.datetime | None, entry: int, as
             text = ", ".join(f"{k} {v}" for k, v in shown.items())
         table.add_row(key, safe(text), f"{value.get('confidence', 0):.2f}",
                       safe(value.get("evidence", ""))[:120])
-    console.print(table)
+    return table

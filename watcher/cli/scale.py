@@ -19,6 +19,6 @@ def worker(ctx: click.Context) -> None:
     config, store = get_config(ctx), get_store(ctx)
     store.sync_watches(config.watch)
     err_console.print(f"watcher worker: database {store!r}, queue {config.redis.url}; Ctrl-C to stop")
-    stop = asyncio.Event()
+    stop, hup = asyncio.Event(), asyncio.Event()
     reactor_loop()
-    run_sync(lambda: run_worker_role(store, config, stop), stop_on_signal=stop)
+    run_sync(lambda: run_worker_role(store, config, stop, hup=hup), stop_on_signal=stop, reload_on_signal=hup)

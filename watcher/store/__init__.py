@@ -81,12 +81,16 @@ class Store:
                     w = Watch(name=c.name)
                     s.add(w)
                     existing[c.name] = w
+                # Keys starting with "_" are runtime state (raw hash, failure episode), not config: keep them.
+                state = {k: v for k, v in (w.config or {}).items() if k.startswith("_")}
+                if w.url is not None and (w.url != c.url or w.kind != c.kind):
+                    # Edited to read another resource: the old one's validators and body hash do not apply.
+                    w.etag = w.last_modified = None
+                    state.pop("_raw_hash", None)
                 w.url = c.url
                 w.kind = c.kind
                 w.topic_work = c.topic.work if c.topic else None
                 w.topic_season = c.topic.season if c.topic else None
-                # Keys starting with "_" are runtime state (raw hash, failure episode), not config: keep them.
-                state = {k: v for k, v in (w.config or {}).items() if k.startswith("_")}
                 w.config = {**c.model_dump(mode="json"), **state}
                 w.enabled = c.enabled
             names = {c.name for c in configs}

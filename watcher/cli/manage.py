@@ -1,0 +1,199 @@
+"""Managing watches without editing the file: add, pause, resume, remove, import, export.
+
+Each command edits the config file in place (comments and layout kept, see watcher.configfile); a running
+daemon notices the change within seconds (or at once on SIGHUP) and applies it without a restart.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from watcher.cli._common import console, err_console, print_json, safe
+from watcher.config import DEFAULT_CONFIG, Config
+from watcher.errors import DocumentError, WatcherError
+from watcher.logs import redact
+
+TAKES_EFFECT = "a running daemon applies it within seconds (or at once on SIGHUP)"
+
+
+def config_file_path(ctx: click.Context) -> Path:
+    """The config file this invocation reads and edits (-c, WATCHER_CONFIG, or the default)."""
+    obj = ctx.find_root().obj or {}
+    return Path(obj.get("config_path") or os.environ.get("WATCHER_CONFIG") or DEFAULT_CONFIG)
+
+
+def _config_or_empty(ctx: click.Context) -> Config:
+    """The current config; an empty one when the file does not exist yet (`add` and `import` create it)."""
+    from watcher.cli._common import get_config
+
+    path = config_file_path(ctx)
+    if not path.exists():
+        return Config().model_copy(update={"source_path": str(path)})
+    return get_config(ctx)
+
+
+def _fail(message: str, code: int) -> None:
+    err_console.print(f"[red]error:[/red] {safe(message)}")
+    sys.exit(code)
+
+
+def reports_errors(command: Callable[..., None]) -> Callable[..., None]:
+    """A WatcherError (bad name, refused edit, unreadable file) ends the command with its message and exit
+    code, not a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except WatcherError as e:
+            _fail(redact(str(e)), e.exit_code)
+
+    return wrapper
+
+
+# --------------------------------------------------------------------------- add
+
+
+@click.command()
+@click.argument("url")
+@click.option("--name", help="Watch name [default: from the URL's host and path].")
+@click.option("--topic", help='What the watch is about, e.g. "All of Us Are Dead S2" (overrides detection).')
+@click.option("--interval", default=None, help="How often to check, e.g. 6h, 30m [default: 6h].")
+@click.option("--cron", default=None, help='Check on a cron schedule instead, e.g. "17 */4 * * *".')
+@click.option("--jitter", default=None, help="Random delay added to each run [default: 5m].")
+@click.option("--kind", type=click.Choice(["auto", "html", "wordpress", "feed"]), default="auto", show_default=True,
+              help="auto: a WordPress post becomes its REST URL, a feed a feed; a page that links a feed is "
+                   "offered it. feed: watch the feed the page links.")
+@click.option("--css", default=None, help="Only this part of an HTML page (CSS selector).")
+@click.option("--xpath", default=None, help="Only this part of an HTML page (XPath).")
+@click.option("--no-fetch", is_flag=True, help="Add without fetching the URL first (needs --kind).")
+@click.option("--dry-run", is_flag=True, help="Fetch and show, but do not write the config.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was detected and extracted as JSON.")
+@click.pass_context
+@reports_errors
+def add(ctx: click.Context, url: str, name: str | None, topic: str | None, interval: str | None, cron: str | None,
+        jitter: str | None, kind: str, css: str | None, xpath: str | None, no_fetch: bool, dry_run: bool,
+        as_json: bool) -> None:
+    """Add a watch for URL: detect what it is, fetch it once, show the facts it yields, and write the watch
+    into the config file (keeping its comments and layout).
+
+    Exit codes: 2 the watch cannot be added as asked (name taken, URL already watched, bad option),
+    4 the URL could not be read.
+    """
+    from watcher.configfile import ConfigFile
+    from watcher.manage import propose
+
+    if css and xpath:
+        raise click.UsageError("give --css or --xpath, not both")
+    scope = {"css": css} if css else {"xpath": xpath} if xpath else None
+    config = _config_or_empty(ctx)
+    interval = None if cron else (interval or "6h")
+
+    def ask(use_feed: bool) -> Any:
+        return propose(url, config, name=name, kind=kind, topic=topic, interval=interval, cron=cron, jitter=jitter,
+                       scope=scope, use_feed=use_feed, fetch=not no_fetch)
+
+    try:
+        proposal = ask(False)
+        feeds = proposal.offered_feeds
+        if (feeds and kind == "auto" and proposal.entry["kind"] == "html" and not as_json and not dry_run
+                and sys.stdin.isatty() and sys.stdout.isatty()):
+            _show(proposal)
+            if click.confirm(f"This page links a feed ({feeds[0]['url']}). Watch the feed instead?", default=False):
+                proposal = ask(True)
+    except DocumentError as e:
+        _fail(f"{e}\n(add it anyway, unchecked, with --no-fetch --kind html|wordpress|feed)", 4)
+    path = config_file_path(ctx)
+    written = False
+    if not dry_run:
+        ConfigFile(path).add_watches([proposal.entry])
+        written = True
+    if as_json:
+        print_json({**proposal.to_json(), "config": str(path), "written": written})
+        return
+    _show(proposal)
+    entry = proposal.entry
+    schedule = f"cron {entry['cron']}" if entry.get("cron") else f"every {entry.get('interval')}"
+    if proposal.offered_feeds and entry["kind"] == "html":
+        console.print("This page links feeds: " + ", ".join(safe(f["url"]) for f in proposal.offered_feeds)
+                      + f"\n  to watch the feed instead: watcher add {safe(url)} --kind feed")
+    if written:
+        console.print(f"added watch [bold]{safe(entry['name'])}[/bold] ({entry['kind']}, {schedule}) to "
+                      f"{safe(path)}; {TAKES_EFFECT}")
+    else:
+        console.print(f"dry run: would add watch {safe(entry['name'])} ({entry['kind']}, {schedule}) to {safe(path)}")
+
+
+def _show(proposal: Any) -> None:
+    from watcher.cli.extract import facts_table
+
+    console.print(f"{safe(proposal.given_url)}: {safe(proposal.detected)}")
+    if not proposal.fetched:
+        return
+    more = f", showing {len(proposal.previews)}" if proposal.documents > len(proposal.previews) else ""
+    console.print(f"fetched: HTTP {proposal.http_status}, {proposal.documents} document(s){more}")
+    for p in proposal.previews:
+        if "error" in p.facts:
+            console.print(f"  {safe(p.title or p.url)}: {safe(p.facts['error'])}")
+        elif not p.facts.get("facts"):
+            console.print(f"  {safe(p.title or p.url)}: no facts found yet")
+        else:
+            console.print(facts_table(p.facts, p.title or p.url))
+
+
+# --------------------------------------------------------------------------- pause, resume, remove
+
+
+def _set_enabled(ctx: click.Context, name: str, enabled: bool) -> None:
+    from watcher.configfile import ConfigFile
+
+    path = config_file_path(ctx)
+    before = _config_or_empty(ctx)
+    was = before.watch_by_name(name).enabled
+    if was == enabled:
+        console.print(f"watch {safe(name)} is already {'active' if enabled else 'paused'}")
+        return
+    ConfigFile(path).set_enabled(name, enabled, actor="`watcher pause`")
+    state = "resumed" if enabled else "paused"
+    console.print(f"{state} watch [bold]{safe(name)}[/bold] in {safe(path)}; {TAKES_EFFECT}")
+
+
+@click.command()
+@click.argument("name")
+@click.pass_context
+@reports_errors
+def pause(ctx: click.Context, name: str) -> None:
+    """Stop checking watch NAME (writes `enabled = false`); its history stays. `watcher resume` undoes it."""
+    _set_enabled(ctx, name, False)
+
+
+@click.command()
+@click.argument("name")
+@click.pass_context
+@reports_errors
+def resume(ctx: click.Context, name: str) -> None:
+    """Check a paused watch NAME again (removes its `enabled = false`)."""
+    _set_enabled(ctx, name, True)
+
+
+@click.command()
+@click.argument("name")
+@click.pass_context
+@reports_errors
+def remove(ctx: click.Context, name: str) -> None:
+    """Delete watch NAME from the config file. Its history (checks, snapshots, events) stays in the
+    database, shown as disabled."""
+    from watcher.configfile import ConfigFile
+
+    path = config_file_path(ctx)
+    _config_or_empty(ctx).watch_by_name(name)
+    ConfigFile(path).remove_watch(name)
+    console.print(f"removed watch [bold]{safe(name)}[/bold] from {safe(path)}; {TAKES_EFFECT}")
+
