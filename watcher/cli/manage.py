@@ -40,7 +40,7 @@ def _config_or_empty(ctx: click.Context) -> Config:
 
 
 def _fail(message: str, code: int) -> None:
-    err_console.print(f"[red]error:[/red] {safe(message)}")
+    err_console.print(f"[red]error:[/red] {safe(message)}", soft_wrap=True)
     sys.exit(code)
 
 
@@ -197,3 +197,77 @@ def remove(ctx: click.Context, name: str) -> None:
     ConfigFile(path).remove_watch(name)
     console.print(f"removed watch [bold]{safe(name)}[/bold] from {safe(path)}; {TAKES_EFFECT}")
 
+
+
+# --------------------------------------------------------------------------- import, export
+
+
+@click.command("import")
+@click.argument("fmt", metavar="FORMAT", type=click.Choice(["urlwatch", "opml", "changedetection"]))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--interval", default="6h", show_default=True,
+              help="Schedule of the imported watches when the file has none (urlwatch, OPML).")
+@click.option("--dry-run", is_flag=True, help="Show what would be imported; do not write the config.")
+@click.option("--json", "as_json", is_flag=True, help="Print each job's outcome as JSON.")
+@click.pass_context
+@reports_errors
+def import_(ctx: click.Context, fmt: str, file: Path, interval: str, dry_run: bool, as_json: bool) -> None:
+    """Add the watches of another tool: urlwatch's urls.yaml, an OPML subscription list, or a
+    changedetection.io backup zip. URLs already watched are skipped, and so is what watcher cannot watch
+    (shell jobs, POST requests); each skip and approximation is listed. Kinds are guessed from the URL
+    (feeds, WordPress REST URLs); nothing is fetched."""
+    from rich.table import Table
+
+    from watcher.configfile import ConfigFile
+    from watcher.importers import plan_import, read_import
+
+    path = config_file_path(ctx)
+    candidates = plan_import(read_import(fmt, file, interval=interval), _config_or_empty(ctx))
+    entries = [c.entry for c in candidates if c.entry is not None]
+    if entries and not dry_run:
+        ConfigFile(path).add_watches(entries, actor=f"`watcher import {fmt}`")
+    if as_json:
+        print_json({"config": str(path), "written": bool(entries) and not dry_run,
+                    "imported": len(entries), "skipped": len(candidates) - len(entries),
+                    "jobs": [c.to_json() for c in candidates]})
+        return
+    table = Table(title=f"{fmt} import from {safe(file)}")
+    for col in ("job", "watch", "kind", "url", "notes"):
+        table.add_column(col)
+    for c in candidates:
+        if c.entry is not None:
+            table.add_row(safe(c.source), safe(c.entry["name"]), c.entry["kind"], safe(c.entry["url"]),
+                          safe("; ".join(c.notes)) + ("" if c.entry.get("enabled", True) else " (paused)"))
+        else:
+            table.add_row(safe(c.source), "—", "", "", f"skipped: {safe(c.skipped)}", style="yellow")
+    console.print(table)
+    verb = "would import" if dry_run else "imported"
+    console.print(f"{verb} {len(entries)} watches into {safe(path)}, skipped {len(candidates) - len(entries)}"
+                  + ("" if dry_run or not entries else f"; {TAKES_EFFECT}"))
+
+
+@click.command()
+@click.option("--format", "fmt", type=click.Choice(["opml", "toml"]), default="toml", show_default=True,
+              help="opml: the feed watches, for a feed reader. toml: every [[watch]] table as written.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not stdout.")
+@click.pass_context
+@reports_errors
+def export(ctx: click.Context, fmt: str, output: Path | None) -> None:
+    """Print the configured watches as OPML (feeds) or TOML (all)."""
+    from watcher.cli._common import get_config
+    from watcher.importers import export_opml, export_toml
+
+    config = get_config(ctx)
+    count = len(config.watch)
+    if fmt == "opml":
+        text, left_out = export_opml(config)
+        count -= left_out
+        if left_out:
+            err_console.print(f"{left_out} watches that are not feeds are left out of the OPML list")
+    else:
+        text = export_toml(config_file_path(ctx).read_text(encoding="utf-8"))
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        err_console.print(f"wrote {count} watches to {safe(output)}")
