@@ -9,7 +9,6 @@ a bad fetch: every failure is an outcome with a reason.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import hashlib
 import time
 from collections.abc import AsyncIterator
@@ -22,14 +21,19 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import DontCloseSpider, IgnoreRequest
 from scrapy.http import Response
 from scrapy.settings import Settings
+from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet import error as txerror
 from twisted.python.failure import Failure
+from twisted.web.client import ResponseFailed, ResponseNeverReceived
 
+from spiders.middlewares import BlockedAddress
 from spiders.parsers import parse_feed, parse_html, parse_wordpress_posts
 from spiders.settings import HANDLED_STATUSES, scrapy_settings
 from watcher.config import FetchConfig
 from watcher.errors import DocumentError
+from watcher.headers import parse_retry_after
 from watcher.records import FetchOutcome, FetchRequest, RawDocument
+from watcher.text import display_url
 
 _NON_TEXT_TYPES = ("image/", "audio/", "video/", "application/octet-stream", "application/pdf",
                    "application/zip", "font/")
@@ -49,19 +53,6 @@ def parse_for_kind(kind: str, body: bytes, url: str, headers: dict[str, str]) ->
     if kind == "feed":
         return parse_feed(body, url)
     return [parse_html(body, url, headers)]
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _headers(response: Response) -> dict[str, str]:
@@ -90,7 +81,7 @@ def outcome_from_response(req: FetchRequest, response: Response, started: float)
     if response.status >= 400:
         return FetchOutcome(status="failed", reason=f"http-{response.status}",
                             error=f"HTTP {response.status} from {response.url}",
-                            retry_after=_retry_after(headers.get("retry-after")), **common)
+                            retry_after=parse_retry_after(headers.get("retry-after")), **common)
     common["body_hash"] = hashlib.sha256(response.body).hexdigest()
     if req.body_hash is not None and req.body_hash == common["body_hash"]:
         return FetchOutcome(status="same_body", **common)  # the common case of a re-check: skip parsing
@@ -101,11 +92,54 @@ def outcome_from_response(req: FetchRequest, response: Response, started: float)
     return FetchOutcome(status="ok", documents=tuple(docs), **common)
 
 
-def classify_failure(failure: Failure) -> tuple[str, str]:
-    """(reason, message) for a download failure."""
+def failed_from_exception(req: FetchRequest, exc: BaseException, *, http_status: int | None = None,
+                          started: float | None = None) -> FetchOutcome:
+    """A failed outcome for an exception raised while handling a response: never left unresolved."""
+    if isinstance(exc, DocumentError):
+        reason, message = exc.reason, str(exc)
+    elif isinstance(exc, RecursionError):
+        reason, message = "too-deep", f"{display_url(req.url)}: the document is nested too deeply to read"
+    elif isinstance(exc, MemoryError):
+        reason, message = "too-large", f"{display_url(req.url)}: the document needs too much memory to read"
+    else:
+        reason = "parse-error"
+        message = f"{display_url(req.url)}: cannot read the response: {exc.__class__.__name__}: {exc}"
+    return FetchOutcome(watch=req.watch, url=req.url, status="failed", reason=reason, error=message[:2000],
+                        http_status=http_status,
+                        duration_ms=int((time.monotonic() - started) * 1000) if started is not None else 0)
+
+
+def _redirect_message(response: Response) -> str:
+    location = response.headers.get(b"Location")
+    if not location:
+        return f"HTTP {response.status} redirect without a Location header; nothing to follow"
+    target = display_url(location.decode("latin-1"))
+    return f"HTTP {response.status} redirect to {target} not followed: only http and https URLs are"
+
+
+def _unreadable_response(exc: ResponseFailed | ResponseNeverReceived) -> str:
+    reasons = getattr(exc, "reasons", [])
+    inner = "; ".join(f"{r.type.__name__}: {r.getErrorMessage()}" for r in reasons) or "no detail"
+    where = "before any response" if isinstance(exc, ResponseNeverReceived) else "while reading the response"
+    if all(r.check(txerror.ConnectionDone, txerror.ConnectionLost) for r in reasons):
+        # Twisted drops the connection itself on a header line over 16 KB, so this is what that looks like too.
+        return (f"the connection closed {where} ({inner}): the server hung up mid-response, or sent a "
+                "header line over 16 KB")
+    return f"the response is malformed ({inner})"
+
+
+def classify_failure(failure: Failure, *, max_bytes: int | None = None) -> tuple[str, str]:
+    """(reason, message) for a download failure; every reason is a short word a user can look up."""
     exc = failure.value
     msg = str(exc) or exc.__class__.__name__
     low = msg.lower()
+    if isinstance(exc, HttpError):  # before IgnoreRequest, its base class
+        response = exc.response
+        if 300 <= response.status < 400:
+            return "bad-redirect", _redirect_message(response)
+        return f"http-{response.status}", f"HTTP {response.status} from {display_url(response.url)}"
+    if isinstance(exc, BlockedAddress):
+        return "blocked-address", msg
     if isinstance(exc, IgnoreRequest):
         if "robots" in low:
             return "robots", "forbidden by robots.txt"
@@ -124,14 +158,23 @@ def classify_failure(failure: Failure) -> tuple[str, str]:
     if "size" in low or "larger than" in low:
         return "too-large", msg
     if isinstance(exc, sx.DownloadCancelledError | asyncio.CancelledError):
-        return "cancelled", msg
+        # Scrapy cancels a body that outgrows DOWNLOAD_MAXSIZE while it arrives (no Content-Length to refuse
+        # it up front); a shutdown cancels too, but then nobody waits for this outcome any more.
+        limit = f" ({max_bytes} bytes)" if max_bytes else ""
+        return "too-large", f"the body grew past fetch.max_bytes{limit} while it arrived"
     if isinstance(exc, sx.ResponseDataLossError):
         return "data-loss", msg
     if isinstance(exc, sx.UnsupportedURLSchemeError):
         return "unsupported-scheme", msg
+    cause = exc.__cause__  # Scrapy wraps Twisted's ResponseFailed in DownloadFailedError
+    for unreadable in (exc, cause):
+        if isinstance(unreadable, ResponseFailed | ResponseNeverReceived):
+            return "bad-response", _unreadable_response(unreadable)
     if isinstance(exc, sx.DownloadFailedError):
         return "download-failed", msg
-    return exc.__class__.__name__.lower(), msg
+    # Anything else came from reading a response a middleware could not make sense of (an undecodable
+    # Content-Encoding, a broken gzip stream, ...).
+    return "bad-response", f"the response could not be read: {exc.__class__.__name__}: {msg}"
 
 
 class WatchSpider(scrapy.Spider):
@@ -154,26 +197,39 @@ class WatchSpider(scrapy.Spider):
         yield  # pragma: no cover - makes this an async generator
 
     def on_response(self, response: Response) -> list[Any]:
+        """Resolve the request's future, whatever the response: an exception here would leave the check
+        waiting for ever (Scrapy only logs it), so every exception becomes a failed outcome."""
         meta = response.meta
-        fut: asyncio.Future[FetchOutcome] = meta["watcher_future"]
-        if not fut.done():
-            fut.set_result(outcome_from_response(meta["watcher_request"], response, meta["watcher_started"]))
+        fut: asyncio.Future[FetchOutcome] | None = meta.get("watcher_future")
+        if fut is None or fut.done():
+            return []
+        req: FetchRequest = meta["watcher_request"]
+        try:
+            outcome = outcome_from_response(req, response, meta["watcher_started"])
+        except Exception as e:
+            outcome = failed_from_exception(req, e, http_status=response.status, started=meta["watcher_started"])
+        fut.set_result(outcome)
         return []
 
     def on_error(self, failure: Failure) -> None:
         request = failure.request  # type: ignore[attr-defined]
         meta = request.meta
-        fut: asyncio.Future[FetchOutcome] = meta["watcher_future"]
-        if fut.done():
+        fut: asyncio.Future[FetchOutcome] | None = meta.get("watcher_future")
+        if fut is None or fut.done():
             return
         req: FetchRequest = meta["watcher_request"]
-        response = getattr(failure.value, "response", None)
-        reason, message = classify_failure(failure)
-        fut.set_result(FetchOutcome(
-            watch=req.watch, url=req.url, status="failed", reason=reason, error=message[:2000],
-            http_status=response.status if isinstance(response, Response) else None,
-            duration_ms=int((time.monotonic() - meta["watcher_started"]) * 1000),
-        ))
+        try:
+            response = getattr(failure.value, "response", None)
+            reason, message = classify_failure(failure, max_bytes=self.settings.getint("DOWNLOAD_MAXSIZE"))
+            outcome = FetchOutcome(
+                watch=req.watch, url=req.url, status="failed", reason=reason, error=message[:2000],
+                http_status=response.status if isinstance(response, Response) else None,
+                duration_ms=int((time.monotonic() - meta["watcher_started"]) * 1000),
+                retry_after=parse_retry_after(response.headers.get(b"Retry-After", b"").decode("latin-1"))
+                if isinstance(response, Response) else None)
+        except Exception as e:
+            outcome = failed_from_exception(req, e, started=meta.get("watcher_started"))
+        fut.set_result(outcome)
 
 
 class Fetcher:
@@ -206,20 +262,31 @@ class Fetcher:
             raise RuntimeError("the crawler stopped during start-up")
 
     async def fetch(self, req: FetchRequest, *, priority: int = 0) -> FetchOutcome:
+        """The outcome of one request; always resolves, at the latest after `FetchConfig.fetch_deadline`."""
         if self.crawler is None or self.crawler.engine is None or self.crawler.spider is None:
             raise RuntimeError("Fetcher.start() was not awaited")
         fut: asyncio.Future[FetchOutcome] = asyncio.get_running_loop().create_future()
         spider = self.crawler.spider
         assert isinstance(spider, WatchSpider)
+        started = time.monotonic()
         request = scrapy.Request(
             req.url, callback=spider.on_response, errback=spider.on_error, dont_filter=True, priority=priority,
-            meta={"watcher_future": fut, "watcher_request": req, "watcher_started": time.monotonic(),
+            meta={"watcher_future": fut, "watcher_request": req, "watcher_started": started,
                   "etag": req.etag, "last_modified": req.last_modified},
         )
         self._pending.add(fut)
+        deadline = self.config.fetch_deadline.total_seconds()
         try:
             self.crawler.engine.crawl(request)
-            return await fut
+            return await asyncio.wait_for(fut, deadline)
+        except TimeoutError:
+            # Scrapy lost the request or never answered for it (its own timeouts should have fired first):
+            # the check ends here; a late answer finds the future cancelled and is dropped.
+            return FetchOutcome(
+                watch=req.watch, url=req.url, status="failed", reason="timeout",
+                error=f"no answer within {deadline:.0f}s (fetch.timeout for robots.txt and each of "
+                      f"{self.config.retries + 1} attempts)",
+                duration_ms=int((time.monotonic() - started) * 1000))
         finally:
             self._pending.discard(fut)
 

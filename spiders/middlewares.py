@@ -6,10 +6,15 @@ from typing import Any
 
 from scrapy import Request
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware as _ScrapyRobotsTxtMiddleware
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
+
+
+class BlockedAddress(IgnoreRequest):
+    """The egress policy refused a request (reason `blocked-address`)."""
 
 
 class ConditionalGetMiddleware:

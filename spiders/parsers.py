@@ -110,6 +110,8 @@ def parse_wordpress_posts(body: bytes, url: str) -> list[RawDocument]:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
         raise DocumentError("invalid-json", f"{url}: the WordPress API response is not valid JSON: {e}") from e
+    except RecursionError as e:
+        raise DocumentError("too-deep", f"{url}: the WordPress API response is JSON nested too deeply to read") from e
     if isinstance(data, dict) and "code" in data and "content" not in data:
         msg = str(data.get("message") or "")[:200]
         raise DocumentError("wordpress-error", f"{url}: WordPress error {data.get('code')!r}: {msg}")
@@ -180,7 +182,9 @@ def parse_feed(body: bytes, url: str) -> list[RawDocument]:
     # No base URL: entry ids must not change when a feed moves host.
     try:
         parsed = feedparser.parse(body, resolve_relative_uris=False, sanitize_html=True)
-    except (UnicodeError, LookupError, ValueError) as e:  # feedparser itself trips on some broken encodings
+    except RecursionError as e:
+        raise DocumentError("too-deep", f"{url}: the feed is nested too deeply to read") from e
+    except Exception as e:  # feedparser itself trips on some broken encodings (UnicodeError, LookupError, ...)
         raise DocumentError("malformed-feed", f"{url}: not a readable feed: {e.__class__.__name__}: {e}") from e
     # A broken feed whose entries carry no text at all (cut off mid-item, say) is malformed, not empty;
     # a broken feed that still yields readable entries is used, as feedparser intends.

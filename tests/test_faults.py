@@ -3,15 +3,20 @@ watch still works, encodings decode, and a watch that keeps failing raises one f
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import re
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from tests.pageserver import PageServer, Reply
-from tests.test_pipeline import cycle, page
+from tests.test_pipeline import cycle, make_config, page
 from watcher.config import Config
+from watcher.runtime import run_sync
 from watcher.store.codec import decode_document
 from watcher.store.models import ChangeEventRow, Check, Snapshot, Watch
 
@@ -23,6 +28,28 @@ def html(text: str, charset: str | None, encoding: str, meta: str = "") -> Reply
             f"<p>{text}</p></article></body></html>").encode(encoding)
     ctype = "text/html" + (f"; charset={charset}" if charset else "")
     return Reply(body=body, headers={"Content-Type": ctype})
+
+
+def chunked_flood(handler) -> Reply:
+    """A chunked body (no Content-Length to refuse up front) that outgrows max_bytes while it arrives."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/html")
+    handler.send_header("Transfer-Encoding", "chunked")
+    handler.end_headers()
+    chunk = b"<p>" + b"x" * 9997
+    for _ in range(150):
+        handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+    handler.wfile.write(b"0\r\n\r\n")
+    raise ConnectionAbortedError("flood over")
+
+
+def huge_header(handler) -> Reply:
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/html")
+    handler.send_header("X-Padding", "a" * 100_000)
+    handler.end_headers()
+    handler.wfile.write(GOOD.body)
+    raise ConnectionAbortedError("sent")
 
 
 def trickle(handler) -> Reply:
@@ -71,8 +98,19 @@ CASES: dict[str, tuple[str, Reply | object, str | None]] = {
                                       headers={"Content-Type": "application/json"}), "http-404"),
     "wperror200": ("/wp-json/err200", Reply(body=b'{"code":"rest_post_invalid_id","message":"Invalid post ID."}',
                                             headers={"Content-Type": "application/json"}), "wordpress-error"),
+    # These used to hang the check for ever (an exception in the spider's response handling).
+    "deepjson": ("/wp-json/deep", Reply(body=b"[" * 100_000 + b"]" * 100_000,
+                                        headers={"Content-Type": "application/json"}), "too-deep"),
+    "retryafter-digit": ("/429-digit", Reply(429, b"slow down", headers={"Retry-After": "\u00b2"}), "http-429"),
+    "retryafter-date": ("/503-date", Reply(503, b"later", headers={"Retry-After": "Mon, 99 Foo 99999 99:99:99"}),
+                        "http-503"),
+    # Used to read "cancelled", "ignored: Ignoring non-200 response" and a Twisted Failure repr.
+    "chunked": ("/chunked", chunked_flood, "too-large"),
+    "to-file": ("/to-file", Reply(302, b"", headers={"Location": "file:///etc/passwd"}), "bad-redirect"),
+    "huge-header": ("/huge-header", huge_header, "bad-response"),
 }
-KINDS = {"badfeed": "feed", "badjson": "wordpress", "wperror": "wordpress", "wperror200": "wordpress"}
+KINDS = {"badfeed": "feed", "badjson": "wordpress", "wperror": "wordpress", "wperror200": "wordpress",
+         "deepjson": "wordpress"}
 EXTERNAL = {"refused": ("http://127.0.0.1:9/x", "connection-refused"),
             "nxdomain": ("http://watcher-test.invalid/x", "dns")}
 
@@ -126,6 +164,8 @@ def test_every_hostile_fetch_is_recorded_and_the_rest_keeps_working(hostile, sto
     assert "Résumé Season 2 arrives in early 2027" in texts["lying"]  # a lying <meta charset> is caught
     assert "early 2027" in texts["truncated"]
     assert outcomes["throttled"].reason == "http-429"
+    assert "/etc/passwd not followed" in outcomes["to-file"].error
+    assert "max_bytes" in outcomes["chunked"].error
 
     # Two more cycles (ignoring backoff): each failing watch raises one fetch_failed, not one per check.
     cycle(store, config)
@@ -135,3 +175,193 @@ def test_every_hostile_fetch_is_recorded_and_the_rest_keeps_working(hostile, sto
         throttled = s.scalars(select(Watch).where(Watch.name == "throttled")).one()
     assert sorted(failed) == sorted(r for r in expected.values() if r is not None)
     assert throttled.backoff_until is not None  # Retry-After honoured in the schedule
+
+
+# --------------------------------------------------------------------------- every check ends
+
+
+class FaultyFetchStage:
+    """The real fetcher with faults injected between the pipeline and Scrapy, for bugs no server can cause:
+    requests of the `lost` watches are never answered (a fetch stage that loses a request), and those of the
+    `crashing` watches raise (a bug in the fetch stage)."""
+
+    def __init__(self, fetcher, *, lost=(), crashing=()) -> None:
+        self.fetcher, self.lost, self.crashing = fetcher, set(lost), set(crashing)
+
+    async def fetch(self, req, *, priority: int = 0):
+        if req.watch in self.crashing:
+            raise RuntimeError(f"fetch stage bug while fetching {req.watch}")
+        if req.watch in self.lost:
+            await asyncio.Event().wait()
+        return await self.fetcher.fetch(req, priority=priority)
+
+
+def faulty_cycle(store, config, **faults):
+    from spiders.fetch import Fetcher
+    from watcher.pipeline import Pipeline
+
+    async def go():
+        fetcher = Fetcher(config.fetch)
+        await fetcher.start()
+        pipeline = Pipeline(store, config, FaultyFetchStage(fetcher, **faults))
+        try:
+            return await pipeline.cycle()
+        finally:
+            await fetcher.close()
+            pipeline.close()
+
+    store.sync_watches(config.watch)
+    return run_sync(go)
+
+
+def test_lost_fetches_end_as_timeout_and_free_their_slots(store, database_url):
+    """Four checks whose fetch never answers, with concurrency 1 (four in-flight slots): each ends as `timeout`
+    at its deadline and the healthy watch behind them is checked (it used to wait for ever)."""
+    with PageServer() as server:
+        server.route("/ok", GOOD)
+        config = make_config(server, database_url, [{"name": f"lost{i}", "url": server.url(f"/lost{i}")}
+                                                    for i in range(4)] + [{"name": "ok", "url": server.url("/ok")}],
+                             fetch={"concurrency": 1, "timeout": "1s"})
+        report = faulty_cycle(store, config, lost={f"lost{i}" for i in range(4)})
+    got = {r.watch: (r.outcome, r.reason) for r in report.results}
+    assert got == {**{f"lost{i}": ("failed", "timeout") for i in range(4)}, "ok": ("changed", None)}
+    with store.session() as s:
+        reasons = dict(s.execute(select(Watch.name, Check.reason).join(Check)).all())
+    assert reasons == {**{f"lost{i}": "timeout" for i in range(4)}, "ok": None}
+
+
+def test_internal_error_counts_as_a_failure_with_backoff_and_fetch_failed(store, database_url):
+    with PageServer() as server:
+        server.route("/ok", GOOD)
+        config = make_config(server, database_url, [{"name": "buggy", "url": server.url("/ok")}])
+        for _ in range(3):
+            [result] = faulty_cycle(store, config, crashing={"buggy"}).results
+            assert (result.outcome, result.reason) == ("failed", "internal-error")
+            assert "fetch stage bug" in result.error
+        with store.session() as s:
+            w = s.scalars(select(Watch).where(Watch.name == "buggy")).one()
+            assert w.consecutive_failures == 3 and w.backoff_until is not None
+            assert w.last_error.startswith("internal-error: RuntimeError")
+            events = s.scalars(select(ChangeEventRow.subject).where(ChangeEventRow.type == "fetch_failed")).all()
+        assert events == ["internal-error"]  # failures_before_event = 2: one event for the episode
+        [result] = faulty_cycle(store, config).results  # the bug is gone
+        assert result.outcome == "changed"
+    with store.session() as s:
+        assert s.scalars(select(ChangeEventRow.type).where(ChangeEventRow.type == "fetch_recovered")).all()
+
+
+def test_processing_over_budget_is_recorded_as_timeout(store, database_url):
+    items = "".join(f"<item><title>Show Season {i} news</title><link>http://e/{i}</link><guid>g{i}</guid>"
+                    f"<description>Show Season {i} arrives in early 2027, the studio said today.</description></item>"
+                    for i in range(60))
+    feed = f"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title>{items}</channel></rss>".encode()
+    with PageServer() as server:
+        server.route("/feed", Reply(body=feed, headers={"Content-Type": "application/rss+xml"}))
+        server.route("/ok", GOOD)
+        config = make_config(server, database_url, [{"name": "feed", "url": server.url("/feed"), "kind": "feed"},
+                                                    {"name": "ok", "url": server.url("/ok")}],
+                             fetch={"processing_budget": "0.05s"})
+        report = cycle(store, config)
+    got = {r.watch: r for r in report.results}
+    assert (got["feed"].outcome, got["feed"].reason) == ("failed", "timeout"), got["feed"]
+    assert "processing_budget" in got["feed"].error
+    assert got["ok"].outcome == "changed"
+
+
+# --------------------------------------------------------------------------- generated responses
+
+# Every reason a failed fetch may carry: a user can look each one up; no exception class names, no reprs.
+KNOWN_REASON = re.compile(
+    r"http-\d{3}|timeout|too-large|too-deep|bad-redirect|bad-response|redirect-loop|data-loss|download-failed|"
+    r"not-text|empty-body|binary-content|invalid-json|wordpress-error|wordpress-shape|wordpress-empty|"
+    r"malformed-feed|not-a-feed|xml-entities|malformed-html|parse-error|connection-refused|dns|robots|"
+    r"blocked-address|unsupported-scheme")
+NASTY_VALUES = ["\u00b2", "-1", "99999999999999999999999", "1e400", "nan", "Mon, 99 Foo 99999 99:99:99 GMT",
+                "gzip", "deflate, br", "chunked", "text/html; charset=utf-7", "application/json", "image/png",
+                "application/rss+xml; charset=bogus", "file:///etc/passwd", "javascript:alert(1)", "http://[::1",
+                "/loop", "//", "0; url=/", "http://watcher-test.invalid/", "a" * 20_000, ""]
+BODIES = [b"", b"[" * 50_000 + b"]" * 50_000, b"{" * 3000, GOOD.body, b"\x1f\x8b\x08garbage", b"\x00" * 500,
+          b"<rss><channel><item><title>" * 500, b'{"content": {"rendered": "\\u0000\\ud800"}}', b"<" * 10_000]
+HEADER_NAMES = ["Content-Type", "Content-Length", "Content-Encoding", "Transfer-Encoding", "Location",
+                "Retry-After", "ETag", "Last-Modified", "Refresh", "X-Junk"]
+header_value = st.one_of(st.sampled_from(NASTY_VALUES),
+                         st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=80))
+response_case = st.fixed_dictionaries({
+    "status": st.one_of(st.sampled_from([200, 204, 301, 302, 304, 307, 400, 404, 429, 500, 503]),
+                        st.integers(100, 999)),
+    "headers": st.lists(st.tuples(st.sampled_from(HEADER_NAMES), header_value), max_size=5),
+    "body": st.one_of(st.sampled_from(BODIES), st.binary(max_size=2000)),
+    "kind": st.sampled_from(["html", "wordpress", "feed"]),
+})
+
+
+def _assert_resolved_with_a_reason(outcome) -> None:
+    if outcome.status == "failed":
+        assert KNOWN_REASON.fullmatch(outcome.reason or ""), (outcome.reason, outcome.error)
+        assert outcome.error and "Failure" not in outcome.error and "Traceback" not in outcome.error
+    else:
+        assert outcome.status in ("ok", "not_modified", "same_body")
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=response_case)
+def test_spider_response_handling_always_resolves(case) -> None:
+    """Whatever a response holds, the spider's callback resolves the check's future (it used to leave it
+    pending for ever when parsing raised), with a reason a user can read."""
+    from scrapy.http import Request, Response
+
+    from spiders.fetch import WatchSpider
+    from watcher.records import FetchRequest
+
+    loop = asyncio.new_event_loop()
+    try:
+        fut = loop.create_future()
+        req = FetchRequest("w", "http://127.0.0.1:1/x", case["kind"])
+        request = Request(req.url, meta={"watcher_future": fut, "watcher_request": req,
+                                         "watcher_started": time.monotonic()})
+        headers = [(k, v.encode("latin-1")) for k, v in case["headers"]]
+        response = Response(req.url, status=case["status"], headers=headers, body=case["body"], request=request)
+        WatchSpider().on_response(response)
+        assert fut.done()
+        _assert_resolved_with_a_reason(fut.result())
+    finally:
+        loop.close()
+
+
+@pytest.fixture(scope="module")
+def live_fetcher():
+    from spiders.fetch import Fetcher
+    from watcher.config import FetchConfig
+
+    config = FetchConfig(autothrottle=False, retries=0, timeout="2s", max_bytes=200_000,
+                         concurrency_per_domain=8)
+    fetcher = Fetcher(config)
+    with PageServer() as server:
+        run_sync(fetcher.start)
+        yield server, fetcher
+        run_sync(fetcher.close)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(case=response_case, n=st.uuids())
+def test_every_generated_response_resolves_within_the_fetch_deadline(live_fetcher, case, n) -> None:
+    """The same responses, raw bytes on a real socket through the running Scrapy engine: every fetch resolves
+    within its deadline (timeout × (retries + 2)), as an outcome with a readable reason."""
+    from watcher.records import FetchRequest
+
+    server, fetcher = live_fetcher
+    head = f"HTTP/1.1 {case['status']} Whatever\r\n".encode() + b"".join(
+        f"{k}: ".encode() + v.encode("latin-1") + b"\r\n" for k, v in case["headers"])
+
+    def raw(handler):
+        handler.wfile.write(head + b"Connection: close\r\n\r\n" + case["body"])
+        handler.wfile.flush()
+        raise ConnectionAbortedError("raw response sent")
+
+    path = f"/gen/{n}"
+    server.route(path, raw)
+    deadline = fetcher.config.fetch_deadline.total_seconds()
+    outcome = run_sync(lambda: asyncio.wait_for(fetcher.fetch(FetchRequest("gen", server.url(path), case["kind"])),
+                                                deadline + 10))
+    _assert_resolved_with_a_reason(outcome)

@@ -173,6 +173,21 @@ class FetchConfig(_Model):
     download_delay: Duration = timedelta(seconds=0)
     failures_before_event: int = Field(default=3, ge=1)
     max_backoff: Duration = timedelta(hours=6)
+    # Normalising, extracting and storing one fetched check may take this long (counted from when a worker
+    # thread takes it up); past it the check stops, keeps the batches it stored, and is recorded `timeout`.
+    processing_budget: Duration = timedelta(seconds=60)
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive(cls, v: timedelta) -> timedelta:
+        if v <= timedelta(0):
+            raise ValueError("the fetch timeout must be more than 0s")
+        return v
+
+    @property
+    def fetch_deadline(self) -> timedelta:
+        """How long one fetch may take in all: robots.txt and every retry, each bounded by `timeout`."""
+        return self.timeout * (self.retries + 2)
 
 
 class SmtpConfig(_Model):

@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from watcher.config import Config, WatchConfig
 from watcher.errors import ConfigError, DocumentError
+from watcher.health import HEALTH, describe, is_database_unavailable
 from watcher.logs import redact
 from watcher.records import ChangeEvent, Document, FetchOutcome, FetchRequest
 from watcher.store import Store
@@ -71,6 +73,55 @@ class _WatchState:
     raw_hash: str | None = None
 
 
+class CheckAbandoned(Exception):
+    """A check's processing stopped at a safe point: its deadline passed, or the daemon gave up on it."""
+
+
+class Budget:
+    """The processing deadline of one check, shared by the event loop and the worker thread.
+
+    The clock starts when a worker thread takes the check up (not while it waits for one). The thread calls
+    `checkpoint()` between steps and `commit()` just before its final transaction commits; the loop calls
+    `abandon()` when the thread overruns, which succeeds unless the final commit is already under way.
+    That lock makes "recorded as timeout by the loop" and "stored by the thread" exclusive.
+    """
+
+    GRACE = 5.0  # how long past the budget the loop waits for the thread to notice by itself
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started: float | None = None
+        self.abandoned = False
+        self.committing = False
+        self._lock = threading.Lock()
+
+    def begin(self) -> None:
+        self.started = time.monotonic()
+
+    def overrun(self) -> bool:
+        return self.started is not None and time.monotonic() - self.started > self.seconds
+
+    def checkpoint(self) -> None:
+        if self.abandoned or self.overrun():
+            raise CheckAbandoned
+
+    def commit(self) -> None:
+        with self._lock:
+            if self.abandoned:
+                raise CheckAbandoned
+            self.committing = True
+
+    def abandon(self) -> bool:
+        with self._lock:
+            if self.committing:
+                return False
+            self.abandoned = True
+            return True
+
+    def give_up_at(self) -> float | None:
+        return None if self.started is None else self.started + self.seconds + self.GRACE
+
+
 def backoff_delay(failures: int, retry_after: float | None, max_backoff: float) -> float:
     """Seconds to wait before the next attempt: Retry-After when the server says, else 60s doubling."""
     base = 60.0 * 2 ** max(0, failures - 1)
@@ -101,7 +152,9 @@ class Pipeline:
     # ------------------------------------------------------------------ async part
 
     async def check(self, name: str, *, honour_backoff: bool = True) -> CheckResult:
-        """Fetch and process one watch. Never raises for a bad page; a running watch is not started twice."""
+        """Fetch and process one watch. Never raises for a bad page, and always ends: the fetch within
+        `fetch.fetch_deadline`, the processing within `fetch.processing_budget` (else `timeout`).
+        A running watch is not started twice."""
         try:
             wc = self.config.watch_by_name(name)
         except ConfigError:  # removed by a config reload after its run was due
@@ -111,28 +164,91 @@ class Pipeline:
         self._running.add(name)
         started = time.monotonic()
         try:
-            state: _WatchState = await self._in_thread(self._load_state, name)
-            if honour_backoff and state.backoff_until and state.backoff_until > utcnow():
-                return CheckResult(name, "skipped", reason="backoff")
-            async with self._in_flight:
-                outcome = await self.fetcher.fetch(FetchRequest(
-                    watch=name, url=wc.url, kind=wc.kind, etag=state.etag, last_modified=state.last_modified,
-                    body_hash=state.raw_hash if state.hashes else None))
-                result: CheckResult = await self._in_thread(self.process, wc, outcome, state.hashes,
-                                                            state.raw_hash)
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # a bug in one watch must not stop the others
-            log.exception("check of %s crashed", name)
-            result = CheckResult(name, "failed", reason="internal-error", error=redact(f"{e.__class__.__name__}: {e}"))
-            try:
-                await self._in_thread(self._record_internal_error, wc, result)
-            except Exception:
-                log.exception("could not record the failure of %s", name)
+            result = await self._check(wc, honour_backoff)
         finally:
             self._running.discard(name)
         result.duration_ms = int((time.monotonic() - started) * 1000)
+        HEALTH.checked(name, result.outcome, result.reason)
         return result
+
+    async def _check(self, wc: WatchConfig, honour_backoff: bool) -> CheckResult:
+        name = wc.name
+        try:
+            state: _WatchState = await self._in_thread(self._load_state, name)
+            HEALTH.database_ok()
+            if honour_backoff and state.backoff_until and state.backoff_until > utcnow():
+                return CheckResult(name, "skipped", reason="backoff")
+            async with self._in_flight:
+                outcome = await self._fetch(wc, state)
+                return await self._process(wc, outcome, state)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            if is_database_unavailable(e):
+                # Not the watch's fault, and nowhere to record it: the health view and one log line per
+                # outage say it; the watch is checked again at its next run.
+                HEALTH.database_failed(e, f"check of {name}")
+                self.store.recover(e)
+                return CheckResult(name, "failed", reason="database-unavailable", error=describe(e))
+            log.exception("check of %s crashed", name)  # a bug in one watch must not stop the others
+            return await self._record_crash(wc, e)
+
+    async def _fetch(self, wc: WatchConfig, state: _WatchState) -> FetchOutcome:
+        req = FetchRequest(watch=wc.name, url=wc.url, kind=wc.kind, etag=state.etag,
+                           last_modified=state.last_modified, body_hash=state.raw_hash if state.hashes else None)
+        # The fetch stage resolves by itself within its deadline; this bound holds for any fetch stage.
+        deadline = self.config.fetch.fetch_deadline.total_seconds() + Budget.GRACE
+        try:
+            return await asyncio.wait_for(self.fetcher.fetch(req), deadline)
+        except TimeoutError:
+            return FetchOutcome(watch=wc.name, url=wc.url, status="failed", reason="timeout",
+                                error=f"the fetch did not end within {deadline:.0f}s")
+
+    async def _process(self, wc: WatchConfig, outcome: FetchOutcome, state: _WatchState) -> CheckResult:
+        budget = Budget(self.config.fetch.processing_budget.total_seconds())
+        fut = asyncio.get_running_loop().run_in_executor(self.executor, self.process, wc, outcome, state.hashes,
+                                                         state.raw_hash, budget)
+        try:
+            while True:
+                give_up_at = budget.give_up_at()
+                # Waiting for a worker thread does not count against the budget: look again later.
+                wait = budget.seconds + Budget.GRACE if give_up_at is None else give_up_at - time.monotonic()
+                done, _ = await asyncio.wait({fut}, timeout=max(0.0, wait))
+                if done:
+                    return fut.result()
+                if give_up_at is not None and time.monotonic() >= give_up_at:
+                    break
+        except asyncio.CancelledError:
+            budget.abandon()
+            raise
+        if not budget.abandon():  # the thread is committing its result: take it
+            return await fut
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())  # its CheckAbandoned is expected
+        # The thread is stuck in one step (it stops at its next checkpoint and writes nothing more);
+        # record the timeout from another thread, since this pipeline's workers may all be busy.
+        log.warning("%s: processing overran fetch.processing_budget (%.0fs); recorded as timeout", wc.name,
+                    budget.seconds)
+        return await asyncio.to_thread(self._record_failure, wc, self._overrun(wc, outcome, budget))
+
+    @staticmethod
+    def _overrun(wc: WatchConfig, outcome: FetchOutcome, budget: Budget, stored: str = "") -> FetchOutcome:
+        return FetchOutcome(watch=wc.name, url=wc.url, status="failed", reason="timeout",
+                            http_status=outcome.http_status, size=outcome.size, duration_ms=outcome.duration_ms,
+                            error=f"processing took longer than fetch.processing_budget ({budget.seconds:.0f}s)"
+                                  f"{stored}")
+
+    async def _record_crash(self, wc: WatchConfig, e: Exception) -> CheckResult:
+        """An unexpected exception: a failure like any other (it counts, backs off, raises fetch_failed)."""
+        outcome = FetchOutcome(watch=wc.name, url=wc.url, status="failed", reason="internal-error",
+                               error=redact(f"{e.__class__.__name__}: {e}")[:2000])
+        try:
+            return await asyncio.to_thread(self._record_failure, wc, outcome)
+        except Exception as e2:
+            if is_database_unavailable(e2):
+                HEALTH.database_failed(e2, f"recording the failure of {wc.name}")
+            else:
+                log.exception("could not record the failure of %s", wc.name)
+            return CheckResult(wc.name, "failed", reason="internal-error", error=outcome.error)
 
     async def cycle(self, names: list[str] | None = None, *, honour_backoff: bool = False,
                     progress: Callable[[CheckResult], None] | None = None) -> CycleReport:
@@ -163,33 +279,53 @@ class Pipeline:
             return _WatchState(w.etag, w.last_modified, w.backoff_until, {k: h for k, h in rows},
                                w.config.get("_raw_hash"))
 
-    def _normalise(self, wc: WatchConfig, outcome: FetchOutcome) -> list[Document]:
+    def _normalise(self, wc: WatchConfig, outcome: FetchOutcome, budget: Budget) -> list[Document]:
         from watcher.document import normalise
 
-        return [normalise(raw, wc.scope) for raw in outcome.documents]
+        docs = []
+        for raw in outcome.documents:
+            budget.checkpoint()
+            docs.append(normalise(raw, wc.scope))
+        return docs
 
     def process(self, wc: WatchConfig, outcome: FetchOutcome, hashes: dict[str, str],
-                raw_hash: str | None = None) -> CheckResult:
+                raw_hash: str | None = None, budget: Budget | None = None) -> CheckResult:
         """Turn a fetch outcome into stored rows. CPU work happens before the transaction opens."""
+        budget = budget or Budget(self.config.fetch.processing_budget.total_seconds())
+        budget.begin()
+        try:
+            return self._process_outcome(wc, outcome, hashes, raw_hash, budget)
+        except CheckAbandoned:
+            if budget.abandoned:
+                raise  # the loop gave up on this check and recorded it
+            return self._record_failure(wc, self._overrun(wc, outcome, budget), budget)
+
+    def _process_outcome(self, wc: WatchConfig, outcome: FetchOutcome, hashes: dict[str, str],
+                         raw_hash: str | None, budget: Budget) -> CheckResult:
         body_hash = outcome.body_hash
         if outcome.status == "same_body":
             # Byte-identical to the last fetch (the fetcher compared hashes and did not even parse it).
-            return self._record_success(wc, outcome, [], unchanged_keys=list(hashes), raw_hash=body_hash)
+            return self._record_success(wc, outcome, [], unchanged_keys=list(hashes), raw_hash=body_hash,
+                                        budget=budget)
+        docs: list[Document] = []
         if outcome.status == "ok":
             try:
-                docs = self._normalise(wc, outcome)
-            except DocumentError as e:
-                outcome = FetchOutcome(watch=outcome.watch, url=outcome.url, status="failed", reason=e.reason,
-                                       error=str(e), http_status=outcome.http_status, size=outcome.size)
-                docs = []
-        else:
-            docs = []
+                docs = self._normalise(wc, outcome, budget)
+            except (DocumentError, RecursionError) as e:
+                reason = e.reason if isinstance(e, DocumentError) else "too-deep"
+                error = str(e) if isinstance(e, DocumentError) else "the document is nested too deeply to read"
+                outcome = FetchOutcome(watch=outcome.watch, url=outcome.url, status="failed", reason=reason,
+                                       error=error, http_status=outcome.http_status, size=outcome.size)
         if outcome.status == "failed":
-            return self._record_failure(wc, outcome)
+            return self._record_failure(wc, outcome, budget)
         fresh = [d for d in docs if hashes.get(d.entry_key) != d.content_hash()]
         same = [d.entry_key for d in docs if hashes.get(d.entry_key) == d.content_hash()]
-        return self._record_success(wc, outcome, [(d, self._extract(wc, d)) for d in fresh], unchanged_keys=same,
-                                    raw_hash=body_hash)
+        changed = []
+        for d in fresh:
+            budget.checkpoint()
+            changed.append((d, self._extract(wc, d)))
+        budget.checkpoint()
+        return self._record_success(wc, outcome, changed, unchanged_keys=same, raw_hash=body_hash, budget=budget)
 
     def _extract(self, wc: WatchConfig, doc: Document) -> Any:
         from watcher.extract import extract
@@ -200,7 +336,7 @@ class Pipeline:
     def _watch_row(self, s: Session, name: str) -> Watch:
         return s.scalars(select(Watch).where(Watch.name == name).with_for_update()).one()
 
-    def _record_failure(self, wc: WatchConfig, outcome: FetchOutcome) -> CheckResult:
+    def _record_failure(self, wc: WatchConfig, outcome: FetchOutcome, budget: Budget | None = None) -> CheckResult:
         from watcher.changes import save_events
         from watcher.notify import enqueue_alerts
 
@@ -230,16 +366,13 @@ class Pipeline:
                 w.failure_reported = True
                 result.events = len(rows)
                 result.alerts = enqueue_alerts(s, rows)
+            if budget is not None:
+                budget.commit()
         return result
 
-    def _record_internal_error(self, wc: WatchConfig, result: CheckResult) -> None:
-        with self.store.session() as s:
-            w = self._watch_row(s, wc.name)
-            w.last_check_at, w.last_status, w.last_error = utcnow(), "failed", result.error
-            s.add(Check(watch_id=w.id, outcome="failed", reason="internal-error", error=result.error))
-
     def _record_success(self, wc: WatchConfig, outcome: FetchOutcome, changed: list[tuple[Document, Any]],
-                        unchanged_keys: list[str], raw_hash: str | None = None) -> CheckResult:
+                        unchanged_keys: list[str], raw_hash: str | None = None, budget: Budget | None = None
+                        ) -> CheckResult:
         from watcher.changes import record_snapshot, record_unchanged, save_events
         from watcher.notify import enqueue_alerts
 
@@ -289,6 +422,8 @@ class Pipeline:
             result.snapshots = len(changed)
             result.events = len(events)
             result.alerts = enqueue_alerts(s, events) if events else 0
+            if budget is not None:
+                budget.commit()
         return result
 
     @staticmethod

@@ -17,3 +17,16 @@ def strip_control(text: str) -> str:
 def shorten(text: str, width: int = 120) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# Userinfo: everything between "scheme://" and the last "@" of the authority (before any / ? #).
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+
+
+def display_url(url: str | None) -> str:
+    """A URL as every output shows it (CLI, logs, web page, Atom, iCalendar, alerts): without any
+    `user:password@` and without control characters. Config URLs never carry credentials (they are refused
+    at load), but scraped links and redirect targets may."""
+    if not url:
+        return ""
+    return _USERINFO.sub(r"\1", strip_control(str(url)))

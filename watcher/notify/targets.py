@@ -18,6 +18,7 @@ from typing import Protocol
 
 from watcher.config import NotifyConfig, SubscriberConfig, secret_from_env
 from watcher.errors import NotifyError
+from watcher.headers import parse_retry_after
 from watcher.notify.render import Delivery, html_body, text_body, title_of, webhook_body
 
 USER_AGENT = "watcher-webhook/0.1"
@@ -97,20 +98,6 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str, *, toleranc
     return age <= tolerance and hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        from email.utils import parsedate_to_datetime
-
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-        except (TypeError, ValueError):
-            return None
-
-
 class WebhookNotifier:
     def __init__(self, config: NotifyConfig) -> None:
         self.timeout = config.timeout.total_seconds()
@@ -137,7 +124,7 @@ class WebhookNotifier:
             return
         reason = f"webhook answered HTTP {status}"
         if status == 429 or status >= 500:
-            raise NotifyError(reason, retry_after=_retry_after(response.headers.get("Retry-After")))
+            raise NotifyError(reason, retry_after=parse_retry_after(response.headers.get("Retry-After")))
         if status == 408:
             raise NotifyError(reason)
         raise NotifyError(reason, retryable=False)

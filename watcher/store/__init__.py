@@ -59,6 +59,13 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    def recover(self, exc: BaseException) -> None:
+        """After an error that says the database is unavailable. A PostgreSQL connection that met a read-only
+        server (a standby after fail-over, `default_transaction_read_only`) stays read-only for its life:
+        drop the pool so the next attempt connects afresh. SQLite has nothing to reconnect."""
+        if self.dialect != "sqlite":
+            self.engine.dispose()
+
     def prune_checks(self, older_than: dt.timedelta) -> int:
         """Delete check rows older than `older_than` that carry no snapshot (unchanged re-checks and
         failures): the bulk of a long-running database. Snapshots, facts, events and alerts are kept, and
