@@ -63,6 +63,15 @@ def _headers(response: Response) -> dict[str, str]:
     return out
 
 
+def _validator(value: str | None, limit: int) -> str | None:
+    """A conditional-GET validator worth keeping: a cut or garbled one sent back would be wrong, and without
+    one the next fetch is simply a full GET. (The stored Last-Modified column holds 64 characters; a real
+    one has 29.)"""
+    if value is None or len(value) > limit or not value.isprintable():
+        return None
+    return value
+
+
 def outcome_from_response(req: FetchRequest, response: Response, started: float) -> FetchOutcome:
     headers = _headers(response)
     common: dict[str, Any] = {
@@ -70,8 +79,8 @@ def outcome_from_response(req: FetchRequest, response: Response, started: float)
         "url": req.url,
         "http_status": response.status,
         "final_url": response.url,
-        "etag": headers.get("etag"),
-        "last_modified": headers.get("last-modified"),
+        "etag": _validator(headers.get("etag"), 1024),
+        "last_modified": _validator(headers.get("last-modified"), 64),
         "duration_ms": int((time.monotonic() - started) * 1000),
         "size": len(response.body),
     }
@@ -80,7 +89,7 @@ def outcome_from_response(req: FetchRequest, response: Response, started: float)
                                                        "last_modified": common["last_modified"] or req.last_modified})
     if response.status >= 400:
         return FetchOutcome(status="failed", reason=f"http-{response.status}",
-                            error=f"HTTP {response.status} from {response.url}",
+                            error=f"HTTP {response.status} from {display_url(response.url)}",
                             retry_after=parse_retry_after(headers.get("retry-after")), **common)
     common["body_hash"] = hashlib.sha256(response.body).hexdigest()
     if req.body_hash is not None and req.body_hash == common["body_hash"]:

@@ -14,7 +14,8 @@ import re
 from typing import Any
 
 from watcher.errors import DocumentError
-from watcher.records import RawDocument
+from watcher.records import ENTRY_KEY_LENGTH, RawDocument
+from watcher.text import safe_key
 
 _BINARY_SNIFF = 2048
 _TAGS = re.compile(r"<[^>]+>")
@@ -148,7 +149,7 @@ def _wordpress_post(item: dict[str, Any], url: str) -> RawDocument:
         title=_text_of_html(_rendered(item, "title")) or yoast.get("title"),
         published=_date(item.get("date_gmt") or item.get("date")),
         modified=_date(item.get("modified_gmt") or item.get("modified")),
-        entry_key="" if guid == "" else guid,
+        entry_key=safe_key(guid, ENTRY_KEY_LENGTH),
         jsonld=jsonld,
         description=yoast.get("description") if isinstance(yoast.get("description"), str) else None,
     )
@@ -210,7 +211,7 @@ def parse_feed(body: bytes, url: str) -> list[RawDocument]:
             title=_text_of_html(entry.get("title") or "") or None,
             published=_date(entry.get("published_parsed") or entry.get("published")),
             modified=_date(entry.get("updated_parsed") or entry.get("updated")),
-            entry_key=str(key)[:500],
+            entry_key=safe_key(str(key), ENTRY_KEY_LENGTH),
         ))
     return docs
 

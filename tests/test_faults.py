@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import re
 import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tests.pageserver import PageServer, Reply
 from tests.test_pipeline import cycle, make_config, page
@@ -373,3 +374,49 @@ def test_every_generated_response_resolves_within_the_fetch_deadline(live_fetche
     outcome = run_sync(lambda: asyncio.wait_for(fetcher.fetch(FetchRequest("gen", server.url(path), case["kind"])),
                                                 deadline + 10))
     _assert_resolved_with_a_reason(outcome)
+
+
+# --------------------------------------------------------------------------- strings from the network
+
+
+def test_odd_strings_from_the_network_are_stored_on_both_backends(store, database_url):
+    """Oddities PostgreSQL refused (each check ended as internal-error there, while SQLite stored them): a NUL
+    in a WordPress title and in a feed (`&#0;`), a lone surrogate, a Last-Modified over 64 characters, a guid
+    over 500, a work title whose topic key is over 320. Stored on both backends, cleaned the same way, and
+    stable: the second fetch of each is unchanged, not a new snapshot."""
+    long_work = "Zq" * 200
+    post = {"id": 7, "link": "http://e/post", "guid": {"rendered": "http://e/?p=" + "7" * 600},
+            "date_gmt": "2026-03-01T10:00:00", "title": {"rendered": "Show\u0000 Season 2\ud800 news"},
+            "content": {"rendered": "<p>Show Season 2 arrives in early 2027\u0000 on Netflix.</p>"}}
+    feed = ("<?xml version='1.0'?><rss version='2.0'><channel><title>t</title><item><title>Show&#0; Season 2 news"
+            "</title><link>http://e/a</link><guid>" + "g" * 700 + "</guid><description>Show Season 2 arrives in "
+            "early 2027 &#0; on Netflix.</description></item></channel></rss>")
+    long_title = (f"<html><head><title>{long_work} Season 2 release date</title></head><body><article>"
+                  f"<h1>{long_work} Season 2 release date</h1><p>{long_work} Season 2 arrives in early 2027 on "
+                  "Netflix.</p></article></body></html>")
+    with PageServer() as server:
+        server.route("/wp-json/wp/v2/posts/7", Reply(body=json.dumps(post).encode(),
+                                                     headers={"Content-Type": "application/json"}))
+        server.route("/feed", Reply(body=feed.encode(), headers={"Content-Type": "application/rss+xml"}))
+        server.route("/lastmod", Reply(body=GOOD.body, headers={"Content-Type": "text/html",
+                                                                "Last-Modified": "Mon, 05 Jan 2026 10:00:00 GMT" * 4}))
+        server.route("/long", Reply(body=long_title.encode(), headers={"Content-Type": "text/html"}))
+        config = make_config(server, database_url, [
+            {"name": "wp", "url": server.url("/wp-json/wp/v2/posts/7"), "kind": "wordpress"},
+            {"name": "feed", "url": server.url("/feed"), "kind": "feed"},
+            {"name": "lastmod", "url": server.url("/lastmod")},
+            {"name": "long", "url": server.url("/long")}])
+        first = cycle(store, config)
+        assert {r.watch: r.outcome for r in first.results} == dict.fromkeys(["wp", "feed", "lastmod", "long"],
+                                                                            "changed"), first.results
+        second = cycle(store, config)
+        assert {r.outcome for r in second.results} == {"unchanged"}, second.results
+    with store.session() as s:
+        snaps = {w: snap for snap, w in s.execute(select(Snapshot, Watch.name).join(Watch))}
+        assert snaps["wp"].title == "Show Season 2\ufffd news"
+        assert "\x00" not in snaps["feed"].title and snaps["feed"].title.startswith("Show")
+        for key in (snaps["wp"].entry_key, snaps["feed"].entry_key):
+            assert len(key) == 500 and "~" in key  # hashed to fit, not cut
+        assert len(snaps["long"].topic_key) == 320 and len(snaps["long"].work) == 300
+        assert s.scalars(select(Watch.last_modified).where(Watch.name == "lastmod")).one() is None
+        assert s.scalar(select(func.count()).select_from(Check).where(Check.outcome == "failed")) == 0

@@ -17,6 +17,7 @@ import re
 from watcher.config import ScopeConfig
 from watcher.errors import DocumentError
 from watcher.records import Document, ListBlock, RawDocument, Table
+from watcher.text import clean_text
 
 _DROP_TAGS = ("script", "style", "noscript", "nav", "aside", "footer", "header", "form", "iframe", "svg",
               "button", "select", "textarea", "template", "figcaption", "video", "audio", "object", "canvas")
@@ -40,9 +41,12 @@ def normalise(raw: RawDocument, scope: ScopeConfig | None = None) -> Document:
     body = raw.body or ""
     if not body.strip():
         raise DocumentError("empty-body", f"{raw.url}: the document is empty")
-    if "\x00" in body[:2048]:
+    head = body[:2048]
+    if len(_CONTROL.findall(head)) > len(head) * 0.05:
         raise DocumentError("binary-content", f"{raw.url}: the body is binary data, not text")
-    body = _CONTROL.sub(" ", body)  # XML/HTML parsers refuse control characters; they carry no text
+    # A stray NUL came from a JSON "\u0000" or a feed's "&#0;" and, like other control characters, carries no
+    # text (XML/HTML parsers refuse them); a lone surrogate (JSON "\ud800") cannot even be encoded.
+    body = clean_text(_CONTROL.sub(" ", body))
     if not body.strip():
         raise DocumentError("empty-body", f"{raw.url}: the document has no text")
     if raw.format == "text":
@@ -51,10 +55,12 @@ def normalise(raw: RawDocument, scope: ScopeConfig | None = None) -> Document:
     else:
         headings, lists, tables, lines = _from_html(body, scope, raw.url)
     text = "\n".join(lines)
-    return Document(url=raw.url, format=raw.format, title=_clean(raw.title) if raw.title else None, text=text,
-                    published=raw.published, modified=raw.modified, final_url=raw.final_url,
+    title = _clean(clean_text(raw.title)) if raw.title else None
+    return Document(url=clean_text(raw.url), format=raw.format, title=title or None, text=text,
+                    published=raw.published, modified=raw.modified,
+                    final_url=clean_text(raw.final_url) if raw.final_url else raw.final_url,
                     entry_key=raw.entry_key, headings=tuple(headings), tables=tuple(tables), lists=tuple(lists),
-                    description=raw.description)
+                    description=clean_text(raw.description) if raw.description else raw.description)
 
 
 # --------------------------------------------------------------------------- plain text

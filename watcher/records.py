@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from watcher.text import safe_key
+
 WatchKind = Literal["html", "wordpress", "feed"]
 DocumentFormat = Literal["html", "wordpress-rest-json", "feed-entry", "text"]
 Precision = Literal["day", "month", "year-part", "year"]
@@ -40,6 +42,11 @@ EVENT_TYPES = (
     "fetch_recovered",
     "topic_consensus_changed",
 )
+
+# Lengths of the stored keys (watcher/store/models.py): longer keys are hashed to fit, by `safe_key`, where
+# they are made, so what a stage compares in Python is what the database holds.
+ENTRY_KEY_LENGTH = 500
+TOPIC_KEY_LENGTH = 320
 
 _DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u00ad"), "-")
 
@@ -69,7 +76,7 @@ class Topic:
     def key(self) -> str:
         """Stable key used in the database and URLs: 'all of us are dead#2'."""
         base = name_key(self.work)
-        return f"{base}#{self.season}" if self.season is not None else base
+        return safe_key(f"{base}#{self.season}" if self.season is not None else base, TOPIC_KEY_LENGTH)
 
     def label(self) -> str:
         return f"{self.work} S{self.season}" if self.season is not None else self.work

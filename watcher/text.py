@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 # ANSI/VT escape sequences (CSI, OSC, single-char escapes) and other C0/C1 controls but \t and \n.
@@ -30,3 +31,27 @@ def display_url(url: str | None) -> str:
     if not url:
         return ""
     return _USERINFO.sub(r"\1", strip_control(str(url)))
+
+
+# Characters no stored string keeps: C0 controls but tab, newline and carriage return; DEL and C1 controls;
+# lone surrogates (from JSON "\ud800" escapes), which no driver can encode.
+_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _unstorable(m: re.Match[str]) -> str:
+    return "\ufffd" if m.group() >= "\ud800" else ""
+
+
+def clean_text(text: str) -> str:
+    """A string from the network made storable: control characters removed, lone surrogates replaced."""
+    return text if _UNSTORABLE.search(text) is None else _UNSTORABLE.sub(_unstorable, text)
+
+
+def safe_key(key: str, length: int) -> str:
+    """A key (feed entry id, topic key) made storable in `length` characters: cleaned, and when too long its
+    start kept readable with a hash of the whole appended, so distinct long keys stay distinct."""
+    key = clean_text(key)
+    if len(key) <= length:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return f"{key[: length - len(digest) - 1]}~{digest}"

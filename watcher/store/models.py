@@ -9,7 +9,6 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     Date,
@@ -20,12 +19,13 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
-    String,
-    Text,
     TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from watcher.records import ENTRY_KEY_LENGTH, TOPIC_KEY_LENGTH
+from watcher.store.types import SafeJSON, SafeString, SafeText
 
 # Deterministic constraint names so migrations work the same on SQLite and PostgreSQL.
 NAMING = {
@@ -62,26 +62,26 @@ def utcnow() -> dt.datetime:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: SafeJSON, list[Any]: SafeJSON}
 
 
 class Watch(Base):
     __tablename__ = "watches"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True)
-    url: Mapped[str] = mapped_column(Text)
-    kind: Mapped[str] = mapped_column(String(16))
-    topic_work: Mapped[str | None] = mapped_column(String(300))
+    name: Mapped[str] = mapped_column(SafeString(100), unique=True)
+    url: Mapped[str] = mapped_column(SafeText)
+    kind: Mapped[str] = mapped_column(SafeString(16))
+    topic_work: Mapped[str | None] = mapped_column(SafeString(300))
     topic_season: Mapped[int | None] = mapped_column(Integer)
-    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    config: Mapped[dict[str, Any]] = mapped_column(SafeJSON, default=dict)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     # Fetch state: conditional GET validators and failure tracking.
-    etag: Mapped[str | None] = mapped_column(Text)
-    last_modified: Mapped[str | None] = mapped_column(String(64))
+    etag: Mapped[str | None] = mapped_column(SafeText)
+    last_modified: Mapped[str | None] = mapped_column(SafeString(64))
     last_check_at: Mapped[dt.datetime | None] = mapped_column()
-    last_status: Mapped[str | None] = mapped_column(String(32))
-    last_error: Mapped[str | None] = mapped_column(Text)
+    last_status: Mapped[str | None] = mapped_column(SafeString(32))
+    last_error: Mapped[str | None] = mapped_column(SafeText)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     failure_reported: Mapped[bool] = mapped_column(Boolean, default=False)
     backoff_until: Mapped[dt.datetime | None] = mapped_column()
@@ -98,11 +98,11 @@ class Check(Base):
     watch_id: Mapped[int] = mapped_column(ForeignKey("watches.id", ondelete="CASCADE"))
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     # changed | unchanged | not_modified | failed | skipped
-    outcome: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(SafeString(16))
     http_status: Mapped[int | None] = mapped_column(Integer)
     duration_ms: Mapped[int | None] = mapped_column(Integer)
-    reason: Mapped[str | None] = mapped_column(String(64))
-    error: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(SafeString(64))
+    error: Mapped[str | None] = mapped_column(SafeText)
     snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id", ondelete="SET NULL"))
 
     watch: Mapped[Watch] = relationship(back_populates="checks")
@@ -115,18 +115,18 @@ class Snapshot(Base):
     __table_args__ = (Index("ix_snapshots_watch_entry", "watch_id", "entry_key", "id"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     watch_id: Mapped[int] = mapped_column(ForeignKey("watches.id", ondelete="CASCADE"))
-    entry_key: Mapped[str] = mapped_column(String(500), default="")
+    entry_key: Mapped[str] = mapped_column(SafeString(ENTRY_KEY_LENGTH, key=True), default="")
     fetched_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    content_hash: Mapped[str] = mapped_column(String(64))
-    url: Mapped[str] = mapped_column(Text)
-    title: Mapped[str | None] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(SafeString(64))
+    url: Mapped[str] = mapped_column(SafeText)
+    title: Mapped[str | None] = mapped_column(SafeText)
     published: Mapped[dt.date | None] = mapped_column(Date)
     modified: Mapped[dt.date | None] = mapped_column(Date)
-    topic_key: Mapped[str | None] = mapped_column(String(320), index=True)
-    work: Mapped[str | None] = mapped_column(String(300))
+    topic_key: Mapped[str | None] = mapped_column(SafeString(TOPIC_KEY_LENGTH, key=True), index=True)
+    work: Mapped[str | None] = mapped_column(SafeString(300))
     season: Mapped[int | None] = mapped_column(Integer)
     content_z: Mapped[bytes] = mapped_column(LargeBinary)
-    facts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    facts: Mapped[dict[str, Any]] = mapped_column(SafeJSON, default=dict)
 
 
 class Fact(Base):
@@ -137,11 +137,11 @@ class Fact(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     snapshot_id: Mapped[int] = mapped_column(ForeignKey("snapshots.id", ondelete="CASCADE"), index=True)
     watch_id: Mapped[int] = mapped_column(ForeignKey("watches.id", ondelete="CASCADE"))
-    topic_key: Mapped[str | None] = mapped_column(String(320))
-    kind: Mapped[str] = mapped_column(String(32))
-    subject: Mapped[str] = mapped_column(String(300), default="")
-    value: Mapped[Any] = mapped_column(JSON)
-    evidence: Mapped[str | None] = mapped_column(Text)
+    topic_key: Mapped[str | None] = mapped_column(SafeString(TOPIC_KEY_LENGTH, key=True))
+    kind: Mapped[str] = mapped_column(SafeString(32))
+    subject: Mapped[str] = mapped_column(SafeString(300), default="")
+    value: Mapped[Any] = mapped_column(SafeJSON)
+    evidence: Mapped[str | None] = mapped_column(SafeText)
     confidence: Mapped[float] = mapped_column(Float, default=0.5)
     published: Mapped[dt.date | None] = mapped_column(Date)
     fetched_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -157,29 +157,29 @@ class ChangeEventRow(Base):
     __tablename__ = "change_events"
     __table_args__ = (Index("ix_change_events_topic_at", "topic_key", "detected_at"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    uid: Mapped[str] = mapped_column(String(64), unique=True)
+    uid: Mapped[str] = mapped_column(SafeString(64, key=True), unique=True)
     watch_id: Mapped[int | None] = mapped_column(ForeignKey("watches.id", ondelete="CASCADE"), index=True)
     snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id", ondelete="SET NULL"))
-    topic_key: Mapped[str | None] = mapped_column(String(320))
-    type: Mapped[str] = mapped_column(String(40))
-    subject: Mapped[str] = mapped_column(String(300), default="")
-    old: Mapped[Any] = mapped_column(JSON, nullable=True)
-    new: Mapped[Any] = mapped_column(JSON, nullable=True)
-    summary: Mapped[str] = mapped_column(Text, default="")
-    evidence: Mapped[str | None] = mapped_column(Text)
+    topic_key: Mapped[str | None] = mapped_column(SafeString(TOPIC_KEY_LENGTH, key=True))
+    type: Mapped[str] = mapped_column(SafeString(40))
+    subject: Mapped[str] = mapped_column(SafeString(300), default="")
+    old: Mapped[Any] = mapped_column(SafeJSON, nullable=True)
+    new: Mapped[Any] = mapped_column(SafeJSON, nullable=True)
+    summary: Mapped[str] = mapped_column(SafeText, default="")
+    evidence: Mapped[str | None] = mapped_column(SafeText)
     confidence: Mapped[float] = mapped_column(Float, default=1.0)
-    source_url: Mapped[str | None] = mapped_column(Text)
+    source_url: Mapped[str | None] = mapped_column(SafeText)
     detected_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    state: Mapped[str] = mapped_column(String(16), default="confirmed")
+    state: Mapped[str] = mapped_column(SafeString(16), default="confirmed")
 
 
 class Subscriber(Base):
     __tablename__ = "subscribers"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True)
-    kind: Mapped[str] = mapped_column(String(16))
-    target: Mapped[str] = mapped_column(Text)
-    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    name: Mapped[str] = mapped_column(SafeString(100), unique=True)
+    kind: Mapped[str] = mapped_column(SafeString(16))
+    target: Mapped[str] = mapped_column(SafeText)
+    config: Mapped[dict[str, Any]] = mapped_column(SafeJSON, default=dict)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -197,16 +197,16 @@ class AlertRow(Base):
         Index("ix_alerts_status_next", "status", "next_attempt_at"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    uid: Mapped[str] = mapped_column(String(64), unique=True)
+    uid: Mapped[str] = mapped_column(SafeString(64, key=True), unique=True)
     event_id: Mapped[int] = mapped_column(ForeignKey("change_events.id", ondelete="CASCADE"))
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(SafeString(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(SafeText)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column()
-    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_by: Mapped[str | None] = mapped_column(SafeString(100))
     claimed_until: Mapped[dt.datetime | None] = mapped_column()
     digest: Mapped[bool] = mapped_column(Boolean, default=False)
 
