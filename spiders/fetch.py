@@ -25,8 +25,9 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet import error as txerror
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseFailed, ResponseNeverReceived
+from w3lib.http import basic_auth_header
 
-from spiders.middlewares import BlockedAddress
+from spiders.middlewares import OPERATOR_URL, BlockedAddress, PinningResolver
 from spiders.parsers import parse_feed, parse_html, parse_wordpress_posts
 from spiders.settings import HANDLED_STATUSES, scrapy_settings
 from watcher.config import FetchConfig
@@ -260,6 +261,7 @@ class Fetcher:
         from watcher.runtime import install_reactor
 
         install_reactor()
+        PinningResolver.install(min(self.config.timeout.total_seconds(), 20))
         loop = asyncio.get_running_loop()
         self._opened = loop.create_future()
         self.crawler = Crawler(WatchSpider, self.settings)
@@ -281,8 +283,11 @@ class Fetcher:
         request = scrapy.Request(
             req.url, callback=spider.on_response, errback=spider.on_error, dont_filter=True, priority=priority,
             meta={"watcher_future": fut, "watcher_request": req, "watcher_started": started,
-                  "etag": req.etag, "last_modified": req.last_modified},
+                  "etag": req.etag, "last_modified": req.last_modified, OPERATOR_URL: req.operator_url},
         )
+        if req.auth is not None:
+            # Scrapy drops the header on a redirect to another scheme, host or port.
+            request.headers[b"Authorization"] = basic_auth_header(*req.auth)
         self._pending.add(fut)
         deadline = self.config.fetch_deadline.total_seconds()
         try:
@@ -322,9 +327,11 @@ async def fetch_many(config: FetchConfig, requests: list[FetchRequest], **settin
         await fetcher.close()
 
 
-def fetch_once(url: str, kind: str = "html", config: FetchConfig | None = None) -> FetchOutcome:
-    """Fetch one URL now (for `watcher extract URL` and `watcher diff`); blocking, once per process."""
+def fetch_once(url: str, kind: str = "html", config: FetchConfig | None = None, *,
+               operator_url: bool = False) -> FetchOutcome:
+    """Fetch one URL now (for `watcher extract URL` and `watcher diff`); blocking, once per process.
+    `operator_url`: the operator typed it, so its own address is fetched whatever fetch.allow_private says."""
     from watcher.runtime import run_sync
 
-    req = FetchRequest(watch="(adhoc)", url=url, kind=kind)  # type: ignore[arg-type]
+    req = FetchRequest(watch="(adhoc)", url=url, kind=kind, operator_url=operator_url)  # type: ignore[arg-type]
     return run_sync(lambda: fetch_many(config or FetchConfig(), [req]))[0]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 from scrapy import Request
@@ -10,11 +14,103 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
+from twisted.internet import defer
+from twisted.internet.base import ThreadedResolver
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IResolverSimple
+from zope.interface import implementer
+
+from watcher.egress import EgressPolicy, is_public
+from watcher.text import display_url
+
+# request.meta keys (redirects and refreshes copy meta): whether the first hop of this fetch was at a public
+# address; whether the operator typed the URL (its first hop is not checked).
+STARTED_PUBLIC = "watcher_started_public"
+OPERATOR_URL = "watcher_operator_url"
 
 
 class BlockedAddress(IgnoreRequest):
     """The egress policy refused a request (reason `blocked-address`)."""
+
+
+@implementer(IResolverSimple)
+class PinningResolver(ThreadedResolver):
+    """The reactor's resolver while a Fetcher runs: answers are kept for `ttl` seconds, so the address the
+    egress middleware checked is the address the connection then uses (a name that resolves to a public
+    address for the check and to 127.0.0.1 a moment later gains nothing), and repeat fetches of a site do not
+    ask DNS every time. IPv4, with a timeout, like Scrapy's default resolver."""
+
+    def __init__(self, reactor: Any, timeout: float, ttl: float = 300.0, size: int = 10_000) -> None:
+        super().__init__(reactor)
+        self.timeout, self.ttl, self.size = timeout, ttl, size
+        self._cache: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    def getHostByName(self, name: str, timeout: Sequence[int] = ()) -> Deferred[str]:
+        hit = self._cache.get(name)
+        if hit is not None and hit[1] > time.monotonic():
+            return defer.succeed(hit[0])
+        d = super().getHostByName(name, (self.timeout,))  # type: ignore[arg-type]
+        d.addCallback(self._keep, name)
+        return d
+
+    def _keep(self, address: str, name: str) -> str:
+        self._cache[name] = (address, time.monotonic() + self.ttl)
+        self._cache.move_to_end(name)
+        while len(self._cache) > self.size:
+            self._cache.popitem(last=False)
+        return address
+
+    @classmethod
+    def install(cls, timeout: float) -> None:
+        from twisted.internet import reactor
+
+        if not isinstance(reactor.resolver, cls):  # type: ignore[attr-defined]
+            reactor.installResolver(cls(reactor, timeout))  # type: ignore[attr-defined]
+
+
+class EgressMiddleware:
+    """Refuse a request whose host resolves to an address `fetch.allow_private` does not allow
+    (watcher/egress.py), on every hop: Scrapy sends redirects, meta refreshes and robots.txt requests back
+    through the downloader middlewares. The response's peer address is checked again, so nothing fetched
+    from a forbidden address is ever stored whatever happened in between."""
+
+    def __init__(self, policy: EgressPolicy) -> None:
+        self.policy = policy
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> EgressMiddleware:
+        return cls(EgressPolicy(crawler.settings.getlist("WATCHER_ALLOW_PRIVATE")))
+
+    async def process_request(self, request: Request, spider: Any = None) -> None:
+        from twisted.internet import reactor
+
+        parts = urlparse_cached(request)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return None  # Scrapy refuses those itself (only the http(s) handlers are enabled)
+        host = parts.hostname
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            address = ipaddress.ip_address(await maybe_deferred_to_future(reactor.resolve(host)))  # type: ignore[attr-defined]
+        first_hop = not request.meta.get("redirect_urls")
+        if not (first_hop and request.meta.get(OPERATOR_URL)):
+            self._check(request, address, parts.port or (443 if parts.scheme == "https" else 80))
+        request.meta.setdefault(STARTED_PUBLIC, is_public(address))
+        return None
+
+    def process_response(self, request: Request, response: Response, spider: Any = None) -> Response:
+        peer = getattr(response, "ip_address", None)
+        operator_hop = request.meta.get(OPERATOR_URL) and not request.meta.get("redirect_urls")
+        if peer is not None and "proxy" not in request.meta and not operator_hop:
+            parts = urlparse_cached(request)
+            self._check(request, peer, parts.port or (443 if parts.scheme == "https" else 80))
+        return response
+
+    def _check(self, request: Request, address: Any, port: int) -> None:
+        refusal = self.policy.refusal(address, port, after_public=request.meta.get(STARTED_PUBLIC) is True)
+        if refusal:
+            hop = " (a redirect or refresh)" if request.meta.get("redirect_urls") else ""
+            raise BlockedAddress(f"{display_url(request.url)}{hop} refused: {refusal}")
 
 
 class ConditionalGetMiddleware:

@@ -41,7 +41,13 @@ def scrapy_settings(fetch: FetchConfig, **overrides: Any) -> dict[str, Any]:
         "HTTPCACHE_ENABLED": False,
         "TWISTED_REACTOR": "twisted.internet.asyncioreactor.AsyncioSelectorReactor",
         "REQUEST_FINGERPRINTER_IMPLEMENTATION": "2.7",
+        # Only http(s): a redirect or refresh can never reach file://, ftp://, s3:// or data: handlers.
+        "DOWNLOAD_HANDLERS_BASE": {"http": "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler",
+                                   "https": "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler"},
+        "WATCHER_ALLOW_PRIVATE": list(fetch.allow_private),
         "DOWNLOADER_MIDDLEWARES": {
+            # First of all: a refused address is never asked for robots.txt either.
+            "spiders.middlewares.EgressMiddleware": 50,
             "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
             "spiders.middlewares.RobotsTxtMiddleware": 100,
             "spiders.middlewares.ConditionalGetMiddleware": 560,

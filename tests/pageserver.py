@@ -81,6 +81,11 @@ class PageServer:
     def url(self, path: str) -> str:
         return self.base + path
 
+    @property
+    def allow(self) -> str:
+        """This server for `fetch.allow_private` (the egress policy refuses loopback addresses otherwise)."""
+        return f"127.0.0.1:{self.httpd.server_port}"
+
     def route(self, path: str, reply: Reply | Handler) -> None:
         self.routes[path] = reply
 

@@ -59,6 +59,14 @@ def test_good_config(tmp_path):
     (GOOD.replace('webhook = "https://example.org/hook"', 'webhook = "ftp://x"'), "subscriber[0] (hook).webhook"),
     (GOOD + "\n[fetch]\ntimeout = 'x'\nbogus = 1\n", "fetch.bogus: Extra inputs are not permitted"),
     ("[[watch]\nname=", "TOML syntax error"),
+    # Used to pass validation and then fail every check with a traceback.
+    (GOOD.replace("https://example.org/a", "https://example.org:99999/a"), "port '99999' is not a port (1-65535)"),
+    (GOOD.replace("https://example.org/a", "http://:8080/a"), "'http://:8080/a' has no host name"),
+    (GOOD.replace("https://example.org/a", "http://[::1/a"), "is not a valid URL"),
+    (GOOD.replace("https://example.org/a", "https://example.org:0/a"), "port 0 is not a port"),
+    (GOOD.replace("https://example.org/a", "https://example.org/a b"), "contains spaces"),
+    (GOOD + "\n[fetch]\nallow_private = ['localhost:8080']\n", "host names cannot be listed"),
+    (GOOD + "\n[fetch]\nallow_private = ['127.0.0.1:70000']\n", "port 70000 is out of range"),
 ])
 def test_bad_config_names_file_key_and_problem(tmp_path, text, expected):
     path = write(tmp_path, text)
@@ -91,3 +99,20 @@ def test_secrets_come_from_the_environment_only(monkeypatch):
     monkeypatch.delenv("HOOK_SECRET")
     with pytest.raises(ConfigError, match="HOOK_SECRET is not set"):
         secret_from_env("HOOK_SECRET", "subscriber hook")
+
+
+def test_credentials_in_a_watch_url_are_refused_and_never_echoed(tmp_path, monkeypatch):
+    path = write(tmp_path, GOOD.replace("https://example.org/a", "https://reader:hunter2-pw@example.org/a"))
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert "credentials in the URL are refused" in str(e.value)
+    assert 'auth = { username = "...", password_env = "VAR" }' in str(e.value)
+    assert "hunter2-pw" not in str(e.value) and "reader" not in str(e.value)
+    path = write(tmp_path, GOOD.replace('interval = "6h"',
+                                        'interval = "6h"\nauth = { username = "reader", password_env = "BLOG_PW" }'))
+    config = load_config(path)
+    monkeypatch.setenv("BLOG_PW", "hunter2-pw")
+    assert config.watch[0].auth.credentials("a") == ("reader", "hunter2-pw")
+    from watcher.logs import redact
+
+    assert redact("sent hunter2-pw") == "sent ***"  # read once, redacted everywhere after

@@ -36,6 +36,7 @@ database_url = "{database_url}"
 autothrottle = false
 retries = 0
 concurrency_per_domain = 8
+allow_private = ["{server.allow}"]
 [notify]
 send_interval = "0.1s"
 lease = "1s"

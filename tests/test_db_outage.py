@@ -72,7 +72,8 @@ def test_daemon_survives_postgresql_stop_and_start(private_pg, tmp_path):
     with PageServer() as server:
         watches = moving_pages(server, 10)
         cfg = tmp_path / "watcher.toml"
-        cfg.write_text(f'[watcher]\ndatabase_url = "{url}"\n[fetch]\nautothrottle = false\nretries = 0\n{watches}')
+        cfg.write_text(f'[watcher]\ndatabase_url = "{url}"\n[fetch]\nautothrottle = false\nretries = 0\n'
+                       f'allow_private = ["{server.allow}"]\n{watches}')
         log = (tmp_path / "daemon.log").open("w")
         proc = subprocess.Popen([sys.executable, "-m", "watcher", "-c", str(cfg), "run"], stdout=log,
                                 stderr=subprocess.STDOUT)

@@ -132,6 +132,7 @@ def make(server: PageServer, database_url: str) -> Config:
     return Config.model_validate({
         "watcher": {"database_url": database_url},
         "fetch": {"autothrottle": False, "retries": 0, "timeout": "4s", "max_bytes": 1_000_000,
+                  "allow_private": [server.allow, "127.0.0.1:9"],
                   "failures_before_event": 2, "concurrency_per_domain": 16},
         "watch": [{"interval": "1h", **w} for w in watches],
     })
@@ -342,10 +343,10 @@ def live_fetcher():
     from spiders.fetch import Fetcher
     from watcher.config import FetchConfig
 
-    config = FetchConfig(autothrottle=False, retries=0, timeout="2s", max_bytes=200_000,
-                         concurrency_per_domain=8)
-    fetcher = Fetcher(config)
     with PageServer() as server:
+        config = FetchConfig(autothrottle=False, retries=0, timeout="2s", max_bytes=200_000,
+                             concurrency_per_domain=8, allow_private=[server.allow])
+        fetcher = Fetcher(config)
         run_sync(fetcher.start)
         yield server, fetcher
         run_sync(fetcher.close)
@@ -420,3 +421,69 @@ def test_odd_strings_from_the_network_are_stored_on_both_backends(store, databas
         assert len(snaps["long"].topic_key) == 320 and len(snaps["long"].work) == 300
         assert s.scalars(select(Watch.last_modified).where(Watch.name == "lastmod")).one() is None
         assert s.scalar(select(func.count()).select_from(Check).where(Check.outcome == "failed")) == 0
+
+
+# --------------------------------------------------------------------------- egress
+
+
+def test_redirect_and_refresh_to_another_loopback_port_need_allow_private(store, database_url):
+    """The watched server is allowed; a second local server (another port: an internal service) is reached by a
+    302 and by a meta refresh only when fetch.allow_private lists it too."""
+    with PageServer() as public, PageServer() as internal:
+        internal.route("/admin", page("the internal admin page, mid 2031"))
+        public.route("/moved", Reply(302, b"", headers={"Location": internal.url("/admin")}))
+        refresh = f'<html><head><meta http-equiv="refresh" content="0; url={internal.url("/admin")}"></head></html>'
+        public.route("/refresh", Reply(body=refresh.encode(), headers={"Content-Type": "text/html"}))
+        watches = [{"name": "moved", "url": public.url("/moved")}, {"name": "refresh", "url": public.url("/refresh")},
+                   {"name": "direct", "url": internal.url("/admin")}]
+        config = make_config(public, database_url, watches)  # allow_private = [the watched server only]
+        report = cycle(store, config)
+        got = {r.watch: (r.outcome, r.reason) for r in report.results}
+        assert got == dict.fromkeys(["moved", "refresh", "direct"], ("failed", "blocked-address")), report.results
+        errors = {r.watch: r.error for r in report.results}
+        assert f"{internal.allow} is a loopback address that fetch.allow_private does not list" in errors["moved"]
+        assert "(a redirect or refresh)" in errors["refresh"]
+        assert not internal.hits, internal.hits  # not even its robots.txt was asked for
+
+        config = make_config(public, database_url, watches, fetch={"allow_private": [internal.allow]})
+        report = cycle(store, config)
+        assert {r.watch: r.outcome for r in report.results} == dict.fromkeys(["moved", "refresh", "direct"],
+                                                                            "changed"), report.results
+    with store.session() as s:
+        texts = {w: decode_document(snap.content_z).text for snap, w in s.execute(select(Snapshot, Watch.name)
+                                                                                  .join(Watch))}
+    assert all("internal admin page" in texts[w] for w in ("moved", "refresh", "direct"))
+
+
+def test_a_host_name_is_checked_by_the_address_it_resolves_to(store, database_url):
+    with PageServer() as server:
+        server.route("/ok", GOOD)
+        by_name = server.url("/ok").replace("127.0.0.1", "localhost")
+        config = make_config(server, database_url, [{"name": "by-name", "url": by_name}],
+                             fetch={"allow_private": []})
+        [allowed] = cycle(store, config).results  # localhost resolves to the listed 127.0.0.1:port
+        assert allowed.outcome == "changed", allowed
+        config = Config.model_validate({**config.model_dump(), "fetch": {**config.fetch.model_dump(),
+                                                                         "allow_private": ["10.0.0.0/8"]}})
+        [refused] = cycle(store, config).results
+        assert (refused.outcome, refused.reason) == ("failed", "blocked-address"), refused
+        assert "127.0.0.1" in refused.error
+
+
+def test_egress_policy_rules():
+    from watcher.egress import EgressPolicy, parse_allow_entry
+
+    policy = EgressPolicy(["127.0.0.1:8080", "10.0.0.0/8", "[::1]:8443"])
+    assert policy.refusal("93.184.215.14", 80) is None  # public
+    assert policy.refusal("127.0.0.1", 8080) is None
+    assert "does not list" in policy.refusal("127.0.0.1", 8081)
+    assert policy.refusal("10.1.2.3", 22) is None
+    assert policy.refusal("::1", 8443) is None and policy.refusal("::ffff:127.0.0.1", 8080) is None
+    for address in ("169.254.169.254", "192.168.1.1", "224.0.0.1", "0.0.0.0", "fe80::1"):
+        assert policy.refusal(address, 80), address
+    # Once a fetch started at a public address, no hop may lead to a non-public one, listed or not.
+    assert "started at a public address" in policy.refusal("10.1.2.3", 80, after_public=True)
+    assert policy.refusal("93.184.215.14", 80, after_public=True) is None
+    for bad in ("localhost:8080", "127.0.0.1:99999", "10.0.0.0/33", ""):
+        with pytest.raises(ValueError):
+            parse_allow_entry(bad)

@@ -11,7 +11,9 @@ from watcher.config import FetchConfig
 from watcher.records import FetchRequest
 from watcher.runtime import run_sync
 
-FAST = FetchConfig(autothrottle=False, retries=1, timeout="5s", user_agent="watcher-test/1 (+http://example.invalid/contact)")
+# Every local server of these tests, and port 9 for a refused connection.
+FAST = FetchConfig(autothrottle=False, retries=1, timeout="5s", user_agent="watcher-test/1 (+http://example.invalid/contact)",
+                   allow_private=["127.0.0.1"])
 HTML = b"<html><head><title>Show S2</title><meta property='article:published_time' content='2026-01-05'></head>" \
        b"<body><article><p>Season 2 arrives in early 2027.</p></article></body></html>"
 

@@ -55,6 +55,7 @@ database_url = "{db}"   # the database
 autothrottle = false
 retries = 0
 timeout = "5s"
+allow_private = ["{allow}"]
 
 # --- watches ---
 [[watch]]
@@ -84,7 +85,7 @@ def server():
 @pytest.fixture
 def cfg(tmp_path, server, database_url) -> Path:
     path = tmp_path / "watcher.toml"
-    path.write_text(CONFIG.format(db=database_url, base=server.base))
+    path.write_text(CONFIG.format(db=database_url, base=server.base, allow=server.allow))
     return path
 
 

@@ -141,7 +141,7 @@ def test_email_subject_names_topic_and_change_end_to_end(store, database_url, tm
             server.route("/show", lambda _: page(next(windows)))
             config = Config.model_validate({
                 **config_data(database_url, [{"name": "me", "email": "me@example.org"}], smtp_port=sink.port),
-                "fetch": {"autothrottle": False, "retries": 0, "timeout": "5s"},
+                "fetch": {"autothrottle": False, "retries": 0, "timeout": "5s", "allow_private": [server.allow]},
                 "watch": [{"name": "show", "url": server.url("/show"), "interval": "1h"}]})
             cycle(store, config)
             assert cycle(store, config).results[0].alerts == 1

@@ -31,7 +31,8 @@ def make_config(server: PageServer, database_url: str, watches: list[dict], **ex
     return Config.model_validate({
         "watcher": {"database_url": database_url},
         "fetch": {"autothrottle": False, "retries": 0, "timeout": "5s", "failures_before_event": 2,
-                  **extra.get("fetch", {})},
+                  **extra.get("fetch", {}),
+                  "allow_private": [server.allow, *extra.get("fetch", {}).get("allow_private", [])]},
         "watch": [{"interval": "1h", "kind": "html", **w} for w in watches],
     })
 
@@ -124,7 +125,7 @@ def test_failures_are_recorded_and_do_not_stop_other_watches(server, store, data
     config = make_config(server, database_url, [
         {"name": "ok", "url": server.url("/ok")},
         {"name": "broken", "url": server.url("/broken")},
-        {"name": "nowhere", "url": "http://127.0.0.1:9/x"}])
+        {"name": "nowhere", "url": "http://127.0.0.1:9/x"}], fetch={"allow_private": ["127.0.0.1:9"]})
     for _ in range(3):
         report = cycle(store, config)
         outcomes = {r.watch: r.outcome for r in report.results}

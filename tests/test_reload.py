@@ -34,7 +34,8 @@ def config_text(database_url: str, server: PageServer, names: list[str], *, relo
                       + ("enabled = false\n" if n in paused else "") for n in names)
     return (f'# reload test\n[watcher]\ndatabase_url = "{database_url}"\n'
             f'reload_on_change = {"true" if reload_on_change else "false"}\n'
-            '[fetch]\nautothrottle = false\nretries = 0\ntimeout = "5s"\n' + watches)
+            '[fetch]\nautothrottle = false\nretries = 0\ntimeout = "5s"\n'
+            f'allow_private = ["{server.allow}"]\n' + watches)
 
 
 def write(path: Path, text: str) -> None:

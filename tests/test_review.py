@@ -53,7 +53,8 @@ def history(store, database_url, tmp_path):
         server.route("/gone", Reply(410, b"gone"))
         data = {
             "watcher": {"database_url": database_url},
-            "fetch": {"autothrottle": False, "retries": 0, "timeout": "5s", "failures_before_event": 2},
+            "fetch": {"autothrottle": False, "retries": 0, "timeout": "5s", "failures_before_event": 2,
+                      "allow_private": [server.allow]},
             "watch": [
                 {"name": "site-a", "url": server.url("/a"), "interval": "1h"},
                 {"name": "site-b", "url": server.url("/b").replace("127.0.0.1", "localhost"), "interval": "1h"},
@@ -67,9 +68,9 @@ def history(store, database_url, tmp_path):
     return cfg
 
 
-def run_cli(cfg: Path, *args: str) -> str:
+def run_cli(cfg: Path, *args: str, code: int = 0) -> str:
     result = CliRunner().invoke(cli, ["-c", str(cfg), *args], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == code, result.output
     return result.output
 
 
@@ -110,6 +111,7 @@ def test_show_diff_against_previous_snapshot(history):
     text = run_cli(history, "show", str(newest), "--diff")
     assert "+Show Season 2 is expected to premiere in early 2027" in text
     assert "nothing to compare" in run_cli(history, "show", str(oldest), "--diff")
+    assert "no snapshot 9223372036854775808" in run_cli(history, "show", "9223372036854775808", code=2)
 
 
 # --------------------------------------------------------------------------- web over HTTP
@@ -160,6 +162,9 @@ def test_pages_escape_scraped_text_and_send_csp(site):
     assert "http-410" in httpx.get(f"{site}/watch/gone").text
     missing = httpx.get(f"{site}/topic/nothing%231")
     assert missing.status_code == 404 and "content-security-policy" in missing.headers
+    for snapshot_id in ("0", "9223372036854775807", "9223372036854775808", "99999999999999999999999"):
+        r = httpx.get(f"{site}/snapshot/{snapshot_id}")  # ids past 64 bits used to answer 500
+        assert r.status_code == 404 and "no snapshot" in r.text, snapshot_id
 
 
 def test_atom_feed_parses_back(site):

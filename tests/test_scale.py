@@ -77,6 +77,7 @@ url = "{redis_url}"
 autothrottle = false
 retries = 0
 concurrency_per_domain = 8
+allow_private = ["{server.allow}"]
 [notify]
 send_interval = "0.2s"
 lease = "30s"

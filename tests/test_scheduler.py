@@ -85,6 +85,7 @@ def test_sigterm_stops_the_daemon_cleanly(server, tmp_path):
 database_url = "sqlite:///{db}"
 [fetch]
 autothrottle = false
+allow_private = ["{server.allow}"]
 [[watch]]
 name = "a"
 url = "{server.url('/a')}"

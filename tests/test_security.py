@@ -41,6 +41,7 @@ database_url = "sqlite:///{tmp_path}/w.db"
 [fetch]
 autothrottle = false
 retries = 0
+allow_private = ["{server.allow}"]
 [notify.smtp]
 host = "127.0.0.1"
 port = {dead}
@@ -96,3 +97,78 @@ def test_feed_with_external_entity_is_refused(server, tmp_path):
         parse_feed(xxe, "http://e/feed")
     assert e.value.reason == "xml-entities"
     assert "local-file-contents" not in str(e.value)
+
+
+BLOG_PW = "Blog-pw-3f9a7c"  # in a variable whose name says nothing of secrets: redacted because the config read it
+LINK_PW = "scraped-pw-81d2"
+
+
+def test_basic_auth_is_sent_but_its_password_is_never_shown(server, tmp_path):
+    import base64
+
+    expected = "Basic " + base64.b64encode(f"reader:{BLOG_PW}".encode()).decode()
+    page = (b"<html><head><title>Members Season 2</title></head><body><article><h1>Members Season 2</h1>"
+            b"<p>Members Season 2 arrives in early 2027.</p></article></body></html>")
+    server.route("/members", lambda h: Reply(body=page, headers={"Content-Type": "text/html"})
+                 if h.headers.get("Authorization") == expected else Reply(401, b"who are you?"))
+    # A scraped link carrying credentials (a feed entry's link), and a redirect to another server.
+    feed = (f"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title><item><title>Show Season 2 news"
+            f"</title><link>http://editor:{LINK_PW}@news.example/a</link><guid>a</guid><description>Show Season 2 "
+            "arrives in early 2027.</description></item></channel></rss>").encode()
+    server.route("/feed", Reply(body=feed, headers={"Content-Type": "application/rss+xml"}))
+    with PageServer() as other:
+        other.route("/landing", Reply(body=page, headers={"Content-Type": "text/html"}))
+        server.route("/away", Reply(302, b"", headers={"Location": other.url("/landing")}))
+        cfg = tmp_path / "watcher.toml"
+        cfg.write_text(f"""
+[watcher]
+database_url = "sqlite:///{tmp_path}/w.db"
+[fetch]
+autothrottle = false
+retries = 0
+allow_private = ["{server.allow}", "{other.allow}"]
+[[watch]]
+name = "members"
+url = "{server.url('/members')}"
+interval = "1h"
+auth = {{ username = "reader", password_env = "BLOG_PW" }}
+[[watch]]
+name = "away"
+url = "{server.url('/away')}"
+interval = "1h"
+auth = {{ username = "reader", password_env = "BLOG_PW" }}
+[[watch]]
+name = "feed"
+url = "{server.url('/feed')}"
+kind = "feed"
+interval = "1h"
+""")
+        env = {**os.environ, "BLOG_PW": BLOG_PW}
+        check = watcher(cfg, "check", "--json", env=env)
+        assert check.returncode == 0, check.stdout + check.stderr
+        landing_auth = [h.get("Authorization") for path, h in other.requests if path == "/landing"]
+    assert landing_auth == [None]  # not forwarded to another host:port
+    outputs = [check.stdout + check.stderr]
+    for args in (["watches", "--json"], ["watches"], ["history", "members"], ["history", "feed", "--json"],
+                 ["show", "1", "--json"], ["changes", "--all", "--json"], ["topic", "Show S2", "--json"]):
+        result = watcher(cfg, *args, env=env)
+        outputs.append(result.stdout + result.stderr)
+    for out in outputs:
+        assert BLOG_PW not in out and LINK_PW not in out
+    assert "http://news.example/a" in "".join(outputs)  # the scraped link, shown without its credentials
+
+    import httpx
+
+    from tests.test_review import _serve
+    from watcher.store import Store
+
+    store = Store.open(f"sqlite:///{tmp_path}/w.db")
+    try:
+        for site in _serve(store, token=None):  # the web page, its Atom feed and calendar
+            pages = [httpx.get(site + p).text for p in ("/", "/watches", "/watch/feed", "/watch/members", "/events",
+                                                         "/feed.atom", "/calendar.ics", "/snapshot/1", "/snapshot/2")]
+    finally:
+        store.close()
+    for text in pages:
+        assert LINK_PW not in text and BLOG_PW not in text
+    assert any("http://news.example/a" in text for text in pages)

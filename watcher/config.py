@@ -53,13 +53,44 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
 def _http_url(value: str) -> str:
-    parts = urlsplit(value)
+    """An http(s) URL with a host and a valid port (errors name the problem, not a traceback at fetch time)."""
+    from watcher.text import display_url
+
+    shown = display_url(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError as e:  # a bad [IPv6] host
+        raise ValueError(f"{shown!r} is not a valid URL: {e}") from None
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or out of range
+        given = parts.netloc.rpartition(":")[2]
+        raise ValueError(f"{shown!r}: port {given!r} is not a port (1-65535)") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"{value!r} is not an http(s) URL")
+        raise ValueError(f"{shown!r} is not an http(s) URL")
+    if not parts.hostname:
+        raise ValueError(f"{shown!r} has no host name")
+    if port == 0:
+        raise ValueError(f"{shown!r}: port 0 is not a port one can fetch from (1-65535)")
+    if any(c.isspace() or ord(c) < 32 for c in value):
+        raise ValueError(f"{shown!r} contains spaces or control characters; percent-encode them")
+    return value
+
+
+def _watch_url(value: str) -> str:
+    value = _http_url(value)
+    parts = urlsplit(value)
+    if parts.username is not None or parts.password is not None:
+        from watcher.text import display_url
+
+        raise ValueError(f"{display_url(value)!r}: credentials in the URL are refused (they would be shown and "
+                         'logged wherever the URL is); write auth = { username = "...", password_env = "VAR" } '
+                         "and put the password in that environment variable")
     return value
 
 
 HttpUrl = Annotated[str, BeforeValidator(lambda v: _http_url(str(v)))]
+WatchUrl = Annotated[str, BeforeValidator(lambda v: _watch_url(str(v)))]
 
 
 class _Model(BaseModel):
@@ -85,9 +116,20 @@ class ScopeConfig(_Model):
         return self
 
 
+class AuthConfig(_Model):
+    """HTTP basic authentication for a watch; the password comes from the environment, never the file."""
+
+    username: str = Field(min_length=1)
+    password_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
+
+    def credentials(self, watch: str) -> tuple[str, str]:
+        return self.username, secret_from_env(self.password_env, f"watch {watch!r} auth") or ""
+
+
 class WatchConfig(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
-    url: HttpUrl
+    url: WatchUrl
+    auth: AuthConfig | None = None
     kind: WatchKind = "html"
     topic: TopicConfig | None = None
     interval: Duration | None = None
@@ -173,9 +215,21 @@ class FetchConfig(_Model):
     download_delay: Duration = timedelta(seconds=0)
     failures_before_event: int = Field(default=3, ge=1)
     max_backoff: Duration = timedelta(hours=6)
+    # Non-public addresses (loopback, private, link-local, ...) a watch may fetch: "127.0.0.1:8080", "10.0.0.0/8".
+    # A redirect or refresh from a public address never leads to a non-public one (watcher/egress.py).
+    allow_private: list[str] = Field(default_factory=list)
     # Normalising, extracting and storing one fetched check may take this long (counted from when a worker
     # thread takes it up); past it the check stops, keeps the batches it stored, and is recorded `timeout`.
     processing_budget: Duration = timedelta(seconds=60)
+
+    @field_validator("allow_private")
+    @classmethod
+    def _addresses(cls, v: list[str]) -> list[str]:
+        from watcher.egress import parse_allow_entry
+
+        for entry in v:
+            parse_allow_entry(entry)
+        return v
 
     @field_validator("timeout")
     @classmethod
@@ -271,9 +325,12 @@ def secret_from_env(var: str | None, what: str) -> str | None:
     """Read a secret from the environment variable the config names; never from the file."""
     if not var:
         return None
+    from watcher.logs import remember_secret
+
     value = os.environ.get(var)
     if value is None:
         raise ConfigError(f"{what}: environment variable {var} is not set")
+    remember_secret(value)  # redacted from every log line and error from now on, whatever the variable's name
     return value
 
 

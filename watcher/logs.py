@@ -6,14 +6,22 @@ import logging
 import os
 import re
 
-from watcher.text import strip_control
+from watcher.text import strip_control, strip_userinfo
 
 _SECRET_NAMES = re.compile(r"(PASSWORD|SECRET|TOKEN|API_KEY|APIKEY|CREDENTIAL)", re.I)
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@", re.I)
+
+
+_REMEMBERED: set[str] = set()
+
+
+def remember_secret(value: str) -> None:
+    """A secret read from the environment (by `secret_from_env`): redacted like the well-named ones."""
+    if value and len(value) >= 4:
+        _REMEMBERED.add(value)
 
 
 def _secret_values() -> list[str]:
-    values = []
+    values = list(_REMEMBERED)
     for name, value in os.environ.items():
         if _SECRET_NAMES.search(name) and value and len(value) >= 4:
             values.append(value)
@@ -21,10 +29,11 @@ def _secret_values() -> list[str]:
 
 
 def redact(text: str) -> str:
-    """Hide known secret values (env vars named *PASSWORD*, *SECRET*, *TOKEN*...) and URL passwords."""
+    """Hide known secret values (env vars named *PASSWORD*, *SECRET*, *TOKEN*..., and every secret read through
+    the config) and the credentials of any URL."""
     for value in _secret_values():
         text = text.replace(value, "***")
-    return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    return strip_userinfo(text)
 
 
 class RedactingFilter(logging.Filter):

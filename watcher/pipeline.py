@@ -190,12 +190,15 @@ class Pipeline:
                 HEALTH.database_failed(e, f"check of {name}")
                 self.store.recover(e)
                 return CheckResult(name, "failed", reason="database-unavailable", error=describe(e))
+            if isinstance(e, ConfigError):  # e.g. the variable named by auth.password_env is not set
+                return await self._record_crash(wc, e, "config-error", str(e))
             log.exception("check of %s crashed", name)  # a bug in one watch must not stop the others
             return await self._record_crash(wc, e)
 
     async def _fetch(self, wc: WatchConfig, state: _WatchState) -> FetchOutcome:
         req = FetchRequest(watch=wc.name, url=wc.url, kind=wc.kind, etag=state.etag,
-                           last_modified=state.last_modified, body_hash=state.raw_hash if state.hashes else None)
+                           last_modified=state.last_modified, body_hash=state.raw_hash if state.hashes else None,
+                           auth=wc.auth.credentials(wc.name) if wc.auth else None)
         # The fetch stage resolves by itself within its deadline; this bound holds for any fetch stage.
         deadline = self.config.fetch.fetch_deadline.total_seconds() + Budget.GRACE
         try:
@@ -237,10 +240,11 @@ class Pipeline:
                             error=f"processing took longer than fetch.processing_budget ({budget.seconds:.0f}s)"
                                   f"{stored}")
 
-    async def _record_crash(self, wc: WatchConfig, e: Exception) -> CheckResult:
+    async def _record_crash(self, wc: WatchConfig, e: Exception, reason: str = "internal-error",
+                            error: str | None = None) -> CheckResult:
         """An unexpected exception: a failure like any other (it counts, backs off, raises fetch_failed)."""
-        outcome = FetchOutcome(watch=wc.name, url=wc.url, status="failed", reason="internal-error",
-                               error=redact(f"{e.__class__.__name__}: {e}")[:2000])
+        outcome = FetchOutcome(watch=wc.name, url=wc.url, status="failed", reason=reason,
+                               error=redact(error or f"{e.__class__.__name__}: {e}")[:2000])
         try:
             return await asyncio.to_thread(self._record_failure, wc, outcome)
         except Exception as e2:
@@ -248,7 +252,7 @@ class Pipeline:
                 HEALTH.database_failed(e2, f"recording the failure of {wc.name}")
             else:
                 log.exception("could not record the failure of %s", wc.name)
-            return CheckResult(wc.name, "failed", reason="internal-error", error=outcome.error)
+            return CheckResult(wc.name, "failed", reason=reason, error=outcome.error)
 
     async def cycle(self, names: list[str] | None = None, *, honour_backoff: bool = False,
                     progress: Callable[[CheckResult], None] | None = None) -> CycleReport:

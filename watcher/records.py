@@ -275,6 +275,11 @@ class FetchRequest:
     last_modified: str | None = None
     # sha256 of the body last time: an identical body comes back as 'same_body', without being parsed.
     body_hash: str | None = None
+    # (username, password) for HTTP basic authentication; never shown (repr) nor stored.
+    auth: tuple[str, str] | None = field(default=None, repr=False)
+    # The operator typed this URL (`watcher extract URL`): its own address is not checked against
+    # fetch.allow_private; where redirects and refreshes lead still is.
+    operator_url: bool = False
 
 
 @dataclass(frozen=True, slots=True)

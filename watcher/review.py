@@ -17,6 +17,7 @@ from watcher.diff import text_diff
 from watcher.errors import WatcherError
 from watcher.store.codec import decode_document
 from watcher.store.models import AlertRow, ChangeEventRow, Check, Snapshot, Subscriber, Watch, utcnow
+from watcher.text import display_url
 from watcher.topic import topic_key_of
 
 
@@ -32,7 +33,7 @@ def _iso(value: dt.datetime | dt.date | None) -> str | None:
 
 
 def watch_row(w: Watch) -> dict[str, Any]:
-    return {"name": w.name, "kind": w.kind, "url": w.url, "enabled": w.enabled,
+    return {"name": w.name, "kind": w.kind, "url": display_url(w.url), "enabled": w.enabled,
             "topic": f"{w.topic_work}" + (f" S{w.topic_season}" if w.topic_season is not None else "")
             if w.topic_work else None,
             "schedule": w.config.get("cron") or w.config.get("interval"),
@@ -65,7 +66,7 @@ def watch_history(s: Session, name: str, *, limit: int = 50) -> dict[str, Any]:
             "checks": [{"id": c.id, "at": _iso(c.at), "outcome": c.outcome, "http_status": c.http_status,
                         "duration_ms": c.duration_ms, "reason": c.reason, "error": c.error,
                         "snapshot_id": c.snapshot_id} for c in checks],
-            "snapshots": [{"id": x.id, "fetched_at": _iso(x.fetched_at), "url": x.url, "title": x.title,
+            "snapshots": [{"id": x.id, "fetched_at": _iso(x.fetched_at), "url": display_url(x.url), "title": x.title,
                            "entry": x.entry_key, "topic": x.topic_key, "published": _iso(x.published),
                            "content_hash": x.content_hash[:12]} for x in snaps]}
 
@@ -97,8 +98,19 @@ class SnapshotDetail:
         return {**data, "text": self.text} if with_text else data
 
 
+def valid_id(s: Session, model: Any, value: int) -> bool:
+    """Whether `value` can be an id of `model` at all. Ids from URLs and command lines are checked before any
+    query: SQLite cannot bind an integer past 64 bits, and PostgreSQL refuses one past its column's type (32
+    bits for INTEGER ids) with an error instead of "no such row"."""
+    from sqlalchemy import BigInteger
+
+    column = model.__table__.c.id
+    wide = isinstance(column.type, BigInteger) or s.get_bind().dialect.name == "sqlite"
+    return 0 < value < (2**63 if wide else 2**31)
+
+
 def snapshot_detail(s: Session, snapshot_id: int) -> SnapshotDetail:
-    snap = s.get(Snapshot, snapshot_id)
+    snap = s.get(Snapshot, snapshot_id) if valid_id(s, Snapshot, snapshot_id) else None
     if snap is None:
         raise NotFound(f"no snapshot {snapshot_id}")
     watch = s.get(Watch, snap.watch_id)
@@ -113,7 +125,7 @@ def snapshot_detail(s: Session, snapshot_id: int) -> SnapshotDetail:
     events = [event_row(e, watch.name if watch else None) for e in
               s.scalars(select(ChangeEventRow).where(ChangeEventRow.snapshot_id == snap.id)
                         .order_by(ChangeEventRow.id))]
-    return SnapshotDetail(snap.id, watch.name if watch else "?", snap.url, snap.title, snap.fetched_at,
+    return SnapshotDetail(snap.id, watch.name if watch else "?", display_url(snap.url), snap.title, snap.fetched_at,
                           snap.published, snap.topic_key, doc.text, (snap.facts or {}).get("facts", snap.facts or {}),
                           prev.id if prev else None, nxt, diff, events)
 
@@ -125,7 +137,7 @@ def event_row(e: ChangeEventRow, watch: str | None) -> dict[str, Any]:
     return {"id": e.id, "event_id": e.uid, "type": e.type, "subject": e.subject, "topic": e.topic_key,
             "watch": watch, "state": e.state, "detected_at": _iso(e.detected_at), "summary": e.summary,
             "old": e.old, "new": e.new, "evidence": e.evidence, "confidence": e.confidence,
-            "source_url": e.source_url, "snapshot_id": e.snapshot_id}
+            "source_url": display_url(e.source_url) or None, "snapshot_id": e.snapshot_id}
 
 
 def list_events(s: Session, *, topic: str | None = None, watch: str | None = None,

@@ -20,8 +20,13 @@ def shorten(text: str, width: int = 120) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-# Userinfo: everything between "scheme://" and the last "@" of the authority (before any / ? #).
-_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+# Userinfo: everything between "scheme://" and the last "@" of the authority (before any / ? # or space).
+_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s@]*(?:@[^/?#\s@]*)*@")
+
+
+def strip_userinfo(text: str) -> str:
+    """Every URL in `text` without its `user:password@` (for log lines and errors that mention URLs)."""
+    return _USERINFO.sub(r"\1", text) if "@" in text else text
 
 
 def display_url(url: str | None) -> str:
@@ -30,7 +35,7 @@ def display_url(url: str | None) -> str:
     at load), but scraped links and redirect targets may."""
     if not url:
         return ""
-    return _USERINFO.sub(r"\1", strip_control(str(url)))
+    return strip_userinfo(strip_control(str(url)))
 
 
 # Characters no stored string keeps: C0 controls but tab, newline and carriage return; DEL and C1 controls;

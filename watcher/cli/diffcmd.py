@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from watcher.errors import WatcherError
+from watcher.text import display_url
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -102,7 +103,7 @@ def topic_json(view: Any) -> dict[str, Any]:
         return {"watch": c.watch, "source": c.source, "value": c.value, "display": c.display,
                 "published": c.published.isoformat() if c.published else None,
                 "fetched_at": c.fetched_at.isoformat(), "evidence": c.evidence, "confidence": c.confidence,
-                "snapshot_id": c.snapshot_id, "url": c.url}
+                "snapshot_id": c.snapshot_id, "url": display_url(c.url)}
 
     return {"topic": view.key, "label": view.label, "sources": view.sources(), "facts": [
         {"kind": li.kind, "subject": li.subject, "current": claim(li.current) if li.current else None,

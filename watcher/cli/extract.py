@@ -25,7 +25,7 @@ def load_raw(source: str, fmt: str = "auto", entry: int = 0):
         from spiders import fetch_once
 
         kind = fmt if fmt in ("html", "wordpress", "feed") else "html"
-        outcome = fetch_once(source, kind)
+        outcome = fetch_once(source, kind, operator_url=True)
         if outcome.status != "ok" or not outcome.documents:
             raise DocumentError(outcome.reason or "fetch-failed", f"{source}: {outcome.error or outcome.reason}")
         docs = list(outcome.documents)

@@ -19,6 +19,7 @@ from watcher.cli._common import console, err_console, print_json, safe
 from watcher.config import DEFAULT_CONFIG, Config
 from watcher.errors import DocumentError, WatcherError
 from watcher.logs import redact
+from watcher.text import display_url
 
 TAKES_EFFECT = "a running daemon applies it within seconds (or at once on SIGHUP)"
 
@@ -106,7 +107,8 @@ def add(ctx: click.Context, url: str, name: str | None, topic: str | None, inter
         if (feeds and kind == "auto" and proposal.entry["kind"] == "html" and not as_json and not dry_run
                 and sys.stdin.isatty() and sys.stdout.isatty()):
             _show(proposal)
-            if click.confirm(f"This page links a feed ({feeds[0]['url']}). Watch the feed instead?", default=False):
+            if click.confirm(f"This page links a feed ({safe(display_url(feeds[0]['url']))}). Watch the feed instead?",
+                             default=False):
                 proposal = ask(True)
     except DocumentError as e:
         _fail(f"{e}\n(add it anyway, unchecked, with --no-fetch --kind html|wordpress|feed)", 4)
@@ -122,7 +124,7 @@ def add(ctx: click.Context, url: str, name: str | None, topic: str | None, inter
     entry = proposal.entry
     schedule = f"cron {entry['cron']}" if entry.get("cron") else f"every {entry.get('interval')}"
     if proposal.offered_feeds and entry["kind"] == "html":
-        console.print("This page links feeds: " + ", ".join(safe(f["url"]) for f in proposal.offered_feeds)
+        console.print("This page links feeds: " + ", ".join(safe(display_url(f["url"])) for f in proposal.offered_feeds)
                       + f"\n  to watch the feed instead: watcher add {safe(url)} --kind feed")
     if written:
         console.print(f"added watch [bold]{safe(entry['name'])}[/bold] ({entry['kind']}, {schedule}) to "
@@ -141,11 +143,11 @@ def _show(proposal: Any) -> None:
     console.print(f"fetched: HTTP {proposal.http_status}, {proposal.documents} document(s){more}")
     for p in proposal.previews:
         if "error" in p.facts:
-            console.print(f"  {safe(p.title or p.url)}: {safe(p.facts['error'])}")
+            console.print(f"  {safe(p.title or display_url(p.url))}: {safe(p.facts['error'])}")
         elif not p.facts.get("facts"):
-            console.print(f"  {safe(p.title or p.url)}: no facts found yet")
+            console.print(f"  {safe(p.title or display_url(p.url))}: no facts found yet")
         else:
-            console.print(facts_table(p.facts, p.title or p.url))
+            console.print(facts_table(p.facts, p.title or display_url(p.url)))
 
 
 # --------------------------------------------------------------------------- pause, resume, remove
@@ -236,7 +238,7 @@ def import_(ctx: click.Context, fmt: str, file: Path, interval: str, dry_run: bo
         table.add_column(col)
     for c in candidates:
         if c.entry is not None:
-            table.add_row(safe(c.source), safe(c.entry["name"]), c.entry["kind"], safe(c.entry["url"]),
+            table.add_row(safe(c.source), safe(c.entry["name"]), c.entry["kind"], safe(display_url(c.entry["url"])),
                           safe("; ".join(c.notes)) + ("" if c.entry.get("enabled", True) else " (paused)"))
         else:
             table.add_row(safe(c.source), "—", "", "", f"skipped: {safe(c.skipped)}", style="yellow")

@@ -276,7 +276,10 @@ async def sender_loop(store: Store, config: Config, stop: asyncio.Event) -> None
 
 def find_alert(s: Session, ident: str) -> AlertRow:
     """An alert by numeric id or by (a prefix of at least 6 characters of) its uid."""
-    row = s.get(AlertRow, int(ident)) if ident.isdigit() else None
+    from watcher.review import valid_id
+
+    number = int(ident) if ident.isascii() and ident.isdigit() else 0
+    row = s.get(AlertRow, number) if valid_id(s, AlertRow, number) else None
     if row is None and len(ident) >= 6:
         rows = s.scalars(select(AlertRow).where(AlertRow.uid.startswith(ident)).limit(2)).all()
         row = rows[0] if len(rows) == 1 else None

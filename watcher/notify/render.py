@@ -17,7 +17,7 @@ from jinja2 import Environment, select_autoescape
 from watcher.config import SubscriberConfig
 from watcher.diff import describe, event_kind
 from watcher.records import Alert, ChangeEvent
-from watcher.text import shorten, strip_control
+from watcher.text import display_url, shorten, strip_control
 
 _FACT_WORDS = {"release": "release", "renewal": "renewal", "production": "production", "filming": "filming",
                "trailer": "trailer", "platform": "platform"}
@@ -93,7 +93,7 @@ def event_body(alert: Alert) -> dict[str, Any]:
         "topic": e.topic,
         "topic_label": alert.topic_label,
         "watch": e.watch,
-        "source_url": e.source_url,
+        "source_url": display_url(e.source_url) or None,
         "subject": e.subject,
         "summary": e.summary,
         "old": e.old,
@@ -117,7 +117,8 @@ def _groups(delivery: Delivery) -> list[tuple[str, list[dict[str, Any]]]]:
         e = a.event
         groups.setdefault(a.topic_label or e.topic or "other", []).append({
             "headline": headline(e), "type": e.type, "old": _value(e, e.old), "new": _value(e, e.new),
-            "evidence": e.evidence, "link": safe_link(e.source_url), "url": e.source_url, "watch": e.watch,
+            "evidence": e.evidence, "link": safe_link(display_url(e.source_url)), "url": display_url(e.source_url),
+            "watch": e.watch,
             "detected": e.detected_at.strftime("%Y-%m-%d %H:%M UTC") if e.detected_at else "",
             "diff": (e.new or {}).get("diff") if e.type == "text_changed" and isinstance(e.new, dict) else None,
         })

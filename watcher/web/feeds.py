@@ -7,6 +7,7 @@ from typing import Any
 
 from jinja2 import Environment
 
+from watcher.text import display_url
 from watcher.topic import TopicView
 
 
@@ -55,7 +56,8 @@ def release_calendar(topics: list[TopicView]) -> bytes:
         event.add("dtend", latest + dt.timedelta(days=1))
         event.add("status", "CONFIRMED" if exact and claim.value.get("announced") else "TENTATIVE")
         event.add("transp", "TRANSPARENT")
-        event.add("description", f"{claim.display} — claimed by {claim.source} ({claim.url})\n\n{claim.evidence}")
-        event.add("url", claim.url)
+        url = display_url(claim.url)
+        event.add("description", f"{claim.display} — claimed by {claim.source} ({url})\n\n{claim.evidence}")
+        event.add("url", url)
         cal.add_component(event)
     return cal.to_ical()
