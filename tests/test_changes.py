@@ -66,7 +66,7 @@ def test_first_snapshot_is_a_baseline_and_a_fact_change_is_one_typed_event(serve
     assert events(store) == []
     site.window = "early 2027"
     cycle(store, config)
-    assert events(store) == [("release_changed", "", "release window late 2026 -> early 2027")]
+    assert events(store) == [("release_changed", "", "release early 2027 (Jan–Apr 2027), was late 2026 (Sep–Dec 2026)")]
     cycle(store, config)
     assert len(events(store)) == 1  # seen again: stored once
 
@@ -126,19 +126,27 @@ def test_topic_view_across_sources_and_consensus_event(server, store, database_u
     with store.session() as s:
         view = topic_view(s, "Show S2")
         line = view.line("release")
-        assert line.current.display == "early 2027" and line.current.watch == "site-b"
-        assert line.disagreement == {"127.0.0.1": "late 2026", "localhost": "early 2027"}
+        assert line.current.display == "early 2027 (Jan–Apr 2027)" and line.current.watch == "site-b"
+        assert line.disagreement == {"127.0.0.1": "late 2026 (Sep–Dec 2026)", "localhost": "early 2027 (Jan–Apr 2027)"}
         assert view.line("production").disagreement == {}
+        assert sorted(view.line("production").sources) == ["127.0.0.1", "localhost"]  # they agree
     assert events(store) == []
     older.window, older.published = "March 2027", "2026-06-01"  # newest publication now says March 2027
     cycle(store, config)
-    got = {e[0]: e[2] for e in events(store)}
-    assert got["release_changed"] == "release window late 2026 -> March 2027"
-    assert got["topic_consensus_changed"].startswith("consensus release: early 2027 -> March 2027")
+    # Still two values: no consensus event (the topic page shows the disagreement).
+    assert [e[0] for e in events(store)] == ["release_changed"]
+    assert events(store)[0][2] == "release March 2027, was late 2026 (Sep–Dec 2026)"
     with store.session() as s:
         line = topic_view(s, "show#2").line("release")
-        assert [c.display for c in line.claims] == ["late 2026", "early 2027", "March 2027"]
+        assert [c.display for c in line.claims] == ["late 2026 (Sep–Dec 2026)", "early 2027 (Jan–Apr 2027)",
+                                                    "March 2027"]
         assert line.current.display == "March 2027"
+        assert line.disagreement == {"127.0.0.1": "March 2027", "localhost": "early 2027 (Jan–Apr 2027)"}
+    newer.window, newer.published = "March 2027", "2026-06-02"  # the second source catches up
+    cycle(store, config)
+    consensus = [e for e in events(store) if e[0] == "topic_consensus_changed"]
+    assert consensus == [("topic_consensus_changed", "release",
+                          "sources now agree on release: March 2027 after disagreeing — per 127.0.0.1, localhost")]
 
 
 def test_changes_and_topic_commands(server, store, database_url, tmp_path: Path):
@@ -159,6 +167,6 @@ def test_changes_and_topic_commands(server, store, database_url, tmp_path: Path)
     result = runner.invoke(cli, ["-c", str(cfg), "topic", "Show S2", "--json"], catch_exceptions=False)
     view = json.loads(result.output)
     current = {f["kind"]: f["current"]["display"] for f in view["facts"] if not f["subject"] and f["current"]}
-    assert current["release"] == "early 2027" and current["production"] == "filming"
+    assert current["release"] == "early 2027 (Jan–Apr 2027)" and current["production"] == "filming"
     result = runner.invoke(cli, ["-c", str(cfg), "topic", "Nothing S9"])
     assert result.exit_code == 2 and "no snapshot is about topic" in result.output

@@ -57,7 +57,7 @@ def test_good_config(tmp_path):
     (GOOD.replace('interval = "6h"', 'cron = "61 * * * *"'), "watch[0] (a): cron '61 * * * *'"),
     (GOOD + "\n[[watch]]\nname='a'\nurl='https://e.org'\ninterval='1h'\n", "two watch entries are named 'a'"),
     (GOOD.replace('webhook = "https://example.org/hook"', 'webhook = "ftp://x"'), "subscriber[0] (hook).webhook"),
-    (GOOD + "\n[fetch]\ntimeout = 'x'\nbogus = 1\n", "fetch.bogus: Extra inputs are not permitted"),
+    (GOOD + "\n[fetch]\ntimeout = 'x'\nbogus = 1\n", "fetch.bogus: unknown key 'bogus'"),
     ("[[watch]\nname=", "TOML syntax error"),
     # Used to pass validation and then fail every check with a traceback.
     (GOOD.replace("https://example.org/a", "https://example.org:99999/a"), "port '99999' is not a port (1-65535)"),

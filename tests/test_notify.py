@@ -126,7 +126,7 @@ def test_smtp_down_then_up_delivers_once(store, database_url):
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "early 2027" in html and "2023" in html
     assert 'href="https://blueroads.in/blog/all-of-us-are-dead-season-2/"' in html
-    assert "evidence: \"Early 2027 is likely." in text
+    assert '"Early 2027 is likely.' in text
 
 
 def test_email_subject_names_topic_and_change_end_to_end(store, database_url, tmp_path):
@@ -161,7 +161,8 @@ def test_digest_groups_alerts_by_topic_in_one_message(store, database_url):
         cast = release_event(1, type="cast_status_changed", subject="Yoon Chan-young",
                              old={"status": "listed"}, new={"status": "unconfirmed"}, summary="cast status")
         other = release_event(2, topic="squid game#3", summary="release window", new={"text": "June 2025"})
-        assert store_events(store, config, release_event(0), cast, other) == 3
+        # Three checks (each its own alert), one digest message.
+        assert [store_events(store, config, e) for e in (release_event(0), cast, other)] == [1, 1, 1]
         rows = alerts(store)
         due = {r.next_attempt_at for r in rows}
         assert len(due) == 1  # one digest time for all three
@@ -178,7 +179,7 @@ def test_digest_groups_alerts_by_topic_in_one_message(store, database_url):
     assert msg["Subject"].startswith("watcher digest: 3 changes")
     text = msg.get_body(("plain",)).get_content()
     assert text.index("== all of us are dead#2 ==") < text.index("== squid game#3 ==")
-    assert "cast: Yoon Chan-young unconfirmed (was listed)" in text
+    assert "Yoon Chan-young: unconfirmed (was listed)" in text
 
 
 def test_filters_by_topic_event_type_and_confidence(store, database_url):
@@ -236,10 +237,14 @@ def test_webhook_500_three_times_then_200_delivered_once_and_signed(store, datab
     assert not verify(SECRET, ts, last.body + b" ", expected)  # body tampered
     assert not verify(SECRET, ts, last.body, expected, now=int(ts) + 3600)  # replayed an hour later
     body = json.loads(last.body)
-    assert body["event_id"] == row.uid
-    assert body["type"] == "release_changed" and body["topic"] == TOPIC and body["watch"] == "blueroads"
-    assert body["old"]["text"] == "2023" and body["new"]["text"] == "early 2027"
-    assert body["source_url"].startswith("https://blueroads.in/") and body["evidence"] and body["detected_at"]
+    assert body["event_id"] == row.uid and body["version"] == 2 and body["type"] == "alert"
+    assert body["topic"] == TOPIC and body["watch"] == "blueroads"
+    assert body["source_url"].startswith("https://blueroads.in/")
+    [event] = body["events"]
+    assert event["change_id"] == "test-event-0" and event["type"] == "release_changed"
+    assert event["old"]["text"] == "2023" and event["new"]["text"] == "early 2027"
+    assert event["summary"] == "release early 2027 (Jan–Apr 2027), was 2023"
+    assert event["evidence"] and event["detected_at"]
 
 
 def test_webhook_400_is_dead_at_once_and_listed(store, database_url, hook, tmp_path):

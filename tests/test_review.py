@@ -81,10 +81,11 @@ def test_timeline_lists_each_sources_values_in_order(history):
     data = json.loads(run_cli(history, "timeline", "Show S2", "--json"))
     release = next(f for f in data["facts"] if f["kind"] == "release")
     claims = [(c["source"], c["display"], c["published"]) for c in release["claims"]]
-    assert claims == [("127.0.0.1", "late 2026", "2026-03-01"), ("localhost", "mid 2027", "2026-05-01"),
-                      ("127.0.0.1", "early 2027", "2026-06-01")]
-    assert release["current"]["display"] == "early 2027"  # newest by publication date
-    assert release["disagreement"] == {"127.0.0.1": "early 2027", "localhost": "mid 2027"}
+    assert claims == [("127.0.0.1", "late 2026 (Sep–Dec 2026)", "2026-03-01"),
+                      ("localhost", "mid 2027 (May–Aug 2027)", "2026-05-01"),
+                      ("127.0.0.1", "early 2027 (Jan–Apr 2027)", "2026-06-01")]
+    assert release["current"]["display"] == "early 2027 (Jan–Apr 2027)"  # newest by publication date
+    assert release["disagreement"] == {"127.0.0.1": "early 2027 (Jan–Apr 2027)", "localhost": "mid 2027 (May–Aug 2027)"}
     table = run_cli(history, "timeline", "Show S2")
     assert "late 2026" in table and "early 2027" in table and "now" in table
 
@@ -122,13 +123,13 @@ def site(history, store):
     yield from _serve(store, token=None)
 
 
-def _serve(store, token):
+def _serve(store, token, **app_options):
     import uvicorn
 
     from watcher.web import create_app
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(store, token=token), host="127.0.0.1", port=port,
+    server = uvicorn.Server(uvicorn.Config(create_app(store, token=token, **app_options), host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -176,7 +177,8 @@ def test_atom_feed_parses_back(site):
         feed = feedparser.parse(raw.content)
         assert not feed.bozo, feed.get("bozo_exception")
         titles = [e.title for e in feed.entries]
-        assert any("release window late 2026 -> early 2027" in t for t in titles), titles
+        # Topics by label, values as text and dates.
+        assert "Show S2: release early 2027 (Jan–Apr 2027), was late 2026 (Sep–Dec 2026)" in titles, titles
         assert all(e.id.startswith("urn:watcher:event:") for e in feed.entries)
         script_entry = next(e for e in feed.entries if "early 2027" in e.title)
         assert script_entry.link.startswith("http://127.0.0.1")
@@ -187,7 +189,7 @@ def test_calendar_has_tentative_release_span(site):
 
     cal = Calendar.from_ical(httpx.get(f"{site}/calendar.ics").content)
     [event] = [c for c in cal.walk("VEVENT")]
-    assert str(event["summary"]) == "Show S2 release (early 2027)"
+    assert str(event["summary"]) == "Show S2 release: early 2027 (Jan–Apr 2027)"
     assert event["dtstart"].dt.isoformat() == "2027-01-01"
     assert event["dtend"].dt.isoformat() == "2027-05-01"  # all-day span, end exclusive
     assert str(event["status"]) == "TENTATIVE"

@@ -1,8 +1,9 @@
 """Change events in the store: what the pipeline calls after it stores (or re-sees) a snapshot.
 
 - `record_snapshot`: facts of a new snapshot vs the previous snapshot of the same watch entry ->
-  events; the snapshot's facts go to the `facts` table for the topic view; the topic's consensus is
-  re-computed and `topic_consensus_changed` raised when its current value moved.
+  events; a feed or listing entry never seen before (after the watch's first fetch) -> `article_added`;
+  the snapshot's facts go to the `facts` table for the topic view; the topic's consensus is re-computed
+  and `topic_consensus_changed` raised when every current source comes to agree on a new value.
 - `record_unchanged`: an unchanged fetch confirms the events a `confirm: 2` watch left pending.
 - `save_events`: insert events once (their uid is unique), returning the rows to alert.
 
@@ -19,11 +20,14 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from watcher.config import WatchConfig
+from watcher.describe import describe, summarise
 from watcher.diff import comparable, diff_documents, event_kind, event_uid, fact_values, unreported_removals
+from watcher.document import drop_ignored_lines
 from watcher.records import ChangeEvent, Facts, FactSet
 from watcher.store.codec import decode_document
 from watcher.store.models import ChangeEventRow, Check, Fact, Snapshot, Watch, utcnow
-from watcher.topic import consensus_events
+from watcher.topic import DEFAULT_STALE_AFTER, consensus_events, topic_label
 
 # Runtime key in Snapshot.facts: facts carried over from the previous snapshot because their
 # evidence is still on the page although extraction missed them this time.
@@ -63,8 +67,12 @@ def _content_uid(event: ChangeEvent, watch_id: int | None) -> str:
 
 
 def record_snapshot(s: Session, *, watch: Watch, snapshot: Snapshot, previous: Snapshot | None,
-                    confirm: int = 1) -> list[ChangeEventRow]:
-    """Store the events of a new snapshot; return those to alert now (confirmed ones)."""
+                    confirm: int = 1, watch_config: WatchConfig | None = None,
+                    stale_after: dt.timedelta = DEFAULT_STALE_AFTER) -> list[ChangeEventRow]:
+    """Store the events of a new snapshot; return those to alert now (confirmed ones).
+
+    `watch_config` brings the watch's noise control: `ignore` patterns (applied to the previous text too,
+    so adding a pattern is not itself a change) and `text_changes = false` (facts only)."""
     new = load_facts(snapshot)
     to_alert: list[ChangeEventRow] = []
     suppressed: set[tuple[str, str, Any]] = set()
@@ -74,21 +82,28 @@ def record_snapshot(s: Session, *, watch: Watch, snapshot: Snapshot, previous: S
         # Flicker A -> B -> A: B was never alerted, so neither is the way back to A.
         suppressed = {(event_kind(_as_event(r)), r.subject, _cmp(r, "old")) for r in dropped}
     events: list[ChangeEvent] = []
+    baseline = _first_of_watch(s, watch, snapshot)
     if previous is not None:
         old = load_facts(previous)
         old_text, new_text = decode_document(previous.content_z).text, decode_document(snapshot.content_z).text
+        if watch_config is not None and watch_config.ignore:
+            old_text = drop_ignored_lines(old_text, watch_config.ignore)
         events = diff_documents(old.facts, new.facts, old_text, new_text)
         _carry_over(snapshot, old.facts, unreported_removals(old.facts, new.facts, events))
         events = [e for e in events
                   if (event_kind(e), e.subject, comparable(event_kind(e), e.new)) not in suppressed]
+        if watch_config is not None and not watch_config.text_changes:
+            events = [e for e in events if e.type != "text_changed"]
+    elif not baseline:
+        events.append(_article_added(s, snapshot, new))
     _store_facts(s, watch, snapshot, load_facts(snapshot))
     topic_key = snapshot.topic_key
     now = snapshot.fetched_at
     for e in events:
         e.topic, e.watch, e.source_url, e.detected_at = topic_key, watch.name, snapshot.url, now
-        e.uid = event_uid(watch.id, snapshot.entry_key, snapshot.id, e.type, e.subject)
-    if topic_key and not _first_of_watch(s, watch, snapshot):
-        for e in consensus_events(s, topic_key, changed_by=snapshot):
+        e.uid = e.uid or event_uid(watch.id, snapshot.entry_key, snapshot.id, e.type, e.subject)
+    if topic_key:
+        for e in consensus_events(s, topic_key, changed_by=snapshot, baseline=baseline, stale_after=stale_after):
             e.uid = event_uid("consensus", topic_key, snapshot.id, e.subject, e.type)
             e.detected_at = now
             events.append(e)
@@ -97,6 +112,31 @@ def record_snapshot(s: Session, *, watch: Watch, snapshot: Snapshot, previous: S
     if state == "confirmed":
         to_alert += rows
     return to_alert
+
+
+def _article_added(s: Session, snapshot: Snapshot, facts: FactSet) -> ChangeEvent:
+    """A feed or listing entry never seen before: its title, link, topic and headline facts. Its uid is the
+    entry's, so an entry is announced once, whatever happens to its snapshots later."""
+    topic = facts.topic()
+    label = (topic_label(s, topic.key) or topic.label()) if topic else None
+    headline: dict[str, str] = {}
+    for (kind, _), value in fact_values(facts.facts).items():
+        if kind != "cast":
+            headline[kind] = describe(kind, value)
+    if facts.facts.cast:
+        headline["cast"] = ", ".join(f"{name} {describe('cast', c.model_dump(mode='json'))}"
+                                     for name, c in list(facts.facts.cast.items())[:8])
+    doc = decode_document(snapshot.content_z)
+    excerpt = doc.description or " ".join(doc.text.split())[:400]
+    event = ChangeEvent(
+        type="article_added", subject=(snapshot.title or snapshot.url)[:300],
+        new={"title": snapshot.title, "url": snapshot.url, "work": facts.work, "season": facts.season,
+             "topic": label, "published": snapshot.published.isoformat() if snapshot.published else None,
+             "facts": headline},
+        evidence=excerpt, confidence=1.0,
+        uid=event_uid(snapshot.watch_id, "article_added", snapshot.entry_key))
+    event.summary = summarise(event)
+    return event
 
 
 def _first_of_watch(s: Session, watch: Watch, snapshot: Snapshot) -> bool:

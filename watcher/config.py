@@ -6,12 +6,13 @@ never in the file: the file names environment variables (`password_env`, `secret
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -138,6 +139,20 @@ class WatchConfig(_Model):
     scope: ScopeConfig | None = None
     confirm: int = Field(default=1, ge=1, le=5)
     enabled: bool = True
+    # Noise control: lines matching any of these regular expressions (case-insensitive, anywhere in the
+    # line) are removed before hashing and diffing; `text_changes = false` alerts on facts only.
+    ignore: list[str] = Field(default_factory=list)
+    text_changes: bool = True
+
+    @field_validator("ignore")
+    @classmethod
+    def _patterns(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ValueError(f"ignore pattern {pattern!r} is not a regular expression: {e}") from e
+        return patterns
 
     @model_validator(mode="after")
     def _schedule(self) -> WatchConfig:
@@ -180,6 +195,7 @@ class SubscriberConfig(_Model):
     apprise: str | None = None
     secret_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
     topics: list[str] = Field(default_factory=list)
+    watches: list[str] = Field(default_factory=list)
     events: list[str] = Field(default_factory=list)
     min_confidence: float = Field(default=0.0, ge=0, le=1)
     mode: Literal["immediate", "digest"] = "immediate"
@@ -197,9 +213,10 @@ class SubscriberConfig(_Model):
     def _target(self) -> SubscriberConfig:
         if sum(x is not None for x in (self.email, self.webhook, self.apprise)) != 1:
             raise ValueError("give exactly one of 'email', 'webhook' or 'apprise'")
-        unknown = sorted(set(self.events) - set(EVENT_TYPES))
-        if unknown:
-            raise ValueError(f"unknown event types {unknown}; known: {', '.join(EVENT_TYPES)}")
+        for event in self.events:
+            if event not in EVENT_TYPES:
+                raise ValueError(f"unknown event type {event!r}{did_you_mean(event, EVENT_TYPES)}; "
+                                 f"known: {', '.join(EVENT_TYPES)}")
         return self
 
 
@@ -270,6 +287,18 @@ class RedisConfig(_Model):
     url: str = "redis://127.0.0.1:6379/0"
 
 
+class WebConfig(_Model):
+    # Where `watcher web` is reachable for subscribers ("https://watcher.example.org"): alerts then link to
+    # its page for each change. Unset: alerts link only to the source.
+    base_url: HttpUrl | None = None
+
+
+class TopicsConfig(_Model):
+    # A source's claim is stale, and counts neither for consensus nor as a disagreement, when it is dated
+    # this much before the newest claim about the same fact.
+    stale_after: Duration = timedelta(days=180)
+
+
 class Settings(_Model):
     database_url: str = "sqlite:///var/watcher.db"
     data_dir: str = "var"
@@ -283,6 +312,8 @@ class Config(_Model):
     fetch: FetchConfig = FetchConfig()
     notify: NotifyConfig = NotifyConfig()
     redis: RedisConfig = RedisConfig()
+    web: WebConfig = WebConfig()
+    topics: TopicsConfig = TopicsConfig()
     watch: list[WatchConfig] = Field(default_factory=list)
     subscriber: list[SubscriberConfig] = Field(default_factory=list)
     source_path: str | None = Field(default=None, exclude=True)
@@ -296,6 +327,12 @@ class Config(_Model):
                 if item.name in seen:
                     raise ValueError(f"two {what} entries are named {item.name!r}; names must be unique")
                 seen.add(item.name)
+        names = [w.name for w in self.watch]
+        for sub in self.subscriber:
+            for name in sub.watches:
+                if name not in names:
+                    raise ValueError(f"subscriber {sub.name!r}: watches names {name!r}, which is no watch"
+                                     f"{did_you_mean(name, names)}")
         return self
 
     @property
@@ -321,6 +358,14 @@ class Config(_Model):
         raise ConfigError(f"no subscriber named {name!r} in {self.source_path}")
 
 
+def did_you_mean(word: str, choices: Any) -> str:
+    """"; did you mean 'topics'?" for the closest choice, or "" when none is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    if not close:
+        close = difflib.get_close_matches(word.casefold(), [str(c).casefold() for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def secret_from_env(var: str | None, what: str) -> str | None:
     """Read a secret from the environment variable the config names; never from the file."""
     if not var:
@@ -328,10 +373,25 @@ def secret_from_env(var: str | None, what: str) -> str | None:
     from watcher.logs import remember_secret
 
     value = os.environ.get(var)
-    if value is None:
+    if not value:
         raise ConfigError(f"{what}: environment variable {var} is not set")
     remember_secret(value)  # redacted from every log line and error from now on, whatever the variable's name
     return value
+
+
+def check_secrets(config: Config, subscribers: list[SubscriberConfig] | None = None) -> None:
+    """Refuse to start when a secret the config names is missing from the environment: found at send time
+    it would fail every alert. One line naming the subscriber and the variable."""
+    subs = config.subscriber if subscribers is None else subscribers
+    for sub in subs:
+        if sub.secret_env and not os.environ.get(sub.secret_env):
+            raise ConfigError(f"subscriber {sub.name}: secret_env names {sub.secret_env}, which is not set in the "
+                              "environment (set it, or remove secret_env)")
+    smtp = config.notify.smtp
+    mailed = [sub.name for sub in subs if sub.email]
+    if smtp.password_env and mailed and not os.environ.get(smtp.password_env):
+        raise ConfigError(f"subscriber {mailed[0]}: notify.smtp.password_env names {smtp.password_env}, which is not "
+                          "set in the environment (set it, or remove password_env)")
 
 
 def _loc(data: dict[str, Any], loc: tuple[Any, ...]) -> str:
@@ -349,6 +409,32 @@ def _loc(data: dict[str, Any], loc: tuple[Any, ...]) -> str:
             parts.append(str(item))
             node = node.get(item) if isinstance(node, dict) else None
     return ".".join(parts) or "(top level)"
+
+
+def _keys_at(loc: tuple[Any, ...]) -> list[str]:
+    """The keys the config accepts at `loc` (a pydantic error location), for "did you mean" hints."""
+    model: Any = Config
+    for item in loc:
+        if isinstance(item, int):
+            continue
+        field = model.model_fields.get(item) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return []
+        model = _model_in(field.annotation)
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return []
+    return [name for name, f in model.model_fields.items() if not f.exclude]
+
+
+def _model_in(annotation: Any) -> Any:
+    """The pydantic model inside an annotation such as `list[WatchConfig]` or `TopicConfig | None`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
@@ -379,6 +465,9 @@ def parse_config(text: str, path: str | os.PathLike[str]) -> Config:
         lines = []
         for err in e.errors():
             msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                key = str(err["loc"][-1])
+                msg = f"unknown key {key!r}{did_you_mean(key, _keys_at(err['loc'][:-1]))}"
             lines.append(f"{p}: {_loc(data, err['loc'])}: {msg}")
         raise ConfigError("invalid config:\n  " + "\n  ".join(lines)) from None
     return config.model_copy(update={"source_path": str(p)})

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from watcher.describe import FACT_EVENT_TYPES, event_kind, summarise
 from watcher.records import CastFact, ChangeEvent, Facts, FilmingFact, ReleaseFact, ScalarFact, name_key
 
 FactKey = tuple[str, str]
@@ -24,16 +25,7 @@ FactKey = tuple[str, str]
 SCALAR_KINDS = ("renewal", "production", "platform", "trailer")
 # Order of events in a diff: what readers care about first.
 KIND_ORDER = ("release", "renewal", "production", "filming", "cast", "trailer", "platform")
-_TYPES = {
-    "release": "release_changed",
-    "renewal": "renewal_changed",
-    "production": "production_changed",
-    "filming": "filming_changed",
-    "trailer": "trailer_changed",
-    "platform": "platform_changed",
-}
-_LABELS = {"release": "release window", "filming": "filming", "renewal": "renewal", "production": "production",
-           "trailer": "trailer", "platform": "platform"}
+_TYPES = FACT_EVENT_TYPES
 _NOT_VALUE = {"evidence", "confidence"}
 TEXT_DIFF_MAX_LINES = 400
 
@@ -110,53 +102,6 @@ def _pair_keys(old: Facts, new: Facts) -> list[tuple[FactKey | None, FactKey | N
     return pairs
 
 
-# --------------------------------------------------------------------------- describing values
-
-
-def describe(kind: str, value: Any) -> str:
-    """Human text of a fact value, as alerts and the topic view show it."""
-    if value is None:
-        return "none"
-    if kind == "release":
-        text = value.get("text") or f"{value['earliest']} to {value['latest']}"
-        return f"{text} (official)" if value.get("announced") else text
-    if kind == "filming":
-        start, end = value.get("start"), value.get("end")
-        if start and end:
-            return f"{start} to {end}"
-        return f"started {start}" if start else f"wrapped {end}"
-    if kind == "cast":
-        character = value.get("character")
-        return f"{value.get('status', 'listed')}" + (f" (as {character})" if character else "")
-    return str(value)
-
-
-def summarise(event: ChangeEvent, *, kind: str | None = None) -> str:
-    kind = kind or event_kind(event)
-    if kind == "cast":
-        if event.type == "cast_added":
-            return f"cast added: {event.subject}, {describe('cast', event.new)}"
-        if event.type == "cast_removed":
-            return f"cast removed: {event.subject} (was {describe('cast', event.old)})"
-        return f"{event.subject}: {describe('cast', event.old)} -> {describe('cast', event.new)}"
-    label = _LABELS.get(kind, kind)
-    if event.old is None:
-        return f"{label} now {describe(kind, event.new)}"
-    if event.new is None:
-        return f"{label} no longer stated (was {describe(kind, event.old)})"
-    return f"{label} {describe(kind, event.old)} -> {describe(kind, event.new)}"
-
-
-def event_kind(event: ChangeEvent) -> str:
-    """The fact kind an event is about ('release', 'cast', ...), or the event type for other events."""
-    if event.type.startswith("cast_"):
-        return "cast"
-    for kind, type_ in _TYPES.items():
-        if type_ == event.type:
-            return kind
-    return event.type
-
-
 # --------------------------------------------------------------------------- the diff
 
 
@@ -188,7 +133,7 @@ def diff_facts(old: Facts, new: Facts, *, new_text: str | None = None) -> list[C
             type_, subject = _TYPES[kind], ""
         event = ChangeEvent(type=type_, subject=subject, old=before, new=after, evidence=evidence,
                             confidence=confidence)
-        event.summary = summarise(event, kind=kind)
+        event.summary = summarise(event)
         events.append(event)
     return events
 
@@ -274,8 +219,9 @@ def text_changed_event(old_text: str, new_text: str) -> ChangeEvent | None:
         return None
     added = sum(1 for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++"))
     removed = sum(1 for line in diff.splitlines() if line.startswith("-") and not line.startswith("---"))
-    return ChangeEvent(type="text_changed", new={"diff": diff, "added": added, "removed": removed},
-                       summary=f"text changed (+{added} -{removed} lines), no fact changed", confidence=1.0)
+    event = ChangeEvent(type="text_changed", new={"diff": diff, "added": added, "removed": removed}, confidence=1.0)
+    event.summary = summarise(event)
+    return event
 
 
 def diff_documents(old: Facts, new: Facts, old_text: str | None = None, new_text: str | None = None

@@ -13,6 +13,7 @@ boilerplate, whitespace or ads.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from watcher.config import ScopeConfig
 from watcher.errors import DocumentError
@@ -61,6 +62,27 @@ def normalise(raw: RawDocument, scope: ScopeConfig | None = None) -> Document:
                     final_url=clean_text(raw.final_url) if raw.final_url else raw.final_url,
                     entry_key=raw.entry_key, headings=tuple(headings), tables=tuple(tables), lists=tuple(lists),
                     description=clean_text(raw.description) if raw.description else raw.description)
+
+
+def drop_ignored_lines(text: str, patterns: list[str]) -> str:
+    """`text` without the lines in which any of `patterns` (regular expressions, case-insensitive) matches."""
+    if not patterns:
+        return text
+    ignore = re.compile("|".join(f"(?:{p})" for p in patterns), re.I)
+    return "\n".join(line for line in text.split("\n") if not ignore.search(line))
+
+
+def drop_ignored(doc: Document, patterns: list[str]) -> Document:
+    """A watch's noise control (`ignore = [...]`): matching lines, table rows and list items removed
+    before the document is hashed, extracted and diffed."""
+    if not patterns:
+        return doc
+    ignore = re.compile("|".join(f"(?:{p})" for p in patterns), re.I)
+    tables = tuple(Table(t.header, tuple(r for r in t.rows if not ignore.search(" | ".join(r))), t.caption)
+                   for t in doc.tables)
+    lists = tuple(ListBlock(tuple(i for i in b.items if not ignore.search(i)), b.heading, b.lead) for b in doc.lists)
+    return replace(doc, text=drop_ignored_lines(doc.text, patterns), tables=tables,
+                   lists=tuple(b for b in lists if b.items))
 
 
 # --------------------------------------------------------------------------- plain text

@@ -284,12 +284,12 @@ class Pipeline:
                                w.config.get("_raw_hash"))
 
     def _normalise(self, wc: WatchConfig, outcome: FetchOutcome, budget: Budget) -> list[Document]:
-        from watcher.document import normalise
+        from watcher.document import drop_ignored, normalise
 
         docs = []
         for raw in outcome.documents:
             budget.checkpoint()
-            docs.append(normalise(raw, wc.scope))
+            docs.append(drop_ignored(normalise(raw, wc.scope), wc.ignore))
         return docs
 
     def process(self, wc: WatchConfig, outcome: FetchOutcome, hashes: dict[str, str],
@@ -400,7 +400,8 @@ class Pipeline:
             if status != "not_modified" and raw_hash != w.config.get("_raw_hash"):
                 w.config = {**w.config, "_raw_hash": raw_hash}
             last_snapshot_id = None
-            for doc, facts in changed:
+            # In topic order: consensus locks each topic it touches (PostgreSQL), always in the same order.
+            for doc, facts in sorted(changed, key=lambda c: c[1].topic().key if c[1].topic() else ""):
                 previous = s.scalars(select(Snapshot).where(Snapshot.watch_id == w.id,
                                                             Snapshot.entry_key == doc.entry_key)
                                      .order_by(Snapshot.id.desc()).limit(1)).first()
@@ -413,7 +414,8 @@ class Pipeline:
                 s.add(snap)
                 s.flush()
                 last_snapshot_id = snap.id
-                events += record_snapshot(s, watch=w, snapshot=snap, previous=previous, confirm=wc.confirm)
+                events += record_snapshot(s, watch=w, snapshot=snap, previous=previous, confirm=wc.confirm,
+                                          watch_config=wc, stale_after=self.config.topics.stale_after)
             if status == "not_modified":
                 unchanged_keys = list(self._latest_keys(s, w.id))
             for key in unchanged_keys:

@@ -41,6 +41,7 @@ EVENT_TYPES = (
     "fetch_failed",
     "fetch_recovered",
     "topic_consensus_changed",
+    "article_added",
 )
 
 # Lengths of the stored keys (watcher/store/models.py): longer keys are hashed to fit, by `safe_key`, where
@@ -252,16 +253,28 @@ class ChangeEvent(BaseModel):
     source_url: str | None = None
     detected_at: dt.datetime | None = None
     uid: str | None = None
+    # Filled in for delivery: the topic's label ("All of Us Are Dead S2") and watcher's own page for the
+    # change (when `web.base_url` is set).
+    topic_label: str | None = None
+    link: str | None = None
 
 
 class Alert(BaseModel):
-    """One change event for one subscriber, as a notifier receives it."""
+    """One message for one subscriber: the events of one check that pass its filters, most important first."""
 
     model_config = ConfigDict(extra="forbid")
     alert_id: str
     subscriber: str
-    event: ChangeEvent
-    topic_label: str | None = None
+    events: list[ChangeEvent] = Field(min_length=1)
+
+    @property
+    def lead(self) -> ChangeEvent:
+        """The most important event: the one the subject line names."""
+        return self.events[0]
+
+    @property
+    def topic_label(self) -> str | None:
+        return self.lead.topic_label or self.lead.topic
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,12 +13,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from watcher.describe import summarise
 from watcher.diff import text_diff
 from watcher.errors import WatcherError
+from watcher.records import ChangeEvent
 from watcher.store.codec import decode_document
-from watcher.store.models import AlertRow, ChangeEventRow, Check, Snapshot, Subscriber, Watch, utcnow
+from watcher.store.models import AlertEvent, AlertRow, ChangeEventRow, Check, Snapshot, Subscriber, Watch, utcnow
 from watcher.text import display_url
-from watcher.topic import topic_key_of
+from watcher.topic import topic_key_of, topic_labels
 
 
 class NotFound(WatcherError):
@@ -122,9 +124,10 @@ def snapshot_detail(s: Session, snapshot_id: int) -> SnapshotDetail:
     if prev is not None:
         diff = text_diff(decode_document(prev.content_z).text, doc.text, old_label=f"snapshot {prev.id}",
                          new_label=f"snapshot {snap.id}") or ""
-    events = [event_row(e, watch.name if watch else None) for e in
-              s.scalars(select(ChangeEventRow).where(ChangeEventRow.snapshot_id == snap.id)
-                        .order_by(ChangeEventRow.id))]
+    rows = list(s.scalars(select(ChangeEventRow).where(ChangeEventRow.snapshot_id == snap.id)
+                          .order_by(ChangeEventRow.id)))
+    labels = topic_labels(s, {e.topic_key for e in rows})
+    events = [event_row(e, watch.name if watch else None, labels) for e in rows]
     return SnapshotDetail(snap.id, watch.name if watch else "?", display_url(snap.url), snap.title, snap.fetched_at,
                           snap.published, snap.topic_key, doc.text, (snap.facts or {}).get("facts", snap.facts or {}),
                           prev.id if prev else None, nxt, diff, events)
@@ -133,9 +136,16 @@ def snapshot_detail(s: Session, snapshot_id: int) -> SnapshotDetail:
 # --------------------------------------------------------------------------- events and alerts
 
 
-def event_row(e: ChangeEventRow, watch: str | None) -> dict[str, Any]:
+def readable_summary(e: ChangeEventRow) -> str:
+    """The event's summary in today's wording (events stored by older versions read the same way)."""
+    return summarise(ChangeEvent(type=e.type, subject=e.subject, old=e.old, new=e.new, summary=e.summary,
+                                 source_url=e.source_url))
+
+
+def event_row(e: ChangeEventRow, watch: str | None, labels: dict[str, str] | None = None) -> dict[str, Any]:
     return {"id": e.id, "event_id": e.uid, "type": e.type, "subject": e.subject, "topic": e.topic_key,
-            "watch": watch, "state": e.state, "detected_at": _iso(e.detected_at), "summary": e.summary,
+            "topic_label": (labels or {}).get(e.topic_key or "") or e.topic_key,
+            "watch": watch, "state": e.state, "detected_at": _iso(e.detected_at), "summary": readable_summary(e),
             "old": e.old, "new": e.new, "evidence": e.evidence, "confidence": e.confidence,
             "source_url": display_url(e.source_url) or None, "snapshot_id": e.snapshot_id}
 
@@ -156,7 +166,9 @@ def list_events(s: Session, *, topic: str | None = None, watch: str | None = Non
         q = q.where(ChangeEventRow.type.in_(types))
     if not include_pending:
         q = q.where(ChangeEventRow.state == "confirmed")
-    return [event_row(e, name) for e, name in s.execute(q).all()]
+    rows = s.execute(q).all()
+    labels = topic_labels(s, {e.topic_key for e, _ in rows})
+    return [event_row(e, name, labels) for e, name in rows]
 
 
 def list_alerts(s: Session, *, status: str | None = None, subscriber: str | None = None,
@@ -172,8 +184,12 @@ def list_alerts(s: Session, *, status: str | None = None, subscriber: str | None
         q = q.where(AlertRow.status == status)
     if subscriber:
         q = q.where(Subscriber.name == subscriber)
+    rows = s.execute(q).all()
+    counts = dict(s.execute(select(AlertEvent.alert_id, func.count()).where(
+        AlertEvent.alert_id.in_([a.id for a, _, _ in rows])).group_by(AlertEvent.alert_id)).all())
+    labels = topic_labels(s, {e.topic_key for _, e, _ in rows})
     out = []
-    for a, e, name in s.execute(q).all():
+    for a, e, name in rows:
         shown = "sending" if a.status == "pending" and a.claimed_until and a.claimed_until > now else a.status
         if status and shown != status:
             continue
@@ -181,5 +197,8 @@ def list_alerts(s: Session, *, status: str | None = None, subscriber: str | None
                     "attempts": a.attempts, "next_attempt_at": _iso(a.next_attempt_at) if a.status == "pending"
                     else None, "sent_at": _iso(a.sent_at), "last_error": a.last_error,
                     "created_at": _iso(a.created_at),
-                    "event": {"id": e.id, "type": e.type, "topic": e.topic_key, "summary": e.summary}})
+                    "events": counts.get(a.id, 1),
+                    "event": {"id": e.id, "type": e.type, "topic": e.topic_key,
+                              "topic_label": labels.get(e.topic_key or "") or e.topic_key,
+                              "summary": readable_summary(e)}})
     return out

@@ -1,30 +1,43 @@
 """The topic view: who claims what about one work/season, across every watch, over time.
 
 Claims are the `facts` rows of the topic's snapshots. For each fact (release, renewal, ..., each cast
-member) the view lists every claim in time order (a source repeats only when its value changed),
-the current value, and the sources' disagreement when their latest claims differ.
+member) the view lists every claim in time order (a source repeats only when its value changed), and
+what each source says *now*: its latest claim, from its latest snapshot, whether or not that claim
+repeats an earlier one. A source is a watch (named by its site, or by the watch's name when two watches
+share a site). A claim dated `topics.stale_after` before the newest claim about the same fact is stale:
+shown, but counted neither as a disagreement nor towards consensus.
 
-The current value is the newest claim by publication date, then fetch date, among each source's
-latest snapshot: what sources say now, the most recently published winning.
+- current value: the newest current claim (by publication date, then fetch date);
+- disagreement: the current sources' claims, when they differ;
+- consensus: every current source that states the fact states the same value (two sources at least).
+  `consensus_events` raises `topic_consensus_changed` when sources come to agree on a value other than
+  the one they last agreed on (remembered in `topic_consensus`), and never while they disagree.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from watcher.diff import KIND_ORDER, comparable, describe
+from watcher.config import Config, TopicsConfig
+from watcher.describe import describe
+from watcher.diff import KIND_ORDER, comparable
 from watcher.errors import WatcherError
 from watcher.records import ChangeEvent, Topic, name_key
-from watcher.store.models import Fact, Snapshot, Watch
+from watcher.store.models import Fact, Snapshot, TopicConsensus, Watch, utcnow
 
 VIEW_KINDS = ("release", "previous_release", "renewal", "production", "filming", "platform", "trailer", "cast")
+DEFAULT_STALE_AFTER: dt.timedelta = TopicsConfig().stale_after
+_KIND_WORDS = {"release": "release", "renewal": "renewal", "production": "production", "filming": "filming",
+               "platform": "platform", "trailer": "trailer"}
 
 
 class UnknownTopic(WatcherError):
@@ -45,6 +58,11 @@ class Claim:
     url: str
     subject: str = ""
 
+    @property
+    def dated(self) -> dt.date:
+        """When the claim was made: its page's modified/published date, else when it was fetched."""
+        return self.published or self.fetched_at.date()
+
 
 @dataclass(slots=True)
 class FactLine:
@@ -52,7 +70,17 @@ class FactLine:
     subject: str
     claims: list[Claim] = field(default_factory=list)
     current: Claim | None = None
+    # What each source says now (its latest claim), and the sources whose latest claim is stale.
+    sources: dict[str, Claim] = field(default_factory=dict)
+    stale: dict[str, Claim] = field(default_factory=dict)
     disagreement: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def agreement(self) -> Claim | None:
+        """The newest current claim when two or more current sources state the fact and all agree."""
+        if len(self.sources) < 2 or self.disagreement:
+            return None
+        return self.current
 
 
 @dataclass(slots=True)
@@ -95,14 +123,28 @@ def source_of(url: str) -> str:
     return host.removeprefix("www.")
 
 
-def _claim(fact: Fact, watch: str, url: str) -> Claim:
-    return Claim(watch=watch, source=source_of(url), value=fact.value, display=describe(fact.kind, fact.value),
+def _source_labels(s: Session, topic_key: str) -> dict[str, str]:
+    """watch name -> how the topic names it as a source: its site, or 'watch (site)' when two watches of the
+    topic read the same site (two pages of one site are two sources)."""
+    watches = s.execute(select(Watch.name, Watch.url).where(Watch.id.in_(
+        select(Snapshot.watch_id).where(Snapshot.topic_key == topic_key).distinct()))).all()
+    hosts = {name: source_of(url) for name, url in watches}
+    shared = {h for h in hosts.values() if list(hosts.values()).count(h) > 1}
+    return {name: f"{name} ({host})" if host in shared else host for name, host in hosts.items()}
+
+
+def _claim(fact: Fact, watch: str, url: str, source: str) -> Claim:
+    return Claim(watch=watch, source=source, value=fact.value, display=describe(fact.kind, fact.value),
                  evidence=fact.evidence or "", confidence=fact.confidence, published=fact.published,
                  fetched_at=fact.fetched_at, snapshot_id=fact.snapshot_id, url=url, subject=fact.subject)
 
 
 def _order(claim: Claim) -> tuple[dt.date, dt.datetime, int]:
-    return (claim.published or claim.fetched_at.date(), claim.fetched_at, claim.snapshot_id)
+    return (claim.dated, claim.fetched_at, claim.snapshot_id)
+
+
+def _newer(a: Claim | None, b: Claim) -> Claim:
+    return b if a is None or _order(b) >= _order(a) else a
 
 
 def _latest_snapshot_ids(s: Session, topic_key: str, exclude: int | None = None) -> set[int]:
@@ -119,39 +161,75 @@ def topic_label(s: Session, topic_key: str) -> str | None:
     return Topic(row.work, row.season).label() if row and row.work else None
 
 
-def topic_view(s: Session, key: str) -> TopicView:
+def topic_labels(s: Session, keys: set[str | None]) -> dict[str, str]:
+    """topic key -> label for each key that has a snapshot (events show labels, not keys)."""
+    return {k: label for k in sorted(filter(None, keys)) if (label := topic_label(s, k))}
+
+
+LineKey = tuple[str, str]
+
+
+def _settle(line: FactLine, latest: dict[str, Claim], stale_after: dt.timedelta) -> None:
+    """Fill in what the sources say now from each source's latest claim."""
+    if not latest:
+        return
+    newest = max(c.dated for c in latest.values())
+    for source, claim in sorted(latest.items()):
+        if newest - claim.dated > stale_after:
+            line.stale[source] = claim
+        else:
+            line.sources[source] = claim
+            line.current = _newer(line.current, claim)
+    values = {comparable(line.kind, c.value) for c in line.sources.values()}
+    if len(line.sources) >= 2 and len(values) >= 2:
+        line.disagreement = {source: c.display for source, c in line.sources.items()}
+
+
+def _current_claims(s: Session, topic_key: str, labels: dict[str, str], exclude_snapshot: int | None = None
+                    ) -> dict[LineKey, dict[str, Claim]]:
+    """(kind, subject key) -> source -> that source's latest claim (newest of its latest snapshots)."""
+    latest = _latest_snapshot_ids(s, topic_key, exclude_snapshot)
+    if not latest:
+        return {}
+    rows = s.execute(select(Fact, Watch.name, Snapshot.url).join(Watch, Fact.watch_id == Watch.id)
+                     .join(Snapshot, Fact.snapshot_id == Snapshot.id)
+                     .where(Fact.topic_key == topic_key, Fact.snapshot_id.in_(latest))).all()
+    out: dict[LineKey, dict[str, Claim]] = {}
+    for fact, watch, url in rows:
+        source = labels.get(watch, watch)
+        per_source = out.setdefault((fact.kind, name_key(fact.subject)), {})
+        per_source[source] = _newer(per_source.get(source), _claim(fact, watch, url, source))
+    return out
+
+
+def topic_view(s: Session, key: str, *, stale_after: dt.timedelta = DEFAULT_STALE_AFTER) -> TopicView:
     """Every claim of the topic (key as stored, or as a user writes it), grouped per fact."""
     key = topic_key_of(key)
     label = topic_label(s, key)
     if label is None:
         known = ", ".join(sorted(filter(None, s.scalars(select(Snapshot.topic_key).distinct())))) or "none yet"
         raise UnknownTopic(f"no snapshot is about topic {key!r} (known topics: {known})")
+    labels = _source_labels(s, key)
     rows = s.execute(select(Fact, Watch.name, Snapshot.url).join(Watch, Fact.watch_id == Watch.id)
                      .join(Snapshot, Fact.snapshot_id == Snapshot.id).where(Fact.topic_key == key)
                      .order_by(Fact.fetched_at, Fact.id)).all()
-    latest = _latest_snapshot_ids(s, key)
-    lines: dict[tuple[str, str], FactLine] = {}
+    lines: dict[LineKey, FactLine] = {}
     last_seen: dict[tuple[str, str, str, str], Any] = {}  # (kind, subject, watch, url) -> comparable
     for fact, watch, url in rows:
         line_key = (fact.kind, name_key(fact.subject))
         line = lines.setdefault(line_key, FactLine(fact.kind, fact.subject))
-        claim = _claim(fact, watch, url)
         seen_key = (*line_key, watch, url)
         value = comparable(fact.kind, fact.value)
-        if last_seen.get(seen_key, object()) != value:
-            line.claims.append(claim)
+        if last_seen.get(seen_key, object()) != value:  # the history shows a source again only on a change
+            line.claims.append(_claim(fact, watch, url, labels.get(watch, watch)))
             last_seen[seen_key] = value
-        if fact.snapshot_id in latest:
-            line.current = _newer(line.current, claim)
+    for line_key, latest in _current_claims(s, key, labels).items():
+        if line_key in lines:
+            _settle(lines[line_key], latest, stale_after)
     view = TopicView(key, label, sorted(lines.values(), key=_line_order))
     for line in view.lines:
         line.claims.sort(key=_order)
-        line.disagreement = _disagreement(line, latest)
     return view
-
-
-def _newer(a: Claim | None, b: Claim) -> Claim:
-    return b if a is None or _order(b) >= _order(a) else a
 
 
 def _line_order(line: FactLine) -> tuple[int, str]:
@@ -159,71 +237,121 @@ def _line_order(line: FactLine) -> tuple[int, str]:
     return (VIEW_KINDS.index(kind), name_key(line.subject))
 
 
-def _disagreement(line: FactLine, latest: set[int]) -> dict[str, str]:
-    """source -> display of its latest claim, when the sources' latest claims differ."""
-    newest: dict[str, Claim] = {}
-    for claim in line.claims:
-        if claim.snapshot_id in latest or claim.source not in newest:
-            newest[claim.source] = _newer(newest.get(claim.source), claim)
-    values = {comparable(line.kind, c.value) for c in newest.values()}
-    if len(newest) < 2 or len(values) < 2:
-        return {}
-    return {source: claim.display for source, claim in sorted(newest.items())}
-
-
-def list_topics(s: Session) -> list[TopicView]:
+def list_topics(s: Session, *, stale_after: dt.timedelta = DEFAULT_STALE_AFTER) -> list[TopicView]:
     keys = sorted(filter(None, s.scalars(select(Fact.topic_key).distinct())))
-    return [topic_view(s, k) for k in keys]
+    return [topic_view(s, k, stale_after=stale_after) for k in keys]
 
 
 # --------------------------------------------------------------------------- consensus
 
 
-def current_values(s: Session, topic_key: str, *, exclude_snapshot: int | None = None
-                   ) -> tuple[dict[tuple[str, str], Claim], int]:
-    """(kind, subject key) -> current claim, and the number of watches contributing."""
-    latest = _latest_snapshot_ids(s, topic_key, exclude_snapshot)
-    if not latest:
-        return {}, 0
-    rows = s.execute(select(Fact, Watch.name, Snapshot.url).join(Watch, Fact.watch_id == Watch.id)
-                     .join(Snapshot, Fact.snapshot_id == Snapshot.id)
-                     .where(Fact.topic_key == topic_key, Fact.snapshot_id.in_(latest))).all()
-    current: dict[tuple[str, str], Claim] = {}
-    watches = set()
-    for fact, watch, url in rows:
-        key = (fact.kind, name_key(fact.subject))
-        current[key] = _newer(current.get(key), _claim(fact, watch, url))
-        watches.add(watch)
-    return current, len(watches)
+def _lines_now(s: Session, topic_key: str, labels: dict[str, str], stale_after: dt.timedelta,
+               exclude_snapshot: int | None = None) -> dict[LineKey, FactLine]:
+    out = {}
+    for (kind, subject), latest in _current_claims(s, topic_key, labels, exclude_snapshot).items():
+        line = FactLine(kind, next(iter(latest.values())).subject)
+        _settle(line, latest, stale_after)
+        out[(kind, subject)] = line
+    return out
 
 
-def consensus_events(s: Session, topic_key: str, *, changed_by: Snapshot) -> list[ChangeEvent]:
-    """`topic_consensus_changed` for each fact whose current value moved with this snapshot.
+# Namespace of the per-topic transaction locks (the two-integer advisory key space, apart from scale.py's).
+_TOPIC_LOCKS = 0x746F7063  # "topc"
 
-    Only where two or more watches feed the topic: with one source the watch's own events say it all.
-    A topic's first snapshot sets the baseline and raises nothing.
+
+def _lock_topic(s: Session, topic_key: str) -> None:
+    """Serialise consensus per topic on PostgreSQL: two checks of one topic's sources committing at once
+    would each miss the other's new claim (and neither see the agreement). Held until the transaction
+    ends; SQLite's single writer serialises checks already."""
+    if s.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.sha256(topic_key.encode()).digest()
+    s.execute(text("SELECT pg_advisory_xact_lock(:space, :key)"),
+              {"space": _TOPIC_LOCKS, "key": int.from_bytes(digest[:4], "big", signed=True)})
+
+
+def _fact_label(kind: str, subject: str) -> str:
+    return subject or _KIND_WORDS.get(kind, kind)
+
+
+def consensus_events(s: Session, topic_key: str, *, changed_by: Snapshot, baseline: bool = False,
+                     stale_after: dt.timedelta = DEFAULT_STALE_AFTER) -> list[ChangeEvent]:
+    """`topic_consensus_changed` for each fact on which the topic's current sources now agree on a value
+    other than the one they last agreed on. While they disagree, nothing (the topic page shows it).
+
+    `baseline` (a watch's first fetch: joining a topic is not news) records agreement without events.
     """
-    before, _ = current_values(s, topic_key, exclude_snapshot=changed_by.id)
-    if not before:
-        return []
-    after, watches = current_values(s, topic_key)
-    if watches < 2:
-        return []
+    _lock_topic(s, topic_key)
+    labels = _source_labels(s, topic_key)
+    after = _lines_now(s, topic_key, labels, stale_after)
+    before = _lines_now(s, topic_key, labels, stale_after, exclude_snapshot=changed_by.id)
+    stored = {row.fact: row for row in s.scalars(select(TopicConsensus).where(TopicConsensus.topic_key == topic_key))}
     events = []
-    for key in sorted(set(before) | set(after), key=lambda k: (KIND_ORDER.index(k[0]) if k[0] in KIND_ORDER
-                                                              else len(KIND_ORDER), k[1])):
-        old, new = before.get(key), after.get(key)
-        kind = key[0]
-        if comparable(kind, old.value if old else None) == comparable(kind, new.value if new else None):
+    for line_key in sorted(after, key=lambda k: (KIND_ORDER.index(k[0]) if k[0] in KIND_ORDER
+                                                  else len(KIND_ORDER), k[1])):
+        line = after[line_key]
+        agreed = line.agreement
+        if agreed is None:
             continue
-        subject = (new or old).subject  # type: ignore[union-attr]
-        label = f"{subject}: " if subject else f"{kind}: "
-        summary = f"consensus {label}{describe(kind, old.value) if old else 'none'} -> " \
-                  f"{describe(kind, new.value) if new else 'none'}" + (f" (per {new.source})" if new else "")
+        kind = line.kind
+        fact_id = f"{kind}:{line_key[1]}"[:340]
+        sources = sorted(line.sources)
+        row = stored.get(fact_id)
+        previous = before.get(line_key)
+        if row is None:
+            row = TopicConsensus(topic_key=topic_key, fact=fact_id, value=agreed.value, sources=sources,
+                                 updated_at=utcnow())
+            s.add(row)
+            earlier = previous.agreement if previous else None
+            if earlier is None and not (previous and previous.disagreement):
+                continue  # a second source states what the first said: nobody disagreed, nothing to tell
+            old = earlier.value if earlier else None
+        else:
+            old = row.value
+            if comparable(kind, old) != comparable(kind, agreed.value) or row.sources != sources:
+                # Written only when it moved: every check of the topic would otherwise lock the row.
+                row.value, row.sources, row.updated_at = agreed.value, sources, utcnow()
+        if comparable(kind, old) == comparable(kind, agreed.value) or baseline:
+            continue
+        what = _fact_label(kind, line.subject)
+        was = f", was {describe(kind, old)}" if old is not None else " after disagreeing"
         events.append(ChangeEvent(
-            type="topic_consensus_changed", subject=f"{kind}:{subject}" if subject else kind,
-            old=old.value if old else None, new=new.value if new else None, summary=summary,
-            evidence=new.evidence if new else "", confidence=new.confidence if new else 0.5,
-            topic=topic_key, watch=new.watch if new else None, source_url=new.url if new else None))
+            type="topic_consensus_changed", subject=f"{kind}:{line.subject}" if line.subject else kind,
+            old=old, new=agreed.value,
+            summary=f"sources now agree on {what}: {describe(kind, agreed.value)}{was} — per {', '.join(sources)}",
+            evidence=agreed.evidence, confidence=max(c.confidence for c in line.sources.values()),
+            topic=topic_key, watch=agreed.watch, source_url=agreed.url))
     return events
 
+
+# --------------------------------------------------------------------------- subscriber topics
+
+
+def subscriber_topic_warnings(config: Config, known: dict[str, str]) -> list[str]:
+    """One line per subscriber topic that matches no topic of the configured watches nor any topic seen in
+    the database (`known`: key -> label), with the closest label as a suggestion."""
+    topics = dict(known)
+    for w in config.watch:
+        if w.topic is not None:
+            topic = w.topic.topic()
+            topics.setdefault(topic.key, topic.label())
+    if not topics:
+        return []  # nothing configured, nothing seen yet: no basis to judge
+    warnings = []
+    for sub in config.subscriber:
+        for wanted in sub.topics:
+            key = resolve_topic_key(wanted)
+            if any(k == key or k.startswith(key + "#") for k in topics):
+                continue
+            close = difflib.get_close_matches(key, list(topics), n=1, cutoff=0.6)
+            hint = f"; did you mean {topics[close[0]]!r}?" if close else ""
+            known_text = "" if hint else f" (known topics: {', '.join(sorted(topics.values()))})"
+            warnings.append(f"subscriber {sub.name}: topic {wanted!r} matches no watch topic{hint}{known_text}")
+    return warnings
+
+
+def known_topics(s: Session) -> dict[str, str]:
+    """Every topic the database has snapshots of: key -> label."""
+    rows = s.execute(select(Snapshot.topic_key, Snapshot.work, Snapshot.season).where(Snapshot.topic_key.is_not(None))
+                     .group_by(Snapshot.topic_key, Snapshot.work, Snapshot.season)).all()
+    return {key: Topic(work, season).label() for key, work, season in rows if work}

@@ -41,3 +41,26 @@ def safe(text: Any) -> str:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def preflight(ctx: click.Context, *, store: Any = None, subscriber: str | None = None) -> None:
+    """Before a command that queues or sends alerts: refuse (exit 2, one line) when a secret the config names
+    is missing from the environment; with `store`, warn about subscriber topics that match no topic. With
+    `subscriber`, only that subscriber's secrets are checked."""
+    from watcher.config import check_secrets
+
+    config = get_config(ctx)
+    check_secrets(config, [config.subscriber_by_name(subscriber)] if subscriber else None)
+    if store is not None:
+        warn_about_topics(ctx, store)
+
+
+def warn_about_topics(ctx: click.Context, store: Any) -> None:
+    """Subscriber topics that match no configured watch topic nor any topic in the database, with the closest
+    known topic ("did you mean ...?")."""
+    from watcher.topic import known_topics, subscriber_topic_warnings
+
+    with store.session() as s:
+        known = known_topics(s)
+    for warning in subscriber_topic_warnings(get_config(ctx), known):
+        err_console.print(f"[yellow]warning:[/yellow] {safe(warning)}", soft_wrap=True)

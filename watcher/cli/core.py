@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from watcher.cli._common import console, err_console, get_config, get_store, print_json, safe
+from watcher.cli._common import (
+    console,
+    err_console,
+    get_config,
+    get_store,
+    preflight,
+    print_json,
+    safe,
+    warn_about_topics,
+)
 
 
 @click.command()
@@ -25,6 +35,7 @@ def run(ctx: click.Context, role: str) -> None:
     from watcher.scheduler import run_daemon
 
     config, store = get_config(ctx), get_store(ctx)
+    preflight(ctx, store=store)
     err_console.print(f"watcher ({role}): {len(config.watch)} watches, database {store!r}; Ctrl-C to stop")
     import asyncio
 
@@ -43,11 +54,13 @@ def run(ctx: click.Context, role: str) -> None:
 
 @click.command()
 @click.argument("watches", nargs=-1)
+@click.option("--send", is_flag=True, help="Deliver the alerts the check queued (and any others due) now.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.pass_context
-def check(ctx: click.Context, watches: tuple[str, ...], as_json: bool) -> None:
+def check(ctx: click.Context, watches: tuple[str, ...], send: bool, as_json: bool) -> None:
     """Check WATCHES (default: all enabled) once now, then print a summary.
 
+    Alerts are queued in the outbox; `watcher run` or `watcher sender` delivers them, or --send right away.
     Exit code 1 when any watch failed.
     """
     from watcher.pipeline import CycleReport, run_cycle
@@ -56,6 +69,7 @@ def check(ctx: click.Context, watches: tuple[str, ...], as_json: bool) -> None:
     config, store = get_config(ctx), get_store(ctx)
     for name in watches:
         config.watch_by_name(name)
+    preflight(ctx)
     store.sync_watches(config.watch)
     store.sync_subscribers(config.subscriber)
     names = list(watches) or [w.name for w in config.watch if w.enabled]
@@ -69,8 +83,15 @@ def check(ctx: click.Context, watches: tuple[str, ...], as_json: bool) -> None:
             return await run_cycle(store, config, names, progress=lambda _: progress.advance(task))
 
     report = run_sync(go)
+    warn_about_topics(ctx, store)  # after the check: topics that extraction found count too
+    queued = sum(r.alerts for r in report.results)
+    outbox = _deliver(store, config) if send else None
+    waiting = _pending_alerts(store)
     if as_json:
-        print_json({"seconds": round(report.seconds, 3), "results": [
+        print_json({"seconds": round(report.seconds, 3), "alerts_queued": queued, "alerts_pending": waiting,
+                    "sent": outbox and {"sent": outbox.sent, "retrying": outbox.retrying, "dead": outbox.dead,
+                                        "errors": outbox.errors},
+                    "results": [
             {"watch": r.watch, "outcome": r.outcome, "http_status": r.http_status, "reason": r.reason,
              "error": r.error, "snapshots": r.snapshots, "events": r.events, "alerts": r.alerts,
              "duration_ms": r.duration_ms} for r in report.results]})
@@ -83,8 +104,48 @@ def check(ctx: click.Context, watches: tuple[str, ...], as_json: bool) -> None:
             table.add_row(safe(r.watch), r.outcome, str(r.http_status or ""), str(r.snapshots), str(r.events),
                           str(r.duration_ms), safe(r.error or r.reason or ""), style=style)
         console.print(table)
+        console.print(_alerts_line(queued, waiting, outbox))
     if report.failed:
         sys.exit(1)
+
+
+def _deliver(store: Any, config: Any) -> Any:
+    from watcher.notify import deliver_due
+
+    return deliver_due(store, config)
+
+
+def _pending_alerts(store: Any) -> dict[str, int]:
+    """Alerts waiting in the outbox: due now (immediate) and waiting for their digest time."""
+    from sqlalchemy import func, select
+
+    from watcher.store import AlertRow
+
+    with store.session() as s:
+        rows = dict(s.execute(select(AlertRow.digest, func.count()).where(AlertRow.status == "pending")
+                              .group_by(AlertRow.digest)).all())
+    return {"immediate": rows.get(False, 0), "digest": rows.get(True, 0)}
+
+
+def _alerts_line(queued: int, waiting: dict[str, int], outbox: Any) -> str:
+    """The summary's last line: what happened to the alerts, and what to do about those still waiting."""
+    def n(count: int, what: str = "alert") -> str:
+        return f"{count} {what}{'s' * (count != 1)}"
+
+    line = f"{n(queued)} queued"
+    if outbox is None:
+        if waiting["immediate"]:
+            if waiting["immediate"] != queued:
+                line += f" ({n(waiting['immediate'])} waiting in the outbox)"
+            line += "; run `watcher sender --once` or pass --send"
+    else:
+        line += f", {outbox.sent} sent" + (f", {outbox.retrying} to retry" if outbox.retrying else "") + (
+            f", {outbox.dead} failed for good (`watcher alerts --status dead`)" if outbox.dead else "")
+        if waiting["immediate"]:
+            line += f"; {n(waiting['immediate'])} still waiting (retried later)"
+    if waiting["digest"]:
+        line += f"; {n(waiting['digest'])} wait for their digest time"
+    return line
 
 
 @click.command()

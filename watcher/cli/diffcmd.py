@@ -92,7 +92,7 @@ def changes(ctx: click.Context, topic: str | None, watch: str | None, since: dt.
         table.add_column(col)
     for d in data:
         state = "" if d["state"] == "confirmed" else f" [{d['state']}]"
-        table.add_row(str(d["id"]), d["detected_at"][:16], safe(d["topic"] or ""), safe(d["watch"] or ""),
+        table.add_row(str(d["id"]), d["detected_at"][:16], safe(d["topic_label"] or ""), safe(d["watch"] or ""),
                       d["type"] + state, safe(d["summary"])[:120])
     console.print(table)
 
@@ -107,7 +107,10 @@ def topic_json(view: Any) -> dict[str, Any]:
 
     return {"topic": view.key, "label": view.label, "sources": view.sources(), "facts": [
         {"kind": li.kind, "subject": li.subject, "current": claim(li.current) if li.current else None,
-         "disagreement": li.disagreement, "claims": [claim(c) for c in li.claims]} for li in view.lines]}
+         "disagreement": li.disagreement, "agreed_by": sorted(li.sources) if li.agreement else [],
+         "sources_now": {src: c.display for src, c in li.sources.items()},
+         "stale": {src: c.display for src, c in li.stale.items()},
+         "claims": [claim(c) for c in li.claims]} for li in view.lines]}
 
 
 @click.command("topic")
@@ -116,13 +119,14 @@ def topic_json(view: Any) -> dict[str, Any]:
 @click.pass_context
 def topic(ctx: click.Context, topic: str | None, as_json: bool) -> None:
     """Show a topic's current facts, their sources and disagreements (no TOPIC: list the topics)."""
-    from watcher.cli._common import console, err_console, get_store, print_json, safe
+    from watcher.cli._common import console, err_console, get_config, get_store, print_json, safe
     from watcher.topic import UnknownTopic, list_topics, topic_view
 
     store = get_store(ctx)
+    age = get_config(ctx).topics.stale_after
     try:
         with store.session() as s:
-            views = [topic_view(s, topic)] if topic else list_topics(s)
+            views = [topic_view(s, topic, stale_after=age)] if topic else list_topics(s, stale_after=age)
     except UnknownTopic as e:
         err_console.print(f"[red]error:[/red] {safe(e)}")
         sys.exit(e.exit_code)
@@ -136,12 +140,19 @@ def topic(ctx: click.Context, topic: str | None, as_json: bool) -> None:
 
     for view in views:
         table = Table(title=safe(f"{view.label} ({', '.join(view.sources())})"))
-        for col in ("fact", "current", "source", "published", "disagreement"):
+        for col in ("fact", "current", "source", "published", "sources"):
             table.add_column(col)
         for li in view.lines:
             cur = li.current
             name = li.kind + (f": {li.subject}" if li.subject else "")
-            disagreement = "; ".join(f"{src}: {val}" for src, val in li.disagreement.items())
+            if li.disagreement:
+                sources = "disagree: " + "; ".join(f"{src}: {val}" for src, val in li.disagreement.items())
+            elif li.agreement:
+                sources = f"{len(li.sources)} agree"
+            else:
+                sources = ""
+            if li.stale:
+                sources += ("; " if sources else "") + "too old: " + ", ".join(li.stale)
             table.add_row(safe(name), safe(cur.display if cur else "-"), safe(cur.source if cur else ""),
-                          str(cur.published or "") if cur else "", safe(disagreement))
+                          str(cur.published or "") if cur else "", safe(sources))
         console.print(table)

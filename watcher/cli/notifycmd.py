@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from watcher.cli._common import console, err_console, get_config, get_store, print_json, safe
+from watcher.cli._common import console, err_console, get_config, get_store, preflight, print_json, safe
 
 STATUSES = ("pending", "sending", "sent", "dead")
 
@@ -40,7 +40,8 @@ def alerts(ctx: click.Context, status: str | None, subscriber: str | None, limit
     colours = {"sent": "green", "dead": "red", "sending": "yellow"}
     for r in rows:
         table.add_row(str(r["id"]), r["created_at"][:16], safe(r["subscriber"]), r["status"], str(r["attempts"]),
-                      r["event"]["type"], safe(r["event"]["summary"])[:80], safe(r["last_error"] or "")[:80],
+                      r["event"]["type"] + (f" +{r['events'] - 1}" if r["events"] > 1 else ""),
+                      safe(r["event"]["summary"])[:80], safe(r["last_error"] or "")[:80],
                       style=colours.get(r["status"]))
     console.print(table)
 
@@ -71,6 +72,7 @@ def notify_test(ctx: click.Context, subscriber: str) -> None:
 
     config = get_config(ctx)
     sub = config.subscriber_by_name(subscriber)
+    preflight(ctx, subscriber=subscriber)
     try:
         delivery = send_test(config, subscriber)
     except NotifyError as e:
@@ -88,6 +90,7 @@ def sender(ctx: click.Context, once: bool, as_json: bool) -> None:
     from watcher.notify import deliver_due, sender_loop
 
     config, store = get_config(ctx), get_store(ctx)
+    preflight(ctx, store=store)
     store.sync_subscribers(config.subscriber)
     if once:
         report = deliver_due(store, config)

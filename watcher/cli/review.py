@@ -114,7 +114,7 @@ def timeline(ctx: click.Context, topic: str, as_json: bool) -> None:
 
     try:
         with get_store(ctx).session() as s:
-            view = topic_view(s, topic)
+            view = topic_view(s, topic, stale_after=get_config(ctx).topics.stale_after)
     except UnknownTopic as e:
         _fail(e)
     if as_json:
@@ -145,7 +145,7 @@ def web(ctx: click.Context, host: str, port: int) -> None:
 
     config, store = get_config(ctx), get_store(ctx)
     token = _web_token(config, host)
-    app = create_app(store, token=token)
+    app = create_app(store, token=token, stale_after=config.topics.stale_after)
     err_console.print(f"watcher web on http://{host}:{port}/" + (" (token required)" if token else ""))
     uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
 

@@ -17,20 +17,22 @@ import random
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from watcher.config import Config, NotifyConfig, SubscriberConfig
+from watcher.describe import importance
 from watcher.errors import NotifyError, WatcherError
 from watcher.logs import redact
 from watcher.notify.render import Delivery, digest_id
 from watcher.notify.targets import notifier_for
 from watcher.records import Alert, ChangeEvent
-from watcher.store import AlertRow, ChangeEventRow, Store, Subscriber, Watch
+from watcher.store import AlertEvent, AlertRow, ChangeEventRow, Store, Subscriber, Watch
 from watcher.store.models import utcnow
-from watcher.topic import resolve_topic_key, topic_label
+from watcher.topic import resolve_topic_key, topic_labels
 
 log = logging.getLogger(__name__)
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -40,9 +42,11 @@ class UnknownAlert(WatcherError):
     exit_code = 2
 
 
-def alert_uid(event_uid: str, subscriber: str) -> str:
-    """Stable per (event, subscriber): the idempotency key receivers see as `event_id`."""
-    return hashlib.sha256(f"{event_uid}|{subscriber}".encode()).hexdigest()[:32]
+def alert_uid(event_uids: str | list[str], subscriber: str) -> str:
+    """Stable per (events, subscriber): the idempotency key receivers see as `event_id`. An alert of one
+    event keeps the id it had when every alert carried one event."""
+    joined = event_uids if isinstance(event_uids, str) else "|".join(sorted(event_uids))
+    return hashlib.sha256(f"{joined}|{subscriber}".encode()).hexdigest()[:32]
 
 
 # --------------------------------------------------------------------------- enqueue
@@ -52,19 +56,27 @@ def subscriber_config(row: Subscriber) -> SubscriberConfig:
     return SubscriberConfig.model_validate(row.config)
 
 
-def matches(sub: SubscriberConfig, event: ChangeEventRow, topic_keys: list[str] | None = None) -> bool:
-    """Whether `event` passes the subscriber's filters. `topic_keys` are `sub.topics` resolved already
-    (callers matching many events pass them once)."""
+def matches(sub: SubscriberConfig, event: ChangeEventRow, topic_keys: list[str] | None = None,
+            watch: str | None = None) -> bool:
+    """Whether `event` (of the watch named `watch`) passes the subscriber's filters. `topic_keys` are
+    `sub.topics` resolved already (callers matching many events pass them once).
+
+    A subscriber follows its `topics` and its `watches` (an event of either reaches it), or everything
+    when it names neither; `events` and `min_confidence` then narrow that down."""
     if sub.events and event.type not in sub.events:
         return False
     if event.confidence < sub.min_confidence:
         return False
+    if not sub.topics and not sub.watches:
+        return True
+    if watch is not None and watch in sub.watches:
+        return True
     if sub.topics:
         key = event.topic_key or ""
         wanted = topic_keys if topic_keys is not None else [resolve_topic_key(t) for t in sub.topics]
         # A topic without a season ('All of Us Are Dead') follows every season of the work.
         return any(key == w or key.startswith(w + "#") for w in wanted)
-    return True
+    return False
 
 
 def next_digest_time(sub: SubscriberConfig, now: dt.datetime) -> dt.datetime:
@@ -76,12 +88,13 @@ def next_digest_time(sub: SubscriberConfig, now: dt.datetime) -> dt.datetime:
 
 
 def enqueue_alerts(s: Session, events: Iterable[ChangeEventRow], *, now: dt.datetime | None = None) -> int:
-    """Write one alert per (confirmed event, matching enabled subscriber), in the caller's transaction.
+    """Write one alert per matching enabled subscriber holding all of `events` (the confirmed events of one
+    check) that pass its filters, most important first; in the caller's transaction.
 
-    Idempotent: an alert that exists already (same event uid and subscriber) is not written again.
+    Idempotent: an event already sent (or queued) to a subscriber in some alert is not queued to it again.
     Returns the number of alerts written.
     """
-    confirmed = [e for e in events if e.state == "confirmed"]
+    confirmed = list({id(e): e for e in events if e.state == "confirmed"}.values())
     if not confirmed:
         return 0
     subscribers = [(row, cfg, [resolve_topic_key(t) for t in cfg.topics])
@@ -92,19 +105,29 @@ def enqueue_alerts(s: Session, events: Iterable[ChangeEventRow], *, now: dt.date
     if any(e.id is None for e in confirmed):
         s.flush()
     now = now or utcnow()
-    wanted = {alert_uid(e.uid, row.name): (e, row, cfg)
-              for e in confirmed for row, cfg, keys in subscribers if matches(cfg, e, keys)}
-    if not wanted:
-        return 0
-    existing = set(s.scalars(select(AlertRow.uid).where(AlertRow.uid.in_(list(wanted)))))
+    watch_ids = {e.watch_id for e in confirmed} - {None}
+    watch_names: dict[int | None, str] = dict(s.execute(select(Watch.id, Watch.name)
+                                                        .where(Watch.id.in_(watch_ids))).all()) if watch_ids else {}
+    queued = set(s.execute(select(AlertEvent.event_id, AlertEvent.subscriber_id)
+                           .where(AlertEvent.event_id.in_([e.id for e in confirmed]))))
+    ranked = sorted(confirmed, key=lambda e: (importance(_event_record(e, None)), e.id))
     written = 0
-    for uid, (event, row, cfg) in wanted.items():
-        if uid in existing:
+    for row, cfg, keys in subscribers:
+        mine = [e for e in ranked
+                if (e.id, row.id) not in queued and matches(cfg, e, keys, watch_names.get(e.watch_id))]
+        if not mine:
+            continue
+        uid = alert_uid([e.uid for e in mine], row.name)
+        if s.scalar(select(AlertRow.id).where(AlertRow.uid == uid)) is not None:
             continue
         digest = cfg.mode == "digest"
-        s.add(AlertRow(uid=uid, event_id=event.id, subscriber_id=row.id, status="pending", attempts=0,
-                       next_attempt_at=next_digest_time(cfg, now) if digest else now, digest=digest,
-                       created_at=now))
+        alert = AlertRow(uid=uid, event_id=mine[0].id, subscriber_id=row.id, status="pending", attempts=0,
+                         next_attempt_at=next_digest_time(cfg, now) if digest else now, digest=digest,
+                         created_at=now)
+        s.add(alert)
+        s.flush()
+        s.add_all([AlertEvent(alert_id=alert.id, event_id=e.id, subscriber_id=row.id, position=i)
+                   for i, e in enumerate(mine)])
         written += 1
     return written
 
@@ -135,11 +158,51 @@ def backoff_delay(attempts: int, notify: NotifyConfig, retry_after: float | None
     return delay
 
 
-def _event_record(row: ChangeEventRow, watch: str | None) -> ChangeEvent:
+def _event_record(row: ChangeEventRow, watch: str | None, *, topic_label: str | None = None,
+                  link: str | None = None) -> ChangeEvent:
     return ChangeEvent(type=row.type, subject=row.subject, old=row.old, new=row.new, summary=row.summary,
                        evidence=row.evidence or "", confidence=row.confidence, topic=row.topic_key,
-                       watch=watch, source_url=row.source_url,
-                       detected_at=row.detected_at, uid=row.uid)
+                       watch=watch, source_url=row.source_url, detected_at=row.detected_at, uid=row.uid,
+                       topic_label=topic_label, link=link)
+
+
+def web_link(base_url: str | None, event: ChangeEventRow, watch: str | None) -> str | None:
+    """`watcher web`'s page for a change: the topic page for consensus, the snapshot (its diff and events)
+    for a page change, the watch for a fetch failure."""
+    if not base_url:
+        return None
+    base = base_url.rstrip("/")
+    if event.type == "topic_consensus_changed" and event.topic_key:
+        return f"{base}/topic/{quote(event.topic_key, safe='')}"
+    if event.snapshot_id is not None:
+        return f"{base}/snapshot/{event.snapshot_id}"
+    if watch:
+        return f"{base}/watch/{quote(watch, safe='')}"
+    return f"{base}/topic/{quote(event.topic_key, safe='')}" if event.topic_key else None
+
+
+def _alerts_of(s: Session, rows: list[AlertRow], subscriber: str, base_url: str | None) -> list[Alert]:
+    """The claimed rows as Alert records: each with its events in order, labels and links filled in."""
+    pairs = s.execute(select(AlertEvent.alert_id, ChangeEventRow).join(ChangeEventRow,
+                                                                       AlertEvent.event_id == ChangeEventRow.id)
+                      .where(AlertEvent.alert_id.in_([r.id for r in rows]))
+                      .order_by(AlertEvent.alert_id, AlertEvent.position)).all()
+    events: dict[int, list[ChangeEventRow]] = {}
+    for alert_id, event in pairs:
+        events.setdefault(alert_id, []).append(event)
+    for r in rows:
+        events.setdefault(r.id, [r.event])  # a row written before alerts listed their events
+    every = [e for row_events in events.values() for e in row_events]
+    watch_ids = {e.watch_id for e in every} - {None}
+    watch_names: dict[int | None, str] = dict(s.execute(select(Watch.id, Watch.name)
+                                                        .where(Watch.id.in_(watch_ids))).all()) if watch_ids else {}
+    labels = topic_labels(s, {e.topic_key for e in every})
+    out = []
+    for r in rows:
+        records = [_event_record(e, watch_names.get(e.watch_id), topic_label=labels.get(e.topic_key or ""),
+                                 link=web_link(base_url, e, watch_names.get(e.watch_id))) for e in events[r.id]]
+        out.append(Alert(alert_id=r.uid, subscriber=subscriber, events=records))
+    return out
 
 
 @dataclass
@@ -149,7 +212,7 @@ class _Claimed:
 
 
 def _claim_next(store: Store, notify: NotifyConfig, now: dt.datetime, worker: str,
-                skip: set[int]) -> _Claimed | bool | None:
+                skip: set[int], base_url: str | None = None) -> _Claimed | bool | None:
     """Claim the next due delivery (a whole digest for digest subscribers). None when nothing is due;
     False when the claimed rows could not be delivered at all (subscriber gone) and were settled here."""
     with store.session() as s:
@@ -180,18 +243,7 @@ def _claim_next(store: Store, notify: NotifyConfig, now: dt.datetime, worker: st
         for r in rows:
             r.claimed_by, r.claimed_until = worker, now + notify.lease
         sub = subscriber_config(sub_row)
-        watch_ids = {r.event.watch_id for r in rows}
-        watch_names: dict[int | None, str] = dict(s.execute(select(Watch.id, Watch.name)
-                                                            .where(Watch.id.in_(watch_ids - {None}))).all())
-        labels: dict[str, str | None] = {}
-        alerts = []
-        for r in rows:
-            key = r.event.topic_key
-            if key and key not in labels:
-                labels[key] = topic_label(s, key)
-            event = _event_record(r.event, watch_names.get(r.event.watch_id))
-            alerts.append(Alert(alert_id=r.uid, subscriber=sub.name, event=event,
-                                topic_label=labels.get(key) if key else None))
+        alerts = _alerts_of(s, rows, sub.name, base_url)
         delivery_id = digest_id([r.uid for r in rows]) if first.digest else first.uid
         return _Claimed(Delivery(delivery_id, sub, alerts), [r.id for r in rows])
 
@@ -236,7 +288,7 @@ def deliver_due(store: Store, config: Config, *, now: dt.datetime | None = None,
     tried: set[int] = set()
     while limit is None or report.attempted < limit:
         at = now or utcnow()  # `now` is for tests and replays: retries are scheduled from it
-        claimed = _claim_next(store, notify, at, worker, tried)
+        claimed = _claim_next(store, notify, at, worker, tried, config.web.base_url)
         if claimed is None:
             break
         if claimed is False:

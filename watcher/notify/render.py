@@ -15,17 +15,20 @@ from urllib.parse import urlsplit
 from jinja2 import Environment, select_autoescape
 
 from watcher.config import SubscriberConfig
-from watcher.diff import describe, event_kind
+from watcher.describe import summarise
 from watcher.records import Alert, ChangeEvent
 from watcher.text import display_url, shorten, strip_control
 
-_FACT_WORDS = {"release": "release", "renewal": "renewal", "production": "production", "filming": "filming",
-               "trailer": "trailer", "platform": "platform"}
+# Version of the webhook body (docs/webhooks.md says what changed between versions).
+WEBHOOK_VERSION = 2
+EVIDENCE_CHARS = 300
+EMAIL_DIFF_LINES = 60
 
 
 @dataclass
 class Delivery:
-    """One message to one subscriber: a single alert, or a digest of several (grouped by topic)."""
+    """One message to one subscriber: one alert (the events of one check), or a digest of several alerts
+    (their events grouped by topic)."""
 
     delivery_id: str
     subscriber: SubscriberConfig
@@ -45,34 +48,19 @@ def _line(text: str) -> str:
     return " ".join(strip_control(text).split())
 
 
-def headline(event: ChangeEvent) -> str:
-    """The change in a few words: 'release early 2027 (was 2023)', 'cast: Roh Yoon-seo exited'."""
-    kind = event_kind(event)
-    if kind in _FACT_WORDS:
-        word = _FACT_WORDS[kind]
-        if event.new is None:
-            return f"{word} no longer stated (was {describe(kind, event.old)})"
-        new = describe(kind, event.new)
-        return f"{word} {new}" + (f" (was {describe(kind, event.old)})" if event.old is not None else "")
-    if kind == "cast":
-        if event.type == "cast_added":
-            return f"cast: {event.subject} added ({describe('cast', event.new)})"
-        if event.type == "cast_removed":
-            return f"cast: {event.subject} no longer listed"
-        return f"cast: {event.subject} {describe('cast', event.new)} (was {describe('cast', event.old)})"
-    if event.type == "topic_consensus_changed":
-        return f"sources now agree on {event.summary or event.subject}"
-    return event.summary or event.type
-
-
 def subject_line(alert: Alert) -> str:
-    label = alert.topic_label or alert.event.topic or alert.event.watch or "watcher"
-    return shorten(_line(f"{label}: {headline(alert.event)}"), 200)
+    """'All of Us Are Dead S2: release early 2027 (was 2023) and 15 more changes'."""
+    lead = alert.lead
+    label = lead.topic_label or lead.topic or lead.watch or "watcher"
+    more = len(alert.events) - 1
+    tail = f" and {more} more change{'s' * (more != 1)}" if more else ""
+    return shorten(_line(f"{label}: {summarise(lead, short=True)}{tail}"), 200)
 
 
 def digest_subject(delivery: Delivery) -> str:
-    topics = sorted({a.topic_label or a.event.topic or "other" for a in delivery.alerts})
-    n = len(delivery.alerts)
+    events = [e for a in delivery.alerts for e in a.events]
+    topics = sorted({e.topic_label or e.topic or e.watch or "other" for e in events})
+    n = len(events)
     return shorten(_line(f"watcher digest: {n} change{'s' * (n != 1)} ({', '.join(topics)})"), 200)
 
 
@@ -83,57 +71,101 @@ def safe_link(url: str | None) -> str | None:
     return None
 
 
-def event_body(alert: Alert) -> dict[str, Any]:
-    """The webhook JSON of one alert (DESIGN.md interface), plus a few fields that help receivers."""
-    e = alert.event
+def _iso(when: dt.datetime | None) -> str | None:
+    return when.isoformat() if when else None
+
+
+def change_body(e: ChangeEvent) -> dict[str, Any]:
+    """One event of a webhook body (DESIGN.md: change_id, type, old, new, summary, evidence, detected_at)."""
     return {
-        "event_id": alert.alert_id,
         "change_id": e.uid,
         "type": e.type,
+        "subject": e.subject,
         "topic": e.topic,
-        "topic_label": alert.topic_label,
+        "topic_label": e.topic_label,
         "watch": e.watch,
         "source_url": display_url(e.source_url) or None,
-        "subject": e.subject,
-        "summary": e.summary,
         "old": e.old,
         "new": e.new,
+        "summary": summarise(e),
         "evidence": e.evidence,
         "confidence": e.confidence,
-        "detected_at": e.detected_at.isoformat() if e.detected_at else None,
+        "detected_at": _iso(e.detected_at),
+        "link": e.link,
+    }
+
+
+def alert_body(alert: Alert) -> dict[str, Any]:
+    """The webhook JSON of one alert (DESIGN.md interface, version 2): the alert's id, its lead event's
+    topic, watch and source, the subject line as `summary`, and every event of the check in `events`."""
+    lead = alert.lead
+    return {
+        "version": WEBHOOK_VERSION,
+        "event_id": alert.alert_id,
+        "type": "alert",
+        "topic": lead.topic,
+        "topic_label": lead.topic_label,
+        "watch": lead.watch,
+        "source_url": display_url(lead.source_url) or None,
+        "summary": subject_line(alert),
+        "link": lead.link,
+        "events": [change_body(e) for e in alert.events],
     }
 
 
 def webhook_body(delivery: Delivery) -> dict[str, Any]:
     if delivery.is_digest:
-        return {"event_id": delivery.delivery_id, "type": "digest", "subscriber": delivery.subscriber.name,
-                "alerts": [event_body(a) for a in delivery.alerts]}
-    return {**event_body(delivery.alerts[0]), "subscriber": delivery.subscriber.name}
+        return {"version": WEBHOOK_VERSION, "event_id": delivery.delivery_id, "type": "digest",
+                "subscriber": delivery.subscriber.name, "summary": digest_subject(delivery),
+                "alerts": [alert_body(a) for a in delivery.alerts]}
+    return {**alert_body(delivery.alerts[0]), "subscriber": delivery.subscriber.name}
+
+
+def _when(e: ChangeEvent) -> str:
+    return e.detected_at.strftime("%Y-%m-%d %H:%M UTC") if e.detected_at else ""
+
+
+def _details(e: ChangeEvent) -> list[str]:
+    """Lines under an event's headline: what a new article is about, and its headline facts."""
+    if e.type != "article_added" or not isinstance(e.new, dict):
+        return []
+    lines = [f"about: {e.new['topic']}"] if e.new.get("topic") else []
+    return lines + [f"{kind}: {value}" for kind, value in (e.new.get("facts") or {}).items()]
+
+
+def _item(e: ChangeEvent) -> dict[str, Any]:
+    diff = e.new.get("diff") if e.type == "text_changed" and isinstance(e.new, dict) else None
+    if diff and len(diff.splitlines()) > EMAIL_DIFF_LINES:
+        lines = diff.splitlines()
+        diff = "\n".join([*lines[:EMAIL_DIFF_LINES], f"... ({len(lines) - EMAIL_DIFF_LINES} more lines)"])
+    return {"headline": summarise(e, short=e.type == "article_added"), "type": e.type, "details": _details(e),
+            "evidence": shorten(e.evidence, EVIDENCE_CHARS) if e.evidence else "", "url": display_url(e.source_url),
+            "link": safe_link(display_url(e.source_url)), "web": safe_link(e.link), "watch": e.watch, "detected": _when(e),
+            "diff": diff}
 
 
 def _groups(delivery: Delivery) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The events of the delivery grouped by topic (label), each group in the alerts' order (importance)."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for a in delivery.alerts:
-        e = a.event
-        groups.setdefault(a.topic_label or e.topic or "other", []).append({
-            "headline": headline(e), "type": e.type, "old": _value(e, e.old), "new": _value(e, e.new),
-            "evidence": e.evidence, "link": safe_link(display_url(e.source_url)), "url": display_url(e.source_url),
-            "watch": e.watch,
-            "detected": e.detected_at.strftime("%Y-%m-%d %H:%M UTC") if e.detected_at else "",
-            "diff": (e.new or {}).get("diff") if e.type == "text_changed" and isinstance(e.new, dict) else None,
-        })
-    return sorted(groups.items())
+        for e in a.events:
+            groups.setdefault(e.topic_label or e.topic or e.watch or "other", []).append(_item(e))
+    if delivery.is_digest:
+        return sorted(groups.items())
+    return list(groups.items())
 
 
-def _value(event: ChangeEvent, value: Any) -> str:
-    if value is None:
-        return "—"
-    kind = event_kind(event)
-    if kind in _FACT_WORDS or kind == "cast":
-        return describe(kind, value)
-    if isinstance(value, dict):
-        return ", ".join(f"{k}: {v}" for k, v in value.items() if k != "diff")
-    return str(value)
+def _intro(delivery: Delivery) -> dict[str, Any] | None:
+    """The head of an immediate alert: which check found the changes, where, and watcher's page for it.
+    Events from that same source then leave out their own source line."""
+    if delivery.is_digest:
+        return None
+    alert = delivery.alerts[0]
+    lead, n = alert.lead, len(alert.events)
+    what = f"{n} change{'s' * (n != 1)}" if n != 1 else "A change"
+    where = f" in one check of {lead.watch}" if lead.watch else ""
+    return {"text": f"{what} found{where} ({_when(lead)}).", "url": display_url(lead.source_url),
+            "link": safe_link(display_url(lead.source_url)), "web": safe_link(lead.link)}
 
 
 _env = Environment(autoescape=select_autoescape(default=True, default_for_string=True), trim_blocks=True,
@@ -143,51 +175,69 @@ _HTML = _env.from_string("""<!doctype html>
 <html><head><meta charset="utf-8"><title>{{ title }}</title></head>
 <body style="font-family: sans-serif; max-width: 42em">
 <h1 style="font-size: 1.2em">{{ title }}</h1>
+{% if intro %}<p>{{ intro.text }}{% if intro.link %} <a href="{{ intro.link }}">Source</a>{% elif intro.url %} \
+{{ intro.url }}{% endif %}{% if intro.web %} · <a href="{{ intro.web }}">see it in watcher</a>{% endif %}</p>
+{% endif %}
 {% for topic, items in groups %}
-<h2 style="font-size: 1.05em">{{ topic }}</h2>
+{% if show_topics %}<h2 style="font-size: 1.05em">{{ topic }}</h2>{% endif %}
+<ol style="padding-left: 1.4em">
 {% for it in items %}
-<div style="margin: 0 0 1.2em 0">
-<p><strong>{{ it.headline }}</strong></p>
-<table cellpadding="4" style="border-collapse: collapse">
-<tr><th align="left">was</th><td><del>{{ it.old }}</del></td></tr>
-<tr><th align="left">now</th><td><ins>{{ it.new }}</ins></td></tr>
-</table>
-{% if it.evidence %}<blockquote style="border-left: 3px solid #999; margin: .5em 0; padding-left: .8em">\
-{{ it.evidence }}</blockquote>{% endif %}
-{% if it.diff %}<pre style="white-space: pre-wrap">{{ it.diff }}</pre>{% endif %}
-<p style="color: #555">{{ it.type }} · {{ it.watch or "" }} · {{ it.detected }}
-{% if it.link %} · <a href="{{ it.link }}">source</a>{% elif it.url %} · {{ it.url }}{% endif %}</p>
-</div>
+<li style="margin: 0 0 1em 0"><strong>{{ it.headline }}</strong>
+{% for d in it.details %}<br>{{ d }}{% endfor %}
+{% if it.evidence %}<blockquote style="border-left: 3px solid #999; margin: .4em 0; padding-left: .8em; \
+color: #333">{{ it.evidence }}</blockquote>{% endif %}
+{% if it.diff %}<pre style="white-space: pre-wrap; font-size: .85em">{{ it.diff }}</pre>{% endif %}
+{% if not intro or it.url != intro.url or it.web != intro.web %}
+<br><span style="color: #555; font-size: .9em">{% if not intro %}{{ it.detected }} · {{ it.watch or "" }} · {% endif %}\
+{% if it.link %}<a href="{{ it.link }}">source</a>{% elif it.url %}{{ it.url }}{% endif %}\
+{% if it.web %} · <a href="{{ it.web }}">see it in watcher</a>{% endif %}</span>
+{% endif %}
+</li>
 {% endfor %}
+</ol>
 {% endfor %}
 <p style="color: #777; font-size: .85em">Sent by watcher to {{ subscriber }}. Alert id {{ delivery_id }}.</p>
 </body></html>
 """)
 
 
+def _show_topics(delivery: Delivery, groups: list[tuple[str, Any]]) -> bool:
+    return delivery.is_digest or len(groups) > 1
+
+
 def html_body(delivery: Delivery, title: str) -> str:
-    return _HTML.render(title=title, groups=_groups(delivery), subscriber=delivery.subscriber.name,
-                        delivery_id=delivery.delivery_id)
+    groups = _groups(delivery)
+    return _HTML.render(title=title, intro=_intro(delivery), groups=groups, show_topics=_show_topics(delivery, groups),
+                        subscriber=delivery.subscriber.name, delivery_id=delivery.delivery_id)
 
 
 def text_body(delivery: Delivery, title: str) -> str:
     lines = [_line(title), ""]
-    for topic, items in _groups(delivery):
-        if delivery.is_digest:
+    intro = _intro(delivery)
+    if intro:
+        lines.append(_line(intro["text"]))
+        if intro["url"]:
+            lines.append(f"source: {_line(intro['url'])}")
+        if intro["web"]:
+            lines.append(f"in watcher: {_line(intro['web'])}")
+        lines.append("")
+    groups = _groups(delivery)
+    for topic, items in groups:
+        if _show_topics(delivery, groups):
             lines += [f"== {_line(topic)} ==", ""]
-        for it in items:
-            lines.append(_line(it["headline"]))
-            lines.append(f"  was: {_line(it['old'])}")
-            lines.append(f"  now: {_line(it['new'])}")
+        for number, it in enumerate(items, 1):
+            lines.append(f"{number}. {_line(it['headline'])}")
+            lines += [f"   {_line(d)}" for d in it["details"]]
             if it["evidence"]:
-                lines.append(f"  evidence: \"{_line(it['evidence'])}\"")
+                lines.append(f"   \"{_line(it['evidence'])}\"")
             if it["diff"]:
-                lines += ["", strip_control(it["diff"])]
-            if it["url"]:
-                lines.append(f"  source: {_line(it['url'])}")
-            lines.append(f"  ({it['type']}, {it['detected']})")
-            lines.append("")
-    lines.append(f"alert id {delivery.delivery_id}")
+                lines += ["", *("   " + strip_control(d) for d in it["diff"].splitlines()), ""]
+            if it["url"] and (not intro or it["url"] != intro["url"]):
+                lines.append(f"   source: {_line(it['url'])}" + (f" ({it['detected']})" if not intro else ""))
+            if it["web"] and (not intro or it["web"] != intro["web"]):
+                lines.append(f"   in watcher: {_line(it['web'])}")
+        lines.append("")
+    lines.append(f"Sent by watcher to {_line(delivery.subscriber.name)}. Alert id {delivery.delivery_id}.")
     return "\n".join(lines) + "\n"
 
 
@@ -198,14 +248,14 @@ def title_of(delivery: Delivery) -> str:
 def sample_alert(subscriber: str, now: dt.datetime) -> Alert:
     """The alert `watcher notify test` sends: a realistic change, marked as a test."""
     event = ChangeEvent(
-        type="release_changed", subject="release",
+        type="release_changed", subject="",
         old={"text": "2023", "earliest": "2023-01-01", "latest": "2023-12-31", "precision": "year",
              "announced": False},
         new={"text": "early 2027", "earliest": "2027-01-01", "latest": "2027-04-30", "precision": "year-part",
              "announced": False},
-        summary="release window 2023 -> early 2027 (test alert)",
         evidence="Early 2027 is the most realistic window for Season 2. (This is a test alert from watcher.)",
-        confidence=0.9, topic="watcher test#1", watch="test", source_url="https://example.org/watcher-test",
-        detected_at=now, uid="test-" + now.strftime("%Y%m%dT%H%M%S"))
+        confidence=0.9, topic="watcher test#1", topic_label="Watcher Test S1", watch="test",
+        source_url="https://example.org/watcher-test", detected_at=now, uid="test-" + now.strftime("%Y%m%dT%H%M%S"))
+    event.summary = summarise(event)
     return Alert(alert_id=hashlib.sha256(f"{event.uid}|{subscriber}".encode()).hexdigest()[:32],
-                 subscriber=subscriber, event=event, topic_label="Watcher Test S1")
+                 subscriber=subscriber, events=[event])

@@ -17,7 +17,7 @@ from email.utils import formatdate
 from typing import Protocol
 
 from watcher.config import NotifyConfig, SubscriberConfig, secret_from_env
-from watcher.errors import NotifyError
+from watcher.errors import ConfigError, NotifyError
 from watcher.headers import parse_retry_after
 from watcher.notify.render import Delivery, html_body, text_body, title_of, webhook_body
 
@@ -29,6 +29,15 @@ TIMESTAMP_HEADER = "X-Watcher-Timestamp"
 
 class Notifier(Protocol):
     def send(self, delivery: Delivery) -> None: ...
+
+
+def _secret(var: str | None, what: str) -> str | None:
+    """The secret as a delivery needs it: missing, it is a failed delivery (retried: the operator may set it
+    and restart), told in one line, not a crash. `watcher run` refuses to start without it anyway."""
+    try:
+        return secret_from_env(var, what)
+    except ConfigError as e:
+        raise NotifyError(str(e)) from None
 
 
 # --------------------------------------------------------------------------- email
@@ -57,7 +66,7 @@ class EmailNotifier:
     def send(self, delivery: Delivery) -> None:
         cfg = self.smtp
         msg = build_email(delivery, cfg.sender)
-        password = secret_from_env(cfg.password_env, "notify.smtp.password_env")
+        password = _secret(cfg.password_env, "notify.smtp.password_env")
         try:
             if cfg.security == "tls":
                 client: smtplib.SMTP = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=self.timeout,
@@ -110,7 +119,7 @@ class WebhookNotifier:
         timestamp = str(int(time.time()))
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
                    EVENT_ID_HEADER: delivery.delivery_id, TIMESTAMP_HEADER: timestamp}
-        secret = secret_from_env(sub.secret_env, f"subscriber {sub.name}: secret_env")
+        secret = _secret(sub.secret_env, f"subscriber {sub.name}: secret_env")
         if secret:
             headers[SIGNATURE_HEADER] = sign(secret, timestamp, body)
         try:
@@ -142,7 +151,7 @@ class AppriseNotifier:
 
         sub = delivery.subscriber
         url = sub.apprise or ""
-        secret = secret_from_env(sub.secret_env, f"subscriber {sub.name}: secret_env")
+        secret = _secret(sub.secret_env, f"subscriber {sub.name}: secret_env")
         if secret:
             url = url.replace("{secret}", secret)
         title = title_of(delivery)

@@ -17,9 +17,20 @@ from sqlalchemy.orm import Session, sessionmaker
 from watcher.config import SubscriberConfig, WatchConfig
 from watcher.store.codec import decode_document, encode_document
 from watcher.store.db import open_database, safe_url
-from watcher.store.models import AlertRow, ChangeEventRow, Check, Fact, Snapshot, Subscriber, Watch
+from watcher.store.models import (
+    AlertEvent,
+    AlertRow,
+    ChangeEventRow,
+    Check,
+    Fact,
+    Snapshot,
+    Subscriber,
+    TopicConsensus,
+    Watch,
+)
 
 __all__ = [
+    "AlertEvent",
     "AlertRow",
     "ChangeEventRow",
     "Check",
@@ -27,6 +38,7 @@ __all__ = [
     "Snapshot",
     "Store",
     "Subscriber",
+    "TopicConsensus",
     "Watch",
     "decode_document",
     "encode_document",

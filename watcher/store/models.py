@@ -185,7 +185,9 @@ class Subscriber(Base):
 
 
 class AlertRow(Base):
-    """The outbox: one row per (event, subscriber). `uid` is the idempotency key sent to receivers.
+    """The outbox: one row per message, i.e. per (check, subscriber): the events of one check of a watch
+    that pass the subscriber's filters (`alert_events`). `event_id` is the most important of them (the one
+    the subject names). `uid` is the idempotency key sent to receivers.
 
     status: pending -> sending (claimed) -> sent | dead; a failed attempt goes back to pending with
     `next_attempt_at` pushed out by exponential backoff.
@@ -212,3 +214,31 @@ class AlertRow(Base):
 
     event: Mapped[ChangeEventRow] = relationship()
     subscriber: Mapped[Subscriber] = relationship()
+
+
+class AlertEvent(Base):
+    """The events one alert carries, in the order the message lists them. An event reaches a subscriber in
+    at most one alert (unique event, subscriber)."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (UniqueConstraint("event_id", "subscriber_id", name="uq_alert_events_event_subscriber"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("change_events.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class TopicConsensus(Base):
+    """The last value every current source of a topic agreed on, per fact (`fact` = 'release:',
+    'cast:park ji-hu'). Kept while sources disagree, so a consensus event is raised only when they agree
+    on something new, never when they return to what they agreed before."""
+
+    __tablename__ = "topic_consensus"
+    __table_args__ = (UniqueConstraint("topic_key", "fact", name="uq_topic_consensus_topic_fact"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    topic_key: Mapped[str] = mapped_column(String(320))
+    fact: Mapped[str] = mapped_column(String(340))
+    value: Mapped[Any] = mapped_column(JSON)
+    sources: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -88,21 +88,23 @@ def _secure(response: Response) -> Response:
     return response
 
 
-def create_app(store: Store, *, token: str | None = None) -> Starlette:
+def create_app(store: Store, *, token: str | None = None, stale_after: dt.timedelta | None = None) -> Starlette:
     """The site over `store`. Handlers are plain functions: Starlette runs them in its thread pool, so
-    the blocking database calls never stall the event loop."""
+    the blocking database calls never stall the event loop. `stale_after`: `topics.stale_after`."""
     from watcher.review import NotFound, list_alerts, list_events, list_watches, snapshot_detail, watch_history
-    from watcher.topic import UnknownTopic, list_topics, topic_key_of, topic_label, topic_view
+    from watcher.topic import DEFAULT_STALE_AFTER, UnknownTopic, list_topics, topic_key_of, topic_label, topic_view
+
+    age = stale_after or DEFAULT_STALE_AFTER
 
     def index(request: Request) -> Response:
         with store.session() as s:
-            topics, watches = list_topics(s), list_watches(s)
+            topics, watches = list_topics(s, stale_after=age), list_watches(s)
             events = list_events(s, limit=15)
         return _page("index.html", topics=topics, watches=watches, events=events)
 
     def topic(request: Request) -> Response:
         with store.session() as s:
-            view = topic_view(s, request.path_params["key"])
+            view = topic_view(s, request.path_params["key"], stale_after=age)
             events = list_events(s, topic=view.key, limit=50)
         return _page("topic.html", view=view, chart=release_chart(view), events=events)
 
@@ -147,7 +149,7 @@ def create_app(store: Store, *, token: str | None = None) -> Starlette:
 
     def calendar(request: Request) -> Response:
         with store.session() as s:
-            body = release_calendar(list_topics(s))
+            body = release_calendar(list_topics(s, stale_after=age))
         return Response(body, media_type="text/calendar; charset=utf-8")
 
     def style(request: Request) -> Response:

@@ -51,7 +51,7 @@ def release_calendar(topics: list[TopicView]) -> bytes:
         event = Event()
         event.add("uid", f"{view.key.replace(' ', '-')}@watcher")
         event.add("dtstamp", stamp)
-        event.add("summary", f"{view.label} release" + ("" if exact else f" ({claim.display})"))
+        event.add("summary", f"{view.label} release" + ("" if exact else f": {claim.display}"))
         event.add("dtstart", earliest)
         event.add("dtend", latest + dt.timedelta(days=1))
         event.add("status", "CONFIRMED" if exact and claim.value.get("announced") else "TENTATIVE")
