@@ -178,7 +178,7 @@ def test_page_update_is_one_email_and_one_webhook_per_subscriber(server, store, 
     assert hit.headers["X-Watcher-Signature"] == "sha256=" + mac
 
     ARTIFACTS.mkdir(exist_ok=True)
-    head = "".join(f"{k}: {msg[k]}\n" for k in ("Subject", "From", "To", "Message-ID", "X-Watcher-Event-Id"))
+    head = "".join(f"{k}: {msg[k].strip()}\n" for k in ("Subject", "From", "To", "Message-ID", "X-Watcher-Event-Id"))
     (ARTIFACTS / "alert-email.txt").write_text(head + "\n" + text)
     hook_head = "".join(f"{k}: {hit.headers[k]}\n" for k in ("Content-Type", "X-Watcher-Event-Id",
                                                             "X-Watcher-Timestamp", "X-Watcher-Signature"))

@@ -17,7 +17,7 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from watcher.config import Config, load_config
+from watcher.config import Config, check_secrets, load_config
 from watcher.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,7 @@ async def follow_config(config: Config, apply: Callable[[ConfigChange], Awaitabl
         why = "SIGHUP" if signalled else "file changed"
         try:
             new = await asyncio.to_thread(load_config, path)
+            check_secrets(new)  # a subscriber whose secret is missing would fail every alert
         except ConfigError as e:
             log.error("config reload (%s) refused; the config in force stays until the file is fixed: %s", why, e)
             loaded = digest

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,7 +17,7 @@ from jinja2 import Environment, select_autoescape
 
 from watcher.config import SubscriberConfig
 from watcher.describe import summarise
-from watcher.records import Alert, ChangeEvent
+from watcher.records import Alert, ChangeEvent, normalise_name
 from watcher.text import display_url, shorten, strip_control
 
 # Version of the webhook body (docs/webhooks.md says what changed between versions).
@@ -133,13 +134,20 @@ def _details(e: ChangeEvent) -> list[str]:
     return lines + [f"{kind}: {value}" for kind, value in (e.new.get("facts") or {}).items()]
 
 
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"\w+", normalise_name(text).casefold()))
+
+
 def _item(e: ChangeEvent) -> dict[str, Any]:
     diff = e.new.get("diff") if e.type == "text_changed" and isinstance(e.new, dict) else None
     if diff and len(diff.splitlines()) > EMAIL_DIFF_LINES:
         lines = diff.splitlines()
         diff = "\n".join([*lines[:EMAIL_DIFF_LINES], f"... ({len(lines) - EMAIL_DIFF_LINES} more lines)"])
-    return {"headline": summarise(e, short=e.type == "article_added"), "type": e.type, "details": _details(e),
-            "evidence": shorten(e.evidence, EVIDENCE_CHARS) if e.evidence else "", "url": display_url(e.source_url),
+    headline = summarise(e, short=e.type == "article_added")
+    # Evidence that only repeats the headline (a cast table row "Name | Role | Returning") is left out.
+    evidence = e.evidence if e.evidence and not _words(e.evidence) <= _words(headline) else ""
+    return {"headline": headline, "type": e.type, "details": _details(e),
+            "evidence": shorten(evidence, EVIDENCE_CHARS) if evidence else "", "url": display_url(e.source_url),
             "link": safe_link(display_url(e.source_url)), "web": safe_link(e.link), "watch": e.watch, "detected": _when(e),
             "diff": diff}
 
