@@ -113,3 +113,13 @@ def redis_url() -> str:
 @pytest.fixture
 def corpus() -> Path:
     return CORPUS
+
+
+@pytest.fixture
+def hook():
+    """A real local webhook receiver (tests/receivers.py)."""
+    from tests.receivers import HookReceiver
+
+    receiver = HookReceiver()
+    yield receiver
+    receiver.close()

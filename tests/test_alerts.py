@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from tests.conftest import CORPUS
 from tests.pageserver import PageServer, Reply
-from tests.receivers import HookReceiver, SmtpSink, free_port
+from tests.receivers import SmtpSink, free_port
 from tests.test_changes import Site
 from tests.test_pipeline import cycle
 from watcher.config import Config, load_config
@@ -72,13 +72,6 @@ def stored_events(store, type_: str | None = None) -> list[ChangeEventRow]:
 def server():
     with PageServer() as s:
         yield s
-
-
-@pytest.fixture
-def hook():
-    receiver = HookReceiver()
-    yield receiver
-    receiver.close()
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.receivers import HookReceiver, SmtpSink, free_port
+from tests.receivers import SmtpSink, free_port
 from watcher.changes import save_events
 from watcher.config import Config
 from watcher.notify import deliver_due, enqueue_alerts, retry_alert, send_test, verify
@@ -73,13 +73,6 @@ def alerts(store) -> list[AlertRow]:
 
 def later(seconds: float = 3600) -> dt.datetime:
     return utcnow() + dt.timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def hook():
-    receiver = HookReceiver()
-    yield receiver
-    receiver.close()
 
 
 @pytest.fixture
