@@ -229,6 +229,35 @@ def test_consensus_only_when_every_current_source_agrees(server, store, database
     assert len(stored_events(store, "release_changed")) == 4
 
 
+def test_topic_view_takes_each_sources_latest_claim(server, store, database_url):
+    """Two pages of one site are two sources; a page that changed only its release still says what it said
+    about production, and that (not its oldest claim) is what the topic view compares."""
+    a = Site("late 2026", published="2026-03-01", stage="development")
+    b = Site("late 2026", published="2026-03-02", stage="post-production")
+    server.route("/a", a)
+    server.route("/b", b)
+    topic = {"work": "Show", "season": 2}
+    config = make_config(database_url, [{"name": "site-a", "url": server.url("/a"), "topic": topic},
+                                        {"name": "site-b", "url": server.url("/b"), "topic": topic}], [])
+    cycle(store, config)
+    with store.session() as s:
+        line = topic_view(s, "Show S2").line("production")
+        assert line.disagreement == {"site-a (127.0.0.1)": "development", "site-b (127.0.0.1)": "post-production"}
+    a.stage, a.published = "post-production", "2026-04-01"
+    cycle(store, config)
+    a.window, a.published = "early 2027", "2026-05-01"  # only the release changes now
+    cycle(store, config)
+    with store.session() as s:
+        view = topic_view(s, "Show S2")
+        production = view.line("production")
+        assert production.disagreement == {} and production.current.display == "post-production"
+        assert sorted(production.sources) == ["site-a (127.0.0.1)", "site-b (127.0.0.1)"]
+        # The repeated claim of the latest snapshot is listed (and is the current one).
+        assert production.current in production.claims and production.current.published.isoformat() == "2026-05-01"
+        assert view.line("release").disagreement == {"site-a (127.0.0.1)": "early 2027 (Jan–Apr 2027)",
+                                                     "site-b (127.0.0.1)": "late 2026 (Sep–Dec 2026)"}
+
+
 def test_stale_claim_is_never_a_disagreement(server, store, database_url):
     old, new = Site("2025", published="2024-01-10"), Site("early 2027", published="2026-05-01")
     config = make_config(database_url, two_sources(server, old, new), [])
@@ -282,7 +311,7 @@ def test_new_feed_entry_is_one_article_added_per_subscriber(server, store, datab
     assert article.topic_key == "nightfall#2" and article.source_url == "http://news.example/c"
     assert article.new["title"] == "Nightfall Season 2 is coming in March 2027"
     assert article.new["facts"]["release"] == "March 2027" and article.new["facts"]["platform"] == "Netflix"
-    assert article.summary.startswith("new article: Nightfall Season 2 is coming in March 2027 (release March 2027")
+    assert article.summary.startswith("new article: Nightfall Season 2 is coming in March 2027 — release March 2027")
     cycle(store, config)  # seen again: nothing new
     items[2] = (*items[2][:2], items[2][2] + " Filming wrapped in May 2026.")  # updated, not new
     cycle(store, config)

@@ -183,8 +183,7 @@ def summarise(event: ChangeEvent, *, short: bool = False) -> str:
         return _cast_headline(event)
     if kind in _LABELS:
         label = _LABELS[kind]
-        text = (lambda v: str(v.get("text") or describe(kind, v))) if short and kind == "release" else (
-            lambda v: describe(kind, v))
+        text = _short_release if short and kind == "release" else (lambda v: describe(kind, v))
         if event.new is None:
             return f"{label} no longer stated (was {text(event.old)})"
         if event.old is None:
@@ -201,8 +200,14 @@ def summarise(event: ChangeEvent, *, short: bool = False) -> str:
             return f"new article: {title}"
         facts = event.new.get("facts") or {}
         about = "; ".join(f"{k} {v}" for k, v in facts.items())
-        return f"new article: {title}" + (f" ({about})" if about else "")
+        return f"new article: {title}" + (f" — {about}" if about else "")
     return event.summary or event.type
+
+
+def _short_release(value: dict[str, Any]) -> str:
+    """A release window by its words only ('early 2027'), for subject lines."""
+    text = str(value.get("text") or "") or release_text(value)
+    return f"officially {text}" if value.get("announced") and not text.startswith("officially") else text
 
 
 def _lines(n: int) -> str:

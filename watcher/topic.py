@@ -225,7 +225,15 @@ def topic_view(s: Session, key: str, *, stale_after: dt.timedelta = DEFAULT_STAL
             last_seen[seen_key] = value
     for line_key, latest in _current_claims(s, key, labels).items():
         if line_key in lines:
-            _settle(lines[line_key], latest, stale_after)
+            line = lines[line_key]
+            _settle(line, latest, stale_after)
+            # A source's latest claim is shown even when it repeats its previous one: it is what it says now.
+            shown = {(c.watch, c.snapshot_id): c for c in line.claims}
+            for claim in latest.values():
+                if (claim.watch, claim.snapshot_id) not in shown:
+                    line.claims.append(shown.setdefault((claim.watch, claim.snapshot_id), claim))
+            if line.current is not None:  # the history's own row, so pages can mark it
+                line.current = shown[(line.current.watch, line.current.snapshot_id)]
     view = TopicView(key, label, sorted(lines.values(), key=_line_order))
     for line in view.lines:
         line.claims.sort(key=_order)
@@ -344,6 +352,9 @@ def subscriber_topic_warnings(config: Config, known: dict[str, str]) -> list[str
             if any(k == key or k.startswith(key + "#") for k in topics):
                 continue
             close = difflib.get_close_matches(key, list(topics), n=1, cutoff=0.6)
+            if not close:  # a topic extraction named at length ("When is Stranger Things season three out?")
+                work = name_key(parse_topic(wanted).work)
+                close = [k for k in sorted(topics) if work and work in name_key(topics[k])][:1]
             hint = f"; did you mean {topics[close[0]]!r}?" if close else ""
             known_text = "" if hint else f" (known topics: {', '.join(sorted(topics.values()))})"
             warnings.append(f"subscriber {sub.name}: topic {wanted!r} matches no watch topic{hint}{known_text}")

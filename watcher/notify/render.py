@@ -157,7 +157,11 @@ def _groups(delivery: Delivery) -> list[tuple[str, list[dict[str, Any]]]]:
     groups: dict[str, list[dict[str, Any]]] = {}
     for a in delivery.alerts:
         for e in a.events:
-            groups.setdefault(e.topic_label or e.topic or e.watch or "other", []).append(_item(e))
+            items = groups.setdefault(e.topic_label or e.topic or e.watch or "other", [])
+            item = _item(e)
+            if items and item["evidence"] and item["evidence"] == items[-1]["evidence"]:
+                item["evidence"] = ""  # a consensus quoting the change just above it
+            items.append(item)
     if delivery.is_digest:
         return sorted(groups.items())
     return list(groups.items())
