@@ -584,3 +584,17 @@ def test_topic_labels_in_events_and_atom(server, store, database_url):
         events_page = httpx.get(f"{site}/events").text
     assert "<title>Show S2: release early 2027 (Jan–Apr 2027), was late 2026 (Sep–Dec 2026)</title>" in atom
     assert ">Show S2</a>" in events_page and "show#2</a>" not in events_page
+
+
+def test_secret_missing_at_send_time_is_a_failed_delivery_not_a_crash(store, database_url, hook, caplog):
+    """`watcher run` refuses to start without it; a sender started otherwise retries, with one clear line."""
+    from tests.test_notify import release_event, store_events
+
+    config = make_config(database_url, [{"name": "blueroads", "url": "https://blueroads.in/x", "topic": AOUAD}],
+                         [{"name": "hook", "webhook": hook.url, "secret_env": "WATCHER_TEST_UNSET_SECRET"}])
+    os.environ.pop("WATCHER_TEST_UNSET_SECRET", None)
+    store_events(store, config, release_event())
+    report = deliver_due(store, config)
+    assert (report.sent, report.retrying) == (0, 1) and hook.hits == []
+    assert report.errors == ["subscriber hook: secret_env: environment variable WATCHER_TEST_UNSET_SECRET is not set"]
+    assert not any(r.exc_info for r in caplog.records)  # logged as one line, no traceback
