@@ -124,11 +124,15 @@ def source_of(url: str) -> str:
 
 
 def _source_labels(s: Session, topic_key: str) -> dict[str, str]:
-    """watch name -> how the topic names it as a source: its site, or 'watch (site)' when two watches of the
-    topic read the same site (two pages of one site are two sources)."""
-    watches = s.execute(select(Watch.name, Watch.url).where(Watch.id.in_(
-        select(Snapshot.watch_id).where(Snapshot.topic_key == topic_key).distinct()))).all()
-    hosts = {name: source_of(url) for name, url in watches}
+    """watch name -> how the topic names it as a source (see `_labels`), for every watch of the topic."""
+    return _labels(dict(s.execute(select(Watch.name, Watch.url).where(Watch.id.in_(
+        select(Snapshot.watch_id).where(Snapshot.topic_key == topic_key).distinct()))).all()))
+
+
+def _labels(watch_urls: dict[str, str]) -> dict[str, str]:
+    """A source is named by its site, or 'watch (site)' when two watches read the same site (two pages of one
+    site are two sources)."""
+    hosts = {name: source_of(url) for name, url in watch_urls.items()}
     shared = {h for h in hosts.values() if list(hosts.values()).count(h) > 1}
     return {name: f"{name} ({host})" if host in shared else host for name, host in hosts.items()}
 
@@ -147,11 +151,9 @@ def _newer(a: Claim | None, b: Claim) -> Claim:
     return b if a is None or _order(b) >= _order(a) else a
 
 
-def _latest_snapshot_ids(s: Session, topic_key: str, exclude: int | None = None) -> set[int]:
+def _latest_snapshot_ids(s: Session, topic_key: str) -> set[int]:
     """The newest snapshot of each (watch, entry) of the topic: what each source says now."""
     q = select(func.max(Snapshot.id)).where(Snapshot.topic_key == topic_key)
-    if exclude is not None:
-        q = q.where(Snapshot.id != exclude)
     return set(s.scalars(q.group_by(Snapshot.watch_id, Snapshot.entry_key)))
 
 
@@ -185,17 +187,22 @@ def _settle(line: FactLine, latest: dict[str, Claim], stale_after: dt.timedelta)
         line.disagreement = {source: c.display for source, c in line.sources.items()}
 
 
-def _current_claims(s: Session, topic_key: str, labels: dict[str, str], exclude_snapshot: int | None = None
-                    ) -> dict[LineKey, dict[str, Claim]]:
+def _current_claims(s: Session, topic_key: str, labels: dict[str, str]) -> dict[LineKey, dict[str, Claim]]:
     """(kind, subject key) -> source -> that source's latest claim (newest of its latest snapshots)."""
-    latest = _latest_snapshot_ids(s, topic_key, exclude_snapshot)
-    if not latest:
-        return {}
-    rows = s.execute(select(Fact, Watch.name, Snapshot.url).join(Watch, Fact.watch_id == Watch.id)
-                     .join(Snapshot, Fact.snapshot_id == Snapshot.id)
-                     .where(Fact.topic_key == topic_key, Fact.snapshot_id.in_(latest))).all()
+    latest = _latest_snapshot_ids(s, topic_key)
+    rows = s.execute(_claims_query(topic_key, latest)).all() if latest else []
+    return _by_line(rows, labels)
+
+
+def _claims_query(topic_key: str, snapshot_ids: set[int]) -> Any:
+    return (select(Fact, Watch.name, Snapshot.url, Watch.url).join(Watch, Fact.watch_id == Watch.id)
+            .join(Snapshot, Fact.snapshot_id == Snapshot.id)
+            .where(Fact.topic_key == topic_key, Fact.snapshot_id.in_(snapshot_ids)))
+
+
+def _by_line(rows: list[Any], labels: dict[str, str]) -> dict[LineKey, dict[str, Claim]]:
     out: dict[LineKey, dict[str, Claim]] = {}
-    for fact, watch, url in rows:
+    for fact, watch, url, _ in rows:
         source = labels.get(watch, watch)
         per_source = out.setdefault((fact.kind, name_key(fact.subject)), {})
         per_source[source] = _newer(per_source.get(source), _claim(fact, watch, url, source))
@@ -253,14 +260,29 @@ def list_topics(s: Session, *, stale_after: dt.timedelta = DEFAULT_STALE_AFTER) 
 # --------------------------------------------------------------------------- consensus
 
 
-def _lines_now(s: Session, topic_key: str, labels: dict[str, str], stale_after: dt.timedelta,
-               exclude_snapshot: int | None = None) -> dict[LineKey, FactLine]:
+def _lines(claims: dict[LineKey, dict[str, Claim]], stale_after: dt.timedelta) -> dict[LineKey, FactLine]:
     out = {}
-    for (kind, subject), latest in _current_claims(s, topic_key, labels, exclude_snapshot).items():
-        line = FactLine(kind, next(iter(latest.values())).subject)
+    for line_key, latest in claims.items():
+        line = FactLine(line_key[0], next(iter(latest.values())).subject)
         _settle(line, latest, stale_after)
-        out[(kind, subject)] = line
+        out[line_key] = line
     return out
+
+
+def _before_and_after(s: Session, topic_key: str, changed: Snapshot, stale_after: dt.timedelta
+                      ) -> tuple[dict[LineKey, FactLine], dict[LineKey, FactLine]]:
+    """What the topic's sources said just before `changed` was stored, and what they say now: the latest
+    snapshots, with `changed` replaced by the previous snapshot of its entry for "before". Two queries."""
+    latest = _latest_snapshot_ids(s, topic_key)
+    previous = s.scalar(select(func.max(Snapshot.id)).where(
+        Snapshot.topic_key == topic_key, Snapshot.watch_id == changed.watch_id,
+        Snapshot.entry_key == changed.entry_key, Snapshot.id < changed.id))
+    rows = s.execute(_claims_query(topic_key, latest | {previous} if previous else latest)).all()
+    labels = _labels({name: url for _, name, _, url in rows})
+    before_ids = (latest - {changed.id}) | ({previous} if previous else set())
+    after = _by_line([r for r in rows if r[0].snapshot_id in latest], labels)
+    before = _by_line([r for r in rows if r[0].snapshot_id in before_ids], labels)
+    return _lines(before, stale_after), _lines(after, stale_after)
 
 
 # Namespace of the per-topic transaction locks (the two-integer advisory key space, apart from scale.py's).
@@ -290,9 +312,7 @@ def consensus_events(s: Session, topic_key: str, *, changed_by: Snapshot, baseli
     `baseline` (a watch's first fetch: joining a topic is not news) records agreement without events.
     """
     _lock_topic(s, topic_key)
-    labels = _source_labels(s, topic_key)
-    after = _lines_now(s, topic_key, labels, stale_after)
-    before = _lines_now(s, topic_key, labels, stale_after, exclude_snapshot=changed_by.id)
+    before, after = _before_and_after(s, topic_key, changed_by, stale_after)
     stored = {row.fact: row for row in s.scalars(select(TopicConsensus).where(TopicConsensus.topic_key == topic_key))}
     events = []
     for line_key in sorted(after, key=lambda k: (KIND_ORDER.index(k[0]) if k[0] in KIND_ORDER
