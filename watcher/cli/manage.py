@@ -244,8 +244,9 @@ def import_(ctx: click.Context, fmt: str, file: Path, interval: str, dry_run: bo
             table.add_row(safe(c.source), "—", "", "", f"skipped: {safe(c.skipped)}", style="yellow")
     console.print(table)
     verb = "would import" if dry_run else "imported"
+    # soft_wrap: a long config path must not break the line where scripts and tests read "skipped N".
     console.print(f"{verb} {len(entries)} watches into {safe(path)}, skipped {len(candidates) - len(entries)}"
-                  + ("" if dry_run or not entries else f"; {TAKES_EFFECT}"))
+                  + ("" if dry_run or not entries else f"; {TAKES_EFFECT}"), soft_wrap=True)
 
 
 @click.command()
