@@ -312,6 +312,10 @@ def consensus_events(s: Session, topic_key: str, *, changed_by: Snapshot, baseli
     `baseline` (a watch's first fetch: joining a topic is not news) records agreement without events.
     """
     _lock_topic(s, topic_key)
+    other_source = s.scalar(select(Snapshot.id).where(Snapshot.topic_key == topic_key,
+                                                      Snapshot.watch_id != changed_by.watch_id).limit(1))
+    if other_source is None:
+        return []  # one watch is one source: nothing to agree with (the common case, and a cheap one)
     before, after = _before_and_after(s, topic_key, changed_by, stale_after)
     stored = {row.fact: row for row in s.scalars(select(TopicConsensus).where(TopicConsensus.topic_key == topic_key))}
     events = []
