@@ -44,7 +44,8 @@ def make_config(database_url: str, watches: list[dict], subscribers: list[dict],
                 **extra) -> Config:
     return Config.model_validate({
         "watcher": {"database_url": database_url},
-        "fetch": {"autothrottle": False, "retries": 0, "timeout": "5s"},
+        # The page servers of these tests listen on 127.0.0.1 (localhost resolves there too).
+        "fetch": {"autothrottle": False, "retries": 0, "timeout": "5s", "allow_private": ["127.0.0.1"]},
         "notify": {"backoff_base": "1s", "timeout": "5s",
                    "smtp": {"host": "127.0.0.1", "port": smtp_port, "timeout": "5s"}},
         "watch": [{"interval": "1h", **w} for w in watches],
@@ -489,6 +490,7 @@ def test_check_says_what_waits_and_send_delivers(server, tmp_path, database_url,
 [fetch]
 autothrottle = false
 retries = 0
+allow_private = ["{server.allow}"]
 
 [notify.smtp]
 host = "127.0.0.1"

@@ -32,7 +32,8 @@ from watcher.describe import describe
 from watcher.diff import KIND_ORDER, comparable
 from watcher.errors import WatcherError
 from watcher.records import ChangeEvent, Topic, name_key
-from watcher.store.models import Fact, Snapshot, TopicConsensus, Watch, utcnow
+from watcher.store.models import CONSENSUS_FACT_LENGTH, Fact, Snapshot, TopicConsensus, Watch, utcnow
+from watcher.text import safe_key
 
 VIEW_KINDS = ("release", "previous_release", "renewal", "production", "filming", "platform", "trailer", "cast")
 DEFAULT_STALE_AFTER: dt.timedelta = TopicsConfig().stale_after
@@ -326,7 +327,7 @@ def consensus_events(s: Session, topic_key: str, *, changed_by: Snapshot, baseli
         if agreed is None:
             continue
         kind = line.kind
-        fact_id = f"{kind}:{line_key[1]}"[:340]
+        fact_id = safe_key(f"{kind}:{line_key[1]}", CONSENSUS_FACT_LENGTH)
         sources = sorted(line.sources)
         row = stored.get(fact_id)
         previous = before.get(line_key)

@@ -146,10 +146,10 @@ def _item(e: ChangeEvent) -> dict[str, Any]:
     headline = summarise(e, short=e.type == "article_added")
     # Evidence that only repeats the headline (a cast table row "Name | Role | Returning") is left out.
     evidence = e.evidence if e.evidence and not _words(e.evidence) <= _words(headline) else ""
+    url = display_url(e.source_url)
     return {"headline": headline, "type": e.type, "details": _details(e),
-            "evidence": shorten(evidence, EVIDENCE_CHARS) if evidence else "", "url": display_url(e.source_url),
-            "link": safe_link(display_url(e.source_url)), "web": safe_link(e.link), "watch": e.watch, "detected": _when(e),
-            "diff": diff}
+            "evidence": shorten(evidence, EVIDENCE_CHARS) if evidence else "", "url": url, "link": safe_link(url),
+            "web": safe_link(e.link), "watch": e.watch, "detected": _when(e), "diff": diff}
 
 
 def _groups(delivery: Delivery) -> list[tuple[str, list[dict[str, Any]]]]:

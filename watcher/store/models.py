@@ -229,6 +229,9 @@ class AlertEvent(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)
 
 
+CONSENSUS_FACT_LENGTH = 340
+
+
 class TopicConsensus(Base):
     """The last value every current source of a topic agreed on, per fact (`fact` = 'release:',
     'cast:park ji-hu'). Kept while sources disagree, so a consensus event is raised only when they agree
@@ -237,8 +240,8 @@ class TopicConsensus(Base):
     __tablename__ = "topic_consensus"
     __table_args__ = (UniqueConstraint("topic_key", "fact", name="uq_topic_consensus_topic_fact"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    topic_key: Mapped[str] = mapped_column(String(320))
-    fact: Mapped[str] = mapped_column(String(340))
-    value: Mapped[Any] = mapped_column(JSON)
-    sources: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    topic_key: Mapped[str] = mapped_column(SafeString(TOPIC_KEY_LENGTH, key=True))
+    fact: Mapped[str] = mapped_column(SafeString(CONSENSUS_FACT_LENGTH, key=True))
+    value: Mapped[Any] = mapped_column(SafeJSON)
+    sources: Mapped[list[Any]] = mapped_column(SafeJSON, default=list)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
