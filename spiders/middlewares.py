@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-from scrapy import Request
+from scrapy import Request, signals
+from scrapy.crawler import Crawler
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware as _ScrapyRobotsTxtMiddleware
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
+from scrapy.http.request import NO_CALLBACK
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
+from scrapy.utils.misc import build_from_crawler
 from twisted.internet import defer
 from twisted.internet.base import ThreadedResolver
 from twisted.internet.defer import Deferred
@@ -112,6 +118,8 @@ class EgressMiddleware:
             hop = " (a redirect or refresh)" if request.meta.get("redirect_urls") else ""
             raise BlockedAddress(f"{display_url(request.url)}{hop} refused: {refusal}")
 
+log = logging.getLogger(__name__)
+
 
 class ConditionalGetMiddleware:
     """Send If-None-Match / If-Modified-Since from the validators the watch stored last time.
@@ -133,23 +141,116 @@ class ConditionalGetMiddleware:
 
 
 class RobotsTxtMiddleware(_ScrapyRobotsTxtMiddleware):
-    """Scrapy's robots.txt middleware, safe for many requests waiting on one robots.txt download.
+    """Scrapy's robots.txt middleware, for a daemon that runs for months, possibly as many workers.
 
-    Upstream awaits the shared per-domain Deferred through `asFuture`, which consumes its result: the
-    second and later requests queued while robots.txt downloads see `None` and are let through unchecked.
-    Each waiter gets its own relayed Deferred here instead.
+    - A verdict expires after `fetch.robots_ttl` (a day by default, as RFC 9309 advises; ten minutes when
+      robots.txt could not be fetched), then robots.txt is fetched again. Upstream keeps it for the life of
+      the process.
+    - With `WATCHER_REDIS_URL` (scale-out workers) the robots.txt of a site is kept in Redis until its
+      verdict expires: one worker fetches it, the others read it.
+    - Safe for many requests waiting on one download: upstream awaits the shared per-domain Deferred
+      through `asFuture`, which consumes its result, so the second and later requests queued while
+      robots.txt downloads see `None` and are let through unchecked. Each waiter gets its own relayed
+      Deferred here instead.
     """
 
+    ERROR_TTL = 600.0
+
+    def __init__(self, crawler: Crawler) -> None:
+        super().__init__(crawler)
+        fetch = crawler.settings.get("WATCHER_FETCH_CONFIG")
+        self._ttl = fetch.robots_ttl.total_seconds() if fetch is not None else 86400.0
+        self._timeout = crawler.settings.getfloat("DOWNLOAD_TIMEOUT", 180.0)
+        self._expires: dict[str, float] = {}
+        self._shared: Any = None
+        url = crawler.settings.get("WATCHER_REDIS_URL")
+        if url:
+            import redis.asyncio as aredis
+
+            from watcher.scale import RobotsCache
+
+            self._shared = RobotsCache(aredis.from_url(url))
+            crawler.signals.connect(self._close_shared, signal=signals.spider_closed)
+
+    async def _close_shared(self, spider: Any = None) -> None:
+        await self._shared.r.aclose()
+
     async def robot_parser(self, request: Request) -> Any:
-        netloc = urlparse_cached(request).netloc
-        pending = self._parsers.get(netloc)
-        if isinstance(pending, Deferred):
+        url = urlparse_cached(request)
+        netloc = url.netloc
+        cached = self._parsers.get(netloc)
+        if isinstance(cached, Deferred):
             waiter: Deferred[Any] = Deferred()
 
             def relay(result: Any) -> Any:
                 waiter.callback(result)
                 return result
 
-            pending.addBoth(relay)
+            cached.addBoth(relay)
             return await maybe_deferred_to_future(waiter)
-        return await super().robot_parser(request)
+        if netloc in self._parsers and time.monotonic() < self._expires.get(netloc, 0.0):
+            return cached
+        pending: Deferred[Any] = Deferred()
+        self._parsers[netloc] = pending
+        parser, ttl = None, self.ERROR_TTL
+        try:
+            parser, ttl = await self._load(url.scheme, netloc, request)
+        finally:
+            self._parsers[netloc] = parser
+            self._expires[netloc] = time.monotonic() + ttl
+            pending.callback(parser)
+        return parser
+
+    async def _load(self, scheme: str, netloc: str, request: Request) -> tuple[Any, float]:
+        """(parser or None for "allow all", seconds it may be trusted)."""
+        if self._shared is None:
+            return await self._download(scheme, netloc, request)
+        deadline = time.monotonic() + self._timeout + 10
+        locked = False
+        while not locked and time.monotonic() < deadline:
+            try:
+                hit = await self._shared.get(netloc)
+                if hit is not None:
+                    body, ttl = hit
+                    return (None if body is None else self._parse(body)), ttl
+                locked = await self._shared.lock(netloc, self._timeout + 10)
+            except Exception as e:  # Redis unreachable: this worker fetches robots.txt itself
+                log.warning("robots.txt cache unavailable (Redis: %s); fetching %s/robots.txt here", e, netloc)
+                return await self._download(scheme, netloc, request)
+            if not locked:
+                await asyncio.sleep(0.2)  # another worker is fetching it
+        try:
+            parser, ttl, body = await self._download(scheme, netloc, request, keep_body=True)
+            with contextlib.suppress(Exception):
+                await self._shared.put(netloc, body, ttl)
+            return parser, ttl
+        finally:
+            if locked:
+                with contextlib.suppress(Exception):
+                    await self._shared.unlock(netloc)
+
+    async def _download(self, scheme: str, netloc: str, request: Request, *, keep_body: bool = False) -> Any:
+        robotsreq = Request(f"{scheme}://{netloc}/robots.txt", priority=self.DOWNLOAD_PRIORITY,
+                            meta={"dont_obey_robotstxt": True}, callback=NO_CALLBACK)
+        body: bytes | None = None
+        try:
+            assert self.crawler.engine is not None
+            response = await self.crawler.engine.download_async(robotsreq)
+            self._stats.inc_value("robotstxt/response_count")
+            body = response.body
+            # A server error is not a verdict to keep for a day.
+            ttl = self._ttl if response.status < 500 else min(self._ttl, self.ERROR_TTL)
+            parser = self._parse(body)
+            await self.crawler.signals.send_catch_log_async(signal=signals.robots_parsed, robotparser=parser,
+                                                            request=request)
+        except Exception as e:
+            if not isinstance(e, IgnoreRequest):
+                log.info("robots.txt of %s could not be fetched (%s); allowing all for %.0fs", netloc, e,
+                         min(self._ttl, self.ERROR_TTL))
+                self._stats.inc_value(f"robotstxt/exception_count/{type(e)}")
+            parser, ttl, body = None, min(self._ttl, self.ERROR_TTL), None
+        self._stats.inc_value("robotstxt/request_count")
+        return (parser, ttl, body) if keep_body else (parser, ttl)
+
+    def _parse(self, body: bytes) -> Any:
+        return build_from_crawler(self._parserimpl, self.crawler, body)

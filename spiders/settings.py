@@ -11,6 +11,25 @@ HANDLED_STATUSES = [304, *range(400, 600)]
 
 
 def scrapy_settings(fetch: FetchConfig, **overrides: Any) -> dict[str, Any]:
+    """Settings for the in-process crawler. With `WATCHER_REDIS_URL` (a scale-out worker), per-domain
+    concurrency and delay, AutoThrottle and robots.txt verdicts are shared by all workers through Redis
+    (spiders/politeness.py), so the local delay and AutoThrottle step aside."""
+    shared = bool(overrides.get("WATCHER_REDIS_URL"))
+    middlewares: dict[str, int | None] = {
+        # First of all: a refused address is never asked for robots.txt either.
+        "spiders.middlewares.EgressMiddleware": 50,
+        "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+        "spiders.middlewares.RobotsTxtMiddleware": 100,
+        "spiders.middlewares.ConditionalGetMiddleware": 560,
+    }
+    if shared:
+        # Last before the downloader: a domain lease is held for the transfer only, and every retry and
+        # redirect (which come back through the engine) takes its own.
+        middlewares["spiders.politeness.SharedPolitenessMiddleware"] = 950
+    slots = {}
+    for host in fetch.domains:
+        concurrency, delay = fetch.domain_policy(host)
+        slots[host] = {"concurrency": concurrency, "delay": 0.0 if shared else delay}
     settings: dict[str, Any] = {
         "BOT_NAME": "watcher",
         "USER_AGENT": fetch.user_agent,
@@ -18,8 +37,9 @@ def scrapy_settings(fetch: FetchConfig, **overrides: Any) -> dict[str, Any]:
         "ROBOTSTXT_USER_AGENT": fetch.user_agent,
         "CONCURRENT_REQUESTS": fetch.concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": fetch.concurrency_per_domain,
-        "DOWNLOAD_DELAY": fetch.download_delay.total_seconds(),
-        "AUTOTHROTTLE_ENABLED": fetch.autothrottle,
+        "DOWNLOAD_DELAY": 0.0 if shared else fetch.download_delay.total_seconds(),
+        "DOWNLOAD_SLOTS": slots,
+        "AUTOTHROTTLE_ENABLED": fetch.autothrottle and not shared,
         "AUTOTHROTTLE_START_DELAY": max(fetch.download_delay.total_seconds(), 1.0),
         "AUTOTHROTTLE_TARGET_CONCURRENCY": float(fetch.concurrency_per_domain),
         "DOWNLOAD_TIMEOUT": fetch.timeout.total_seconds(),
@@ -45,13 +65,8 @@ def scrapy_settings(fetch: FetchConfig, **overrides: Any) -> dict[str, Any]:
         "DOWNLOAD_HANDLERS_BASE": {"http": "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler",
                                    "https": "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler"},
         "WATCHER_ALLOW_PRIVATE": list(fetch.allow_private),
-        "DOWNLOADER_MIDDLEWARES": {
-            # First of all: a refused address is never asked for robots.txt either.
-            "spiders.middlewares.EgressMiddleware": 50,
-            "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
-            "spiders.middlewares.RobotsTxtMiddleware": 100,
-            "spiders.middlewares.ConditionalGetMiddleware": 560,
-        },
+        "DOWNLOADER_MIDDLEWARES": middlewares,
+        "WATCHER_FETCH_CONFIG": fetch,
         "SCHEDULER_PRIORITY_QUEUE": "scrapy.pqueues.DownloaderAwarePriorityQueue",
         # Requests are injected by the scheduler; the spider never runs out of them by itself.
         "CLOSESPIDER_TIMEOUT": 0,

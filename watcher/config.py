@@ -220,6 +220,13 @@ class SubscriberConfig(_Model):
         return self
 
 
+class DomainPolicy(_Model):
+    """Politeness for one host, overriding `concurrency_per_domain` and `download_delay`."""
+
+    concurrency: int | None = Field(default=None, ge=1)
+    delay: Duration | None = None
+
+
 class FetchConfig(_Model):
     user_agent: str = "watcher/0.1 (+https://github.com/newswatch/watcher; release-news monitor)"
     obey_robots: bool = True
@@ -259,6 +266,28 @@ class FetchConfig(_Model):
     def fetch_deadline(self) -> timedelta:
         """How long one fetch may take in all: robots.txt and every retry, each bounded by `timeout`."""
         return self.timeout * (self.retries + 2)
+    # How long a robots.txt verdict is trusted before it is fetched again (RFC 9309 advises at most a day).
+    robots_ttl: Duration = timedelta(hours=24)
+    # Per-host overrides, keyed by host name: `[fetch.domains."news.example.org"] concurrency = 1`.
+    domains: dict[str, DomainPolicy] = Field(default_factory=dict)
+
+    @field_validator("domains")
+    @classmethod
+    def _hosts(cls, v: dict[str, DomainPolicy]) -> dict[str, DomainPolicy]:
+        out = {}
+        for host, policy in v.items():
+            if not re.fullmatch(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]", host):
+                raise ValueError(f"{host!r} is not a host name; write e.g. \"news.example.org\" (no scheme, "
+                                 f"port or path)")
+            out[host.lower()] = policy
+        return out
+
+    def domain_policy(self, host: str) -> tuple[int, float]:
+        """(concurrency, minimum delay in seconds) for requests to `host`."""
+        policy = self.domains.get(host.lower())
+        concurrency = policy.concurrency if policy and policy.concurrency else self.concurrency_per_domain
+        delay = policy.delay if policy and policy.delay is not None else self.download_delay
+        return concurrency, delay.total_seconds()
 
 
 class SmtpConfig(_Model):
@@ -285,6 +314,16 @@ class NotifyConfig(_Model):
 
 class RedisConfig(_Model):
     url: str = "redis://127.0.0.1:6379/0"
+    # Scale-out (watcher/scale.py): a worker that stops renewing its jobs for this long (killed, frozen,
+    # cut off) loses them to another worker. Renewed every quarter of it, so a live worker keeps a long check.
+    lease: Duration = timedelta(seconds=60)
+
+    @field_validator("lease")
+    @classmethod
+    def _lease(cls, v: timedelta) -> timedelta:
+        if v < timedelta(seconds=2):
+            raise ValueError("'lease' must be at least 2s")
+        return v
 
 
 class WebConfig(_Model):

@@ -71,6 +71,11 @@ class _WatchState:
     backoff_until: dt.datetime | None
     hashes: dict[str, str]
     raw_hash: str | None = None
+    due_done: int | None = None
+
+
+class DueAlreadyStored(Exception):
+    """Another check already stored this due time (or a later one) of the watch: this one stores nothing."""
 
 
 class CheckAbandoned(Exception):
@@ -139,6 +144,7 @@ class Pipeline:
         self.fetcher = fetcher
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="watcher-process")
         self._running: set[str] = set()
+        self._due: dict[str, int] = {}  # watch -> the due time its running check serves (scale-out workers)
         # Backpressure: fetching outruns extraction, and every fetched body waits in memory until it is
         # processed. At most this many checks sit between "fetch started" and "stored".
         self._in_flight = asyncio.Semaphore(max(4, 2 * config.fetch.concurrency))
@@ -151,10 +157,15 @@ class Pipeline:
 
     # ------------------------------------------------------------------ async part
 
-    async def check(self, name: str, *, honour_backoff: bool = True) -> CheckResult:
+    async def check(self, name: str, *, honour_backoff: bool = True, due: int | None = None) -> CheckResult:
         """Fetch and process one watch. Never raises for a bad page, and always ends: the fetch within
         `fetch.fetch_deadline`, the processing within `fetch.processing_budget` (else `timeout`).
-        A running watch is not started twice."""
+        A running watch is not started twice.
+
+        `due` (scale-out workers): the due time this check serves, in ms since the epoch. A due time at or
+        before the watch's last stored one is skipped unfetched, and the check's rows are committed only if
+        no other check stored that due time first (compared in the same transaction, `_watch_row`), so a
+        due time is stored at most once however many workers run it."""
         try:
             wc = self.config.watch_by_name(name)
         except ConfigError:  # removed by a config reload after its run was due
@@ -162,11 +173,14 @@ class Pipeline:
         if name in self._running:
             return CheckResult(name, "skipped", reason="already-running")
         self._running.add(name)
+        if due is not None:
+            self._due[name] = due
         started = time.monotonic()
         try:
             result = await self._check(wc, honour_backoff)
         finally:
             self._running.discard(name)
+            self._due.pop(name, None)
         result.duration_ms = int((time.monotonic() - started) * 1000)
         HEALTH.checked(name, result.outcome, result.reason)
         return result
@@ -176,6 +190,9 @@ class Pipeline:
         try:
             state: _WatchState = await self._in_thread(self._load_state, name)
             HEALTH.database_ok()
+            due = self._due.get(name)
+            if due is not None and state.due_done is not None and state.due_done >= due:
+                return CheckResult(name, "skipped", reason="already-done")
             if honour_backoff and state.backoff_until and state.backoff_until > utcnow():
                 return CheckResult(name, "skipped", reason="backoff")
             async with self._in_flight:
@@ -183,6 +200,8 @@ class Pipeline:
                 return await self._process(wc, outcome, state)
         except asyncio.CancelledError:
             raise
+        except DueAlreadyStored:
+            return CheckResult(name, "skipped", reason="already-done")
         except Exception as e:
             if is_database_unavailable(e):
                 # Not the watch's fault, and nowhere to record it: the health view and one log line per
@@ -247,6 +266,8 @@ class Pipeline:
                                error=redact(error or f"{e.__class__.__name__}: {e}")[:2000])
         try:
             return await asyncio.to_thread(self._record_failure, wc, outcome)
+        except DueAlreadyStored:
+            return CheckResult(wc.name, "skipped", reason="already-done")
         except Exception as e2:
             if is_database_unavailable(e2):
                 HEALTH.database_failed(e2, f"recording the failure of {wc.name}")
@@ -281,7 +302,7 @@ class Pipeline:
             rows = s.execute(select(Snapshot.entry_key, Snapshot.content_hash)
                              .join(latest, Snapshot.id == latest.c.id)).all()
             return _WatchState(w.etag, w.last_modified, w.backoff_until, {k: h for k, h in rows},
-                               w.config.get("_raw_hash"))
+                               w.config.get("_raw_hash"), w.due_done)
 
     def _normalise(self, wc: WatchConfig, outcome: FetchOutcome, budget: Budget) -> list[Document]:
         from watcher.document import drop_ignored, normalise
@@ -338,7 +359,15 @@ class Pipeline:
         return extract(doc, reference_date=ref, topic=wc.topic.topic() if wc.topic else None)
 
     def _watch_row(self, s: Session, name: str) -> Watch:
-        return s.scalars(select(Watch).where(Watch.name == name).with_for_update()).one()
+        """The watch's row, locked for this transaction; for a check that serves a due time, also the claim
+        of that due time: refused (the whole transaction rolls back) if it or a later one is stored."""
+        w = s.scalars(select(Watch).where(Watch.name == name).with_for_update()).one()
+        due = self._due.get(name)
+        if due is not None:
+            if w.due_done is not None and w.due_done >= due:
+                raise DueAlreadyStored(name, due)
+            w.due_done = due
+        return w
 
     def _record_failure(self, wc: WatchConfig, outcome: FetchOutcome, budget: Budget | None = None) -> CheckResult:
         from watcher.changes import save_events
@@ -357,7 +386,8 @@ class Pipeline:
                                   self.config.fetch.max_backoff.total_seconds())
             w.backoff_until = now + dt.timedelta(seconds=delay)
             s.add(Check(watch_id=w.id, at=now, outcome="failed", http_status=outcome.http_status,
-                        duration_ms=outcome.duration_ms, reason=(outcome.reason or "")[:64], error=error))
+                        duration_ms=outcome.duration_ms, reason=(outcome.reason or "")[:64], error=error,
+                        due=self._due.get(wc.name)))
             if w.consecutive_failures >= self.config.fetch.failures_before_event and not w.failure_reported:
                 since = dt.datetime.fromisoformat(w.config.get("_failing_since", now.isoformat()))
                 event = ChangeEvent(
@@ -424,7 +454,7 @@ class Pipeline:
                 if latest is not None:
                     events += record_unchanged(s, watch=w, snapshot=latest, confirm=wc.confirm)
             s.add(Check(watch_id=w.id, at=now, outcome=status, http_status=outcome.http_status,
-                        duration_ms=outcome.duration_ms, snapshot_id=last_snapshot_id))
+                        duration_ms=outcome.duration_ms, snapshot_id=last_snapshot_id, due=self._due.get(wc.name)))
             result.snapshots = len(changed)
             result.events = len(events)
             result.alerts = enqueue_alerts(s, events) if events else 0

@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "remove": "watcher.cli.manage:remove",
     "import": "watcher.cli.manage:import_",
     "export": "watcher.cli.manage:export",
+    "status": "watcher.cli.status:status",
 }
 
 

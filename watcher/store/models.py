@@ -85,6 +85,9 @@ class Watch(Base):
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     failure_reported: Mapped[bool] = mapped_column(Boolean, default=False)
     backoff_until: Mapped[dt.datetime | None] = mapped_column()
+    # Scale-out: the latest due time (ms since the epoch) whose check is stored. A worker stores a check for
+    # a due time only if it is later than this, in the same transaction, so no due time is stored twice.
+    due_done: Mapped[int | None] = mapped_column(BigInteger)
 
     checks: Mapped[list[Check]] = relationship(back_populates="watch", passive_deletes=True)
 
@@ -104,6 +107,8 @@ class Check(Base):
     reason: Mapped[str | None] = mapped_column(SafeString(64))
     error: Mapped[str | None] = mapped_column(SafeText)
     snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id", ondelete="SET NULL"))
+    # The due time (ms since the epoch) this check served when a scale-out worker made it; else NULL.
+    due: Mapped[int | None] = mapped_column(BigInteger)
 
     watch: Mapped[Watch] = relationship(back_populates="checks")
 
