@@ -398,10 +398,14 @@ class QueueExecutor(BaseExecutor):  # type: ignore[misc]
         self._loop = asyncio.get_running_loop()
 
     def _do_submit_job(self, job: Any, run_times: list[dt.datetime]) -> None:
+        # Called in the scheduler's thread: hand over to the loop.
         name, due = job.args[0], due_ms(run_times[-1])  # coalesced misfires: the latest due time
+        self._loop.call_soon_threadsafe(self._submit, job.id, name, due)
+
+    def _submit(self, job_id: str, name: str, due: int) -> None:
         self.pending[name] = max(due, self.pending.get(name, due))
         self._wake.set()
-        self._loop.call_soon(self._run_job_success, job.id, [])
+        self._run_job_success(job_id, [])
 
     async def flush_forever(self, stop: asyncio.Event) -> None:
         failing_since: float | None = None
@@ -515,12 +519,12 @@ async def run_scheduler_role(store: Store, config: Config, stop: asyncio.Event, 
         current[0] = change.config
         info["watches"] = len(change.config.watch)
         for scheduler in active:
-            sync_jobs(scheduler, change.config, func=ENQUEUE_WATCH)
+            await asyncio.to_thread(sync_jobs, scheduler, change.config, func=ENQUEUE_WATCH)
 
-    follower = asyncio.ensure_future(follow_config(config, apply, stop, hup))
     started = time.time()
     info: dict[str, Any] = {"kind": "scheduler", "role": "standby", "host": socket.gethostname(),
                             "pid": os.getpid(), "started": started, "watches": len(config.watch)}
+    follower = asyncio.ensure_future(follow_config(config, apply, stop, hup))
 
     async def beat(executor: QueueExecutor | None) -> None:
         if executor is not None:
@@ -542,18 +546,22 @@ async def run_scheduler_role(store: Store, config: Config, stop: asyncio.Event, 
                 await queue.forget_watches({w.name for w in current[0].watch if w.enabled})
             executor = QueueExecutor(queue)
             flusher = asyncio.ensure_future(executor.flush_forever(stop))
-            scheduler = create_scheduler(store)
+            scheduler = create_scheduler(store, threaded=True)
             scheduler.add_executor(executor, "default")
             scheduler.start(paused=True)
-            sync_jobs(scheduler, current[0], func=ENQUEUE_WATCH)
-            scheduler.resume()
-            active.append(scheduler)
-            while not stop.is_set() and await asyncio.to_thread(lock.held):
-                await beat(executor)
-                await _sleep(stop, poll)
-            active.remove(scheduler)
-            scheduler.shutdown(wait=False)
-            await asyncio.sleep(0)  # let the executor's last callbacks run
+            try:
+                await asyncio.to_thread(sync_jobs, scheduler, current[0], func=ENQUEUE_WATCH)
+                scheduler.resume()
+                active.append(scheduler)
+                while not stop.is_set() and await asyncio.to_thread(lock.held):
+                    await beat(executor)
+                    await _sleep(stop, poll)
+            finally:
+                if scheduler in active:
+                    active.remove(scheduler)
+                # Not waiting: with the database gone its thread may be stuck in a job-store call.
+                scheduler.shutdown(wait=False)
+            await asyncio.sleep(0.1)  # let the executor's last hand-overs reach the loop
             if executor.pending:
                 with contextlib.suppress(Exception):
                     await queue.enqueue(executor.pending)
@@ -940,7 +948,10 @@ def _queue_status(r: Any, now: int) -> dict[str, Any]:
     after = r.xrange(STREAM, min=f"({last}", count=1) if group else r.xrange(STREAM, count=1)
     if after:
         entry_id, fields = after[0]
-        oldest_waiting = {"watch": fields.get("watch"), "due": due_iso(fields.get("due")),
+        # A later due time may have joined the entry while it waited (watcher:queued has the latest).
+        marker = (r.hget(QUEUED, fields.get("watch", "")) or "").split()
+        due = marker[1] if len(marker) == 2 and marker[0] == entry_id else fields.get("due")
+        oldest_waiting = {"watch": fields.get("watch"), "due": due_iso(due),
                           "enqueued": _iso_ms(_entry_ms(entry_id)), "age_s": _round((now - _entry_ms(entry_id)) / 1000)}
     oldest_running = None
     if in_progress and pending.get("min"):

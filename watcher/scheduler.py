@@ -17,6 +17,7 @@ from typing import Any
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -59,8 +60,11 @@ async def run_watch(name: str, sig: str | None = None) -> None:
     log.info("%s: %s%s", name, result.outcome, f" ({result.reason})" if result.reason else "")
 
 
-def create_scheduler(store: Store) -> AsyncIOScheduler:
-    return AsyncIOScheduler(
+def create_scheduler(store: Store, *, threaded: bool = False) -> Any:
+    """An AsyncIOScheduler on the running loop, or with `threaded` one that wakes in a thread of its own
+    (the scale-out scheduler role: its job-store commits, one per due time, never stall the loop)."""
+    cls = BackgroundScheduler if threaded else AsyncIOScheduler
+    return cls(
         jobstores={"default": SQLAlchemyJobStore(engine=store.engine, tablename="apscheduler_jobs"),
                    "memory": MemoryJobStore()},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
