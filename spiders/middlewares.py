@@ -165,11 +165,9 @@ class RobotsTxtMiddleware(_ScrapyRobotsTxtMiddleware):
         self._shared: Any = None
         url = crawler.settings.get("WATCHER_REDIS_URL")
         if url:
-            import redis.asyncio as aredis
+            from watcher.scale import RobotsCache, redis_client
 
-            from watcher.scale import RobotsCache
-
-            self._shared = RobotsCache(aredis.from_url(url))
+            self._shared = RobotsCache(redis_client(url, decode=False))
             crawler.signals.connect(self._close_shared, signal=signals.spider_closed)
 
     async def _close_shared(self, spider: Any = None) -> None:

@@ -32,11 +32,9 @@ class SharedPolitenessMiddleware:
         url = crawler.settings.get("WATCHER_REDIS_URL")
         if not url:
             raise NotConfigured
-        import redis.asyncio as aredis
+        from watcher.scale import DomainGate, member_id, redis_client
 
-        from watcher.scale import DomainGate, member_id
-
-        gate = DomainGate(aredis.from_url(url, decode_responses=True), crawler.settings["WATCHER_FETCH_CONFIG"],
+        gate = DomainGate(redis_client(url), crawler.settings["WATCHER_FETCH_CONFIG"],
                           crawler.settings.get("WATCHER_WORKER_ID") or member_id(),
                           lease=crawler.settings.getfloat("WATCHER_LEASE", 60.0))
         mw = cls(gate)

@@ -663,3 +663,89 @@ def test_one_scheduler_three_workers_two_senders(pg_server_url, redis_url, redis
     assert alerts and {a.status for a in alerts} == {"sent"}
     received = [h.headers["X-Watcher-Event-Id"] for h in hook.hits]
     assert len(received) == len(set(received)) == len(alerts)
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A throwaway Redis server on a free port (append-only file, so a restart keeps its data) that the test
+    may stop and start without touching the machine's shared server."""
+    import shutil
+
+    from tests.receivers import free_port
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        require_or_skip("the Redis-outage test needs the redis-server binary")
+    port, data = free_port(), tmp_path / "redis"
+    data.mkdir()
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data), "--appendonly", "yes",
+            "--save", ""]
+    proc: list[subprocess.Popen] = []
+
+    def start() -> None:
+        import redis
+
+        proc.append(subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        _wait_for(lambda: _pings(redis, port), 30, "the private Redis to answer")
+
+    def stop() -> None:
+        proc[-1].send_signal(signal.SIGTERM)  # Redis flushes its append-only file and exits
+        proc[-1].wait(30)
+
+    start()
+    try:
+        yield f"redis://127.0.0.1:{port}/0", stop, start
+    finally:
+        if proc[-1].poll() is None:
+            proc[-1].kill()
+            proc[-1].wait(10)
+
+
+def _pings(redis, port: int) -> bool:
+    try:
+        return bool(redis.Redis(port=port, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_redis_outage_stops_checks_and_loses_no_watch(pg_server_url, private_redis, tmp_path):
+    """Redis goes away under a scheduler and two workers, then comes back: every process keeps running,
+    the scheduler keeps the due times it fires meanwhile and hands them over on return, every watch is
+    checked again after it, and no due time is stored twice."""
+    pg = _need_pg(pg_server_url)
+    redis_url, stop_redis, start_redis = private_redis
+    names = [f"p{i}" for i in range(10)]
+    with PageServer() as server:
+        hits: Counter = Counter()
+        for i in range(10):
+            def reply(_, i=i):
+                hits[f"p{i}"] += 1
+                return _page(i, hits[f"p{i}"], moving=False)
+            server.route(f"/p{i}", reply)
+        hook = HookReceiver()
+        cfg = _config(tmp_path, pg, redis_url, server, hook, names, interval="2s", lease="4s",
+                      fetch="concurrency_per_domain = 4\n")
+        procs = Processes(cfg, tmp_path)
+        try:
+            procs.start("scheduler", "run", "--role", "scheduler")
+            for w in ("worker-1", "worker-2"):
+                procs.start(w, "worker")
+            _wait_for(lambda: set(_checks_by_due(pg)[0]) == set(names), 120, "every watch to be checked")
+            stop_redis()
+            time.sleep(6)  # three intervals without Redis
+            back = max(max(d) for d in _checks_by_due(pg)[0].values())  # the latest due time stored so far
+            start_redis()
+            _wait_for(lambda: all(max(d) > back for d in _checks_by_due(pg)[0].values()), 120,
+                      "every watch to be checked again after Redis came back")
+            assert all(p.poll() is None for p in procs.procs.values()), "a process died with Redis"
+            procs.stop()
+        finally:
+            procs.kill_all()
+    hook.close()
+    _, twice = _checks_by_due(pg)
+    assert twice == []
+    scheduler_log = procs.log("scheduler")
+    assert "keeping them until it is back" in scheduler_log and "Redis is back" in scheduler_log
+    assert "cannot read the queue" in procs.log("worker-1") + procs.log("worker-2")

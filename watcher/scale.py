@@ -492,10 +492,16 @@ async def _wait(event: asyncio.Event, seconds: float) -> None:
 _sleep = _wait  # _sleep(stop, s): sleep s seconds unless stopped first
 
 
-def redis_client(config: Config, **kwargs: Any) -> Any:
+def redis_client(url: str, *, decode: bool = True) -> Any:
+    """An asyncio Redis client that retries a command once on a dropped connection (a pooled connection
+    is dead after a Redis restart; the retry reconnects)."""
     import redis.asyncio as aredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
 
-    return aredis.from_url(config.redis.url, decode_responses=True, **kwargs)
+    return aredis.from_url(url, decode_responses=decode, retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 2),
+                           retry_on_error=[RedisConnectionError])
 
 
 async def run_scheduler_role(store: Store, config: Config, stop: asyncio.Event, *, poll: float = 1.0,
@@ -507,7 +513,7 @@ async def run_scheduler_role(store: Store, config: Config, stop: asyncio.Event, 
 
     me = member_id()
     lock = LeaderLock(store, name=me)
-    r = redis_client(config)
+    r = redis_client(config.redis.url)
     queue = JobQueue(r, lease=config.redis.lease.total_seconds(),
                      maxlen=max(10_000, 4 * len(config.watch)))
     store.sync_watches(config.watch)
@@ -586,7 +592,7 @@ class Worker:
                  grace: float = 10.0) -> None:
         self.store, self.config = store, config
         self.id = worker_id or member_id()
-        self.r = redis_client(config)
+        self.r = redis_client(config.redis.url)
         self.lease = config.redis.lease.total_seconds()
         self.queue = JobQueue(self.r, lease=self.lease, maxlen=max(10_000, 4 * len(config.watch)))
         self.capacity = config.fetch.concurrency
