@@ -68,7 +68,8 @@ def _render_scale(name: str, s: dict[str, Any]) -> None:
     if "error" in s:
         console.print(f"  [red]{safe(s['error'])}[/]")
         return
-    console.print(f"  Redis memory {s.get('memory_bytes', 0) / 1e6:.1f} MB, {s.get('keys')} keys")
+    memory = (s.get("memory_bytes") or 0) / 1e6
+    console.print(f"  Redis: {s.get('keys')} keys in this database; server memory {memory:.1f} MB")
     sched = s.get("scheduler") or {}
     active, holder = sched.get("active"), sched.get("lock_holder")
     if active:
@@ -82,13 +83,16 @@ def _render_scale(name: str, s: dict[str, Any]) -> None:
     for sb in sched.get("standby") or []:
         console.print(f"  standby scheduler: {safe(sb['id'])}, heartbeat {_age(sb['heartbeat_age_s'])}")
     workers = s.get("workers") or []
+    if not workers:
+        console.print("  workers: none seen in the last hour (start `watcher worker`)")
     table = Table(title=f"{sum(w['alive'] for w in workers)} live workers")
     for col in ("worker", "last heartbeat", "in flight", "checks", "state"):
         table.add_column(col)
     for w in workers:
         table.add_row(safe(w["id"]), _age(w["heartbeat_age_s"]), f"{w.get('in_flight', 0)}/{w.get('capacity', '?')}",
                       str(w.get("checks", 0)), "alive" if w["alive"] else "[red]silent[/]")
-    console.print(table)
+    if workers:
+        console.print(table)
     q = s.get("queue") or {}
     console.print(f"  queue: {q.get('waiting', 0)} waiting, {q.get('in_progress', 0)} in progress")
     for label, key in (("oldest waiting", "oldest_waiting"), ("oldest in progress", "oldest_in_progress")):
