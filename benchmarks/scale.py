@@ -82,7 +82,7 @@ def measure(workers: int, pages: int, seconds: float, interval: float, pg: str, 
         cfg = tmp / "watcher.toml"
         cfg.write_text(f'[watcher]\ndatabase_url = "{pg}"\nreload_on_change = false\n[redis]\nurl = "{redis_url}"\n'
                        f'[fetch]\nautothrottle = false\nretries = 0\nconcurrency = 32\nconcurrency_per_domain = 32\n'
-                       f'{watches}')
+                       f'allow_private = ["{base.split("//")[1]}"]\n{watches}')
         cmd = [sys.executable, "-m", "watcher", "-c", str(cfg)]
         subprocess.run([*cmd, "check", "--json"], capture_output=True, timeout=1800, cwd=HERE.parent)  # baseline
         procs = [subprocess.Popen([*cmd, "run", "--role", "scheduler"], stdout=subprocess.DEVNULL,
