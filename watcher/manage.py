@@ -122,6 +122,10 @@ class AddError(ConfigError):
     """The watch cannot be added as asked (the message says what to change)."""
 
 
+class WatchExists(AddError):
+    """The name is taken, or the URL is already watched."""
+
+
 def _fetch(url: str, kind: str, config: Config) -> FetchOutcome:
     from spiders import fetch_once
 
@@ -162,7 +166,7 @@ def propose(url: str, config: Config, *, name: str | None = None, kind: str = "a
         interval = None
     taken = {w.name for w in config.watch}
     if name is not None and name in taken:
-        raise AddError(f"a watch named {name!r} already exists; pick another --name")
+        raise WatchExists(f"a watch named {name!r} already exists; pick another name")
     entry_topic = topic_entry(topic)
     # Check what the user typed before fetching anything.
     validate_entry(watch_entry(name=name or "check", url=url, kind="html" if kind == "auto" else kind,
@@ -207,7 +211,7 @@ def propose(url: str, config: Config, *, name: str | None = None, kind: str = "a
         raise AddError("without fetching, give the kind (--kind html|wordpress|feed)")
     if any(w.url == target for w in config.watch):
         other = next(w.name for w in config.watch if w.url == target)
-        raise AddError(f"{target} is already watched as {other!r}")
+        raise WatchExists(f"{target} is already watched as {other!r}")
     final_name = name or unique_name(name_for_url(target if target_kind == "feed" else url), taken)
     entry = watch_entry(name=final_name, url=target, kind=target_kind, topic=entry_topic, interval=interval,
                         cron=cron, jitter=jitter, scope=scope)

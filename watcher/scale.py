@@ -438,6 +438,12 @@ class QueueExecutor(BaseExecutor):  # type: ignore[misc]
 # --------------------------------------------------------------------------- the scheduler role
 
 
+async def enqueue_now(queue: JobQueue, name: str) -> None:
+    """A check asked for by hand: queued with this moment as its due time (later than any done one, so
+    the queue and the pipeline take it; a due time already waiting for the watch is brought forward)."""
+    await queue.enqueue({name: due_ms(dt.datetime.now(dt.UTC))})
+
+
 class LeaderLock:
     """A session-level PostgreSQL advisory lock on a connection of its own. PostgreSQL releases it when
     that connection ends, so a killed scheduler frees it at once for a standby."""
@@ -508,6 +514,7 @@ async def run_scheduler_role(store: Store, config: Config, stop: asyncio.Event, 
                              hup: asyncio.Event | None = None) -> None:
     """Stand by until the lock is ours, then schedule (enqueue) until it is lost or we are stopped.
     A config reload (SIGHUP, file change) re-syncs the jobs of the active scheduler."""
+    from watcher.rechecks import serve_requests
     from watcher.reload import ConfigChange, follow_config
     from watcher.scheduler import create_scheduler, sync_jobs
 
@@ -555,14 +562,22 @@ async def run_scheduler_role(store: Store, config: Config, stop: asyncio.Event, 
             scheduler = create_scheduler(store, threaded=True)
             scheduler.add_executor(executor, "default")
             scheduler.start(paused=True)
+            leading, requests = asyncio.Event(), None
             try:
                 await asyncio.to_thread(sync_jobs, scheduler, current[0], func=ENQUEUE_WATCH)
                 scheduler.resume()
                 active.append(scheduler)
+                # Rechecks asked for on the web page or the API: on the queue now, due this moment.
+                requests = asyncio.ensure_future(serve_requests(store, lambda name: enqueue_now(queue, name),
+                                                                leading))
                 while not stop.is_set() and await asyncio.to_thread(lock.held):
                     await beat(executor)
                     await _sleep(stop, poll)
             finally:
+                leading.set()
+                if requests is not None:
+                    with contextlib.suppress(Exception):
+                        await requests
                 if scheduler in active:
                     active.remove(scheduler)
                 # Not waiting: with the database gone its thread may be stuck in a job-store call.

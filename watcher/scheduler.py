@@ -105,10 +105,12 @@ def sync_jobs(scheduler: AsyncIOScheduler, config: Config, *, first_run_spread: 
 
 
 async def run_daemon(store: Store, config: Config, *, stop: asyncio.Event | None = None,
-                     fetcher: Any = None, sender: bool = True, hup: asyncio.Event | None = None) -> None:
+                     fetcher: Any = None, sender: bool = True, hup: asyncio.Event | None = None,
+                     request_poll: float = 2.0) -> None:
     """The long-running daemon: fetcher + scheduler + outbox sender until SIGTERM/SIGINT (or `stop`).
 
-    The config is reloaded when `hup` is set (SIGHUP) and when its file changes (watcher.reload)."""
+    The config is reloaded when `hup` is set (SIGHUP) and when its file changes (watcher.reload); checks
+    asked for on the web page or the API are polled for every `request_poll` seconds (watcher.rechecks)."""
     global _pipeline
     from spiders.fetch import Fetcher
     from watcher.pipeline import Pipeline
@@ -137,7 +139,12 @@ async def run_daemon(store: Store, config: Config, *, stop: asyncio.Event | None
         pipeline.config = new
         sync_jobs(scheduler, new)
 
-    tasks = [asyncio.ensure_future(follow_config(config, apply, stop, hup))]
+    from watcher.rechecks import serve_requests
+
+    tasks = [asyncio.ensure_future(follow_config(config, apply, stop, hup)),
+             # Rechecks asked for on the web page or the API: now, whatever the backoff.
+             asyncio.ensure_future(serve_requests(store, lambda name: pipeline.check(name, honour_backoff=False),
+                                                  stop, poll=request_poll))]
     if sender:
         from watcher.notify import sender_loop
 

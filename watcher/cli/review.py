@@ -138,15 +138,17 @@ def timeline(ctx: click.Context, topic: str, as_json: bool) -> None:
 @click.option("--port", type=int, default=8080, show_default=True)
 @click.pass_context
 def web(ctx: click.Context, host: str, port: int) -> None:
-    """Serve the read-only review site. Off loopback it requires the token named by watcher.web_token_env."""
+    """Serve the review site and the REST API (/api/v1, docs/api.md). Off loopback it requires the token named
+    by watcher.web_token_env; writes (API, and the recheck/pause/resume buttons) always do."""
     import uvicorn
 
     from watcher.web import create_app
 
     config, store = get_config(ctx), get_store(ctx)
     token = _web_token(config, host)
-    app = create_app(store, token=token, stale_after=config.topics.stale_after)
-    err_console.print(f"watcher web on http://{host}:{port}/" + (" (token required)" if token else ""))
+    app = create_app(store, token=token, stale_after=config.topics.stale_after, config_path=config.source_path)
+    err_console.print(f"watcher web on http://{host}:{port}/" + (" (token required)" if token else
+                      "; read-only: set the token to recheck, pause and resume watches (API writes too)"))
     uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
 
 

@@ -250,3 +250,24 @@ class TopicConsensus(Base):
     value: Mapped[Any] = mapped_column(SafeJSON)
     sources: Mapped[list[Any]] = mapped_column(SafeJSON, default=list)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class CheckRequest(Base):
+    """A check asked for by hand (web page, API), waiting for the running daemon to carry it out; the web
+    process may be another process than the daemon, so the request goes through the database.
+
+    state: pending -> running (claimed by a daemon) -> done (with its outcome) | expired (no daemon took it).
+    """
+
+    __tablename__ = "check_requests"
+    __table_args__ = (Index("ix_check_requests_state_id", "state", "id"),
+                      Index("ix_check_requests_watch_id", "watch", "id"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    watch: Mapped[str] = mapped_column(SafeString(100))
+    requested_by: Mapped[str | None] = mapped_column(SafeString(32))
+    requested_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    state: Mapped[str] = mapped_column(SafeString(16), default="pending")
+    started_at: Mapped[dt.datetime | None] = mapped_column()
+    finished_at: Mapped[dt.datetime | None] = mapped_column()
+    outcome: Mapped[str | None] = mapped_column(SafeString(16))
+    error: Mapped[str | None] = mapped_column(SafeText)
