@@ -193,6 +193,8 @@ def test_add_pause_resume_delete_over_the_api(store, cfg, server):
         assert added["written"] is True and added["watch"]["kind"] == "wordpress"
         assert added["watch"]["url"] == server.url("/blog/wp-json/wp/v2/posts/161")
         assert added["preview"][0]["facts"]["release"]["text"] == "early 2027"
+        spec = api.get("/openapi.json").json()
+        schema_validator(spec, "Proposal").validate(added)
         name = added["watch"]["name"]
         assert load_config(cfg).watch_by_name(name).interval.total_seconds() == 12 * 3600
         assert "# managed over the API too" in cfg.read_text() and 'name = "b"   # the second' in cfg.read_text()

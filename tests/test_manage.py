@@ -138,7 +138,7 @@ def test_add_page_that_links_a_feed_offers_it(server, cfg):
     out = json.loads(run(cfg, "add", server.url("/news/show-s2"), "--kind", "feed", "--json"))
     assert out["watch"]["kind"] == "feed" and out["watch"]["url"] == server.url("/news/atom.xml")
     assert out["watch"]["name"] == "127.0.0.1-atom.xml"
-    assert out["documents"] == 2 and [p["title"] for p in out["preview"]] == [
+    assert out["documents"] == 2 and [p["document"]["title"] for p in out["preview"]] == [
         "Show Season 2 release date", "Other Show renewed"]
     assert out["preview"][1]["facts"]["renewal"]["value"] == "renewed"
 

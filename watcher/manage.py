@@ -91,7 +91,8 @@ def validate_entry(entry: dict[str, Any]) -> WatchConfig:
 
 @dataclass
 class Preview:
-    """One document as the pipeline would see it, and the facts extraction finds in it."""
+    """One document as the pipeline would see it, and the facts extraction finds in it (`facts`: what
+    `watcher extract --json` prints for it, or its `document` and an `error`)."""
 
     url: str
     title: str | None
@@ -114,8 +115,7 @@ class Proposal:
         return {"watch": self.entry, "detected": self.detected, "given_url": self.given_url,
                 "offered_feeds": self.offered_feeds, "fetched": self.fetched, "http_status": self.http_status,
                 "documents": self.documents,
-                "preview": [{"url": p.url, "title": p.title, "published": p.published, **p.facts}
-                            for p in self.previews]}
+                "preview": [p.facts for p in self.previews]}
 
 
 class AddError(ConfigError):
@@ -145,7 +145,8 @@ def _previews(outcome: FetchOutcome, watch: WatchConfig) -> list[Preview]:
         try:
             doc = normalise(raw, watch.scope)
         except DocumentError as e:
-            out.append(Preview(raw.url, raw.title, None, {"error": str(e)}))
+            out.append(Preview(raw.url, raw.title, None, {"document": {"url": raw.url, "title": raw.title},
+                                                           "error": str(e)}))
             continue
         facts = extract(doc, reference_date=doc.published or doc.modified or dt.datetime.now(dt.UTC).date(),
                         topic=watch.topic.topic() if watch.topic else None).to_json_dict()

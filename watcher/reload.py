@@ -42,6 +42,8 @@ class ConfigChange:
             if names:
                 shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
                 parts.append(f"{what} {shown}")
+        if len(parts) == 1:
+            parts.append("no watch changed")
         return "; ".join(parts)
 
 

@@ -77,10 +77,11 @@ def _schemas() -> dict[str, Any]:
         offered_feeds={"type": "array", "items": _obj(["url"], url={"type": "string"}, title=_NULL_STR,
                                                       type={"type": "string"})},
         fetched={"type": "boolean"}, http_status={"type": ["integer", "null"]}, documents={"type": "integer"},
-        preview={"type": "array", "description": "per document (first 5): url, title, published and the facts "
-                                                 "`watcher extract --json` would print",
-                 "items": _obj(["url"], url={"type": "string"}, title=_NULL_STR, published=_NULL_STR,
-                               work=_NULL_STR, season={"type": ["integer", "null"]}, facts={"type": "object"})},
+        preview={"type": "array", "description": "per document (the first 5): what `watcher extract --json` "
+                                                 "prints for it (docs/api.md), or its document and an error",
+                 "items": _obj(["document"], document=_obj(["url"], url={"type": "string"}, title=_NULL_STR),
+                               work=_NULL_STR, season={"type": ["integer", "null"]}, facts={"type": "object"},
+                               error={"type": "string"})},
         written={"type": "boolean"})
     event = _obj(
         ["id", "event_id", "type", "detected_at", "summary"], id={"type": "integer"},
