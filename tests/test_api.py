@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.pageserver import PageServer, Reply
+from tests.pageserver import PageServer
 from tests.receivers import free_port
-from tests.test_manage import ATOM, NEWS_PAGE, WP_JSON, WP_PAGE
+from tests.test_manage import sample_site
 from tests.test_pipeline import page
 from tests.test_reload import checks, wait_for
 from tests.test_review import browser  # noqa: F401  (the Chromium fixture)
@@ -53,13 +53,7 @@ def server():
     with PageServer() as s:
         s.route("/a", page("early 2027", stamp="a"))
         s.route("/b", page("late 2026", stamp="b"))
-        s.route("/blog/all-of-us-are-dead-season-2/", lambda _: Reply(
-            body=WP_PAGE.format(base=s.base).encode(), headers={"Content-Type": "text/html; charset=UTF-8"}))
-        s.route("/blog/wp-json/wp/v2/posts/161", Reply(body=WP_JSON, headers={"Content-Type": "application/json"}))
-        s.route("/news/show-s2", Reply(body=NEWS_PAGE.encode(), headers={"Content-Type": "text/html"}))
-        s.route("/news/atom.xml", lambda _: Reply(body=ATOM.format(base=s.base).encode(),
-                                                  headers={"Content-Type": "application/atom+xml"}))
-        yield s
+        yield sample_site(s)
 
 
 def write_config(path: Path, database_url: str, server: PageServer, *, interval_a: str = "1h") -> Path:

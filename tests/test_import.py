@@ -12,8 +12,8 @@ from typing import get_args
 
 import pytest
 
-from tests.pageserver import PageServer, Reply
-from tests.test_manage import ATOM, NEWS_PAGE, only_added, run
+from tests.pageserver import PageServer
+from tests.test_manage import only_added, run, sample_site
 from watcher.config import load_config
 from watcher.records import WatchKind
 
@@ -89,11 +89,7 @@ def changedetection_zip(base: str, *, legacy: bool = False) -> bytes:
 @pytest.fixture
 def server():
     with PageServer() as s:
-        s.route("/news/show-s2", Reply(body=NEWS_PAGE.encode(), headers={"Content-Type": "text/html"}))
-        s.route("/old", Reply(body=NEWS_PAGE.encode(), headers={"Content-Type": "text/html"}))
-        s.route("/news/atom.xml", lambda _: Reply(body=ATOM.format(base=s.base).encode(),
-                                                  headers={"Content-Type": "application/atom+xml"}))
-        yield s
+        yield sample_site(s)
 
 
 @pytest.fixture

@@ -69,17 +69,22 @@ interval = "1h"
 """
 
 
+def sample_site(s: PageServer) -> PageServer:
+    """A WordPress post page (with its REST JSON), a news page that links an Atom feed, the feed, and /old."""
+    s.route("/blog/all-of-us-are-dead-season-2/", lambda _: Reply(
+        body=WP_PAGE.format(base=s.base).encode(), headers={"Content-Type": "text/html; charset=UTF-8"}))
+    s.route("/blog/wp-json/wp/v2/posts/161", Reply(body=WP_JSON, headers={"Content-Type": "application/json"}))
+    s.route("/news/show-s2", Reply(body=NEWS_PAGE.encode(), headers={"Content-Type": "text/html"}))
+    s.route("/news/atom.xml", lambda _: Reply(body=ATOM.format(base=s.base).encode(),
+                                              headers={"Content-Type": "application/atom+xml"}))
+    s.route("/old", Reply(body=NEWS_PAGE.encode(), headers={"Content-Type": "text/html"}))
+    return s
+
+
 @pytest.fixture
 def server():
     with PageServer() as s:
-        s.route("/blog/all-of-us-are-dead-season-2/", lambda _: Reply(
-            body=WP_PAGE.format(base=s.base).encode(), headers={"Content-Type": "text/html; charset=UTF-8"}))
-        s.route("/blog/wp-json/wp/v2/posts/161", Reply(body=WP_JSON, headers={"Content-Type": "application/json"}))
-        s.route("/news/show-s2", Reply(body=NEWS_PAGE.encode(), headers={"Content-Type": "text/html"}))
-        s.route("/news/atom.xml", lambda _: Reply(body=ATOM.format(base=s.base).encode(),
-                                                  headers={"Content-Type": "application/atom+xml"}))
-        s.route("/old", Reply(body=NEWS_PAGE.encode(), headers={"Content-Type": "text/html"}))
-        yield s
+        yield sample_site(s)
 
 
 @pytest.fixture

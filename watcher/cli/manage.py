@@ -124,19 +124,21 @@ def add(ctx: click.Context, url: str, name: str | None, topic: str | None, inter
     entry = proposal.entry
     schedule = f"cron {entry['cron']}" if entry.get("cron") else f"every {entry.get('interval')}"
     if proposal.offered_feeds and entry["kind"] == "html":
-        console.print("This page links feeds: " + ", ".join(safe(display_url(f["url"])) for f in proposal.offered_feeds)
-                      + f"\n  to watch the feed instead: watcher add {safe(url)} --kind feed")
+        feeds = ", ".join(safe(display_url(f["url"])) for f in proposal.offered_feeds)
+        console.print(f"This page links feeds: {feeds}\n"
+                      f"  to watch the feed instead: watcher add {safe(url)} --kind feed", soft_wrap=True)
     if written:
         console.print(f"added watch [bold]{safe(entry['name'])}[/bold] ({entry['kind']}, {schedule}) to "
-                      f"{safe(path)}; {TAKES_EFFECT}")
+                      f"{safe(path)}; {TAKES_EFFECT}", soft_wrap=True)
     else:
-        console.print(f"dry run: would add watch {safe(entry['name'])} ({entry['kind']}, {schedule}) to {safe(path)}")
+        console.print(f"dry run: would add watch {safe(entry['name'])} ({entry['kind']}, {schedule}) to "
+                      f"{safe(path)}", soft_wrap=True)
 
 
 def _show(proposal: Any) -> None:
     from watcher.cli.extract import facts_table
 
-    console.print(f"{safe(proposal.given_url)}: {safe(proposal.detected)}")
+    console.print(f"{safe(proposal.given_url)}: {safe(proposal.detected)}", soft_wrap=True)
     if not proposal.fetched:
         return
     more = f", showing {len(proposal.previews)}" if proposal.documents > len(proposal.previews) else ""
@@ -164,7 +166,7 @@ def _set_enabled(ctx: click.Context, name: str, enabled: bool) -> None:
         return
     ConfigFile(path).set_enabled(name, enabled, actor="`watcher pause`")
     state = "resumed" if enabled else "paused"
-    console.print(f"{state} watch [bold]{safe(name)}[/bold] in {safe(path)}; {TAKES_EFFECT}")
+    console.print(f"{state} watch [bold]{safe(name)}[/bold] in {safe(path)}; {TAKES_EFFECT}", soft_wrap=True)
 
 
 @click.command()
@@ -197,7 +199,7 @@ def remove(ctx: click.Context, name: str) -> None:
     path = config_file_path(ctx)
     _config_or_empty(ctx).watch_by_name(name)
     ConfigFile(path).remove_watch(name)
-    console.print(f"removed watch [bold]{safe(name)}[/bold] from {safe(path)}; {TAKES_EFFECT}")
+    console.print(f"removed watch [bold]{safe(name)}[/bold] from {safe(path)}; {TAKES_EFFECT}", soft_wrap=True)
 
 
 
