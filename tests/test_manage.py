@@ -246,3 +246,44 @@ def test_an_edit_that_would_break_the_config_is_refused(tmp_path):
         ConfigFile(cfg).add_watches([{"name": "b", "url": "https://y.org/"}])
     assert cfg.read_text() == before
     assert list(tmp_path.iterdir()) == [cfg]  # no temporary file left behind
+
+
+def test_add_asks_at_a_terminal_whether_to_take_the_offered_feed(server, cfg):
+    """Run at a terminal (a pseudo-terminal here), `watcher add` shows the page's facts and asks; 'y' takes
+    the feed."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    main_fd, sub_fd = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "WATCHER_DATABASE_URL"}
+    proc = subprocess.Popen([sys.executable, "-m", "watcher", "-c", str(cfg), "add", server.url("/news/show-s2")],
+                            stdin=sub_fd, stdout=sub_fd, stderr=sub_fd, env=env, close_fds=True)
+    os.close(sub_fd)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 120
+        while b"Watch the feed instead?" not in seen:
+            assert time.monotonic() < deadline and proc.poll() is None, seen.decode(errors="replace")
+            if select.select([main_fd], [], [], 1)[0]:
+                seen += os.read(main_fd, 65536)
+        os.write(main_fd, b"y\n")
+        while proc.poll() is None or select.select([main_fd], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(main_fd, 65536) if select.select([main_fd], [], [], 1)[0] else b""
+            except OSError:  # the terminal closed with the process
+                break
+            seen += chunk
+        assert proc.wait(60) == 0, seen.decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(main_fd)
+    text = seen.decode(errors="replace")
+    assert "early 2027" in text  # the page's facts, shown before the question
+    assert "added watch" in text
+    watch = load_config(cfg).watch[-1]
+    assert (watch.kind, watch.url) == ("feed", server.url("/news/atom.xml"))
