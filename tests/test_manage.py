@@ -287,3 +287,9 @@ def test_add_asks_at_a_terminal_whether_to_take_the_offered_feed(server, cfg):
     assert "added watch" in text
     watch = load_config(cfg).watch[-1]
     assert (watch.kind, watch.url) == ("feed", server.url("/news/atom.xml"))
+
+
+def test_the_message_says_how_the_daemon_will_take_the_edit(cfg):
+    assert "applies it within seconds" in run(cfg, "pause", "existing")
+    cfg.write_text(cfg.read_text().replace("[fetch]", "reload_on_change = false\n\n[fetch]"))
+    assert "send the daemon SIGHUP" in run(cfg, "resume", "existing")

@@ -21,7 +21,12 @@ from watcher.errors import DocumentError, WatcherError
 from watcher.logs import redact
 from watcher.text import display_url
 
-TAKES_EFFECT = "a running daemon applies it within seconds (or at once on SIGHUP)"
+
+def takes_effect(config: Config) -> str:
+    """How the edit reaches a running daemon, for the message that confirms it."""
+    if config.watcher.reload_on_change:
+        return "a running daemon applies it within seconds (or at once on SIGHUP)"
+    return "reload_on_change is off: send the daemon SIGHUP (kill -HUP PID) to apply it"
 
 
 def config_file_path(ctx: click.Context) -> Path:
@@ -115,7 +120,7 @@ def add(ctx: click.Context, url: str, name: str | None, topic: str | None, inter
     path = config_file_path(ctx)
     written = False
     if not dry_run:
-        ConfigFile(path).add_watches([proposal.entry])
+        config = ConfigFile(path).add_watches([proposal.entry])
         written = True
     if as_json:
         print_json({**proposal.to_json(), "config": str(path), "written": written})
@@ -129,7 +134,7 @@ def add(ctx: click.Context, url: str, name: str | None, topic: str | None, inter
                       f"  to watch the feed instead: watcher add {safe(url)} --kind feed", soft_wrap=True)
     if written:
         console.print(f"added watch [bold]{safe(entry['name'])}[/bold] ({entry['kind']}, {schedule}) to "
-                      f"{safe(path)}; {TAKES_EFFECT}", soft_wrap=True)
+                      f"{safe(path)}; {takes_effect(config)}", soft_wrap=True)
     else:
         console.print(f"dry run: would add watch {safe(entry['name'])} ({entry['kind']}, {schedule}) to "
                       f"{safe(path)}", soft_wrap=True)
@@ -164,9 +169,10 @@ def _set_enabled(ctx: click.Context, name: str, enabled: bool) -> None:
     if was == enabled:
         console.print(f"watch {safe(name)} is already {'active' if enabled else 'paused'}")
         return
-    ConfigFile(path).set_enabled(name, enabled, actor="`watcher pause`")
+    config = ConfigFile(path).set_enabled(name, enabled, actor="`watcher pause`")
     state = "resumed" if enabled else "paused"
-    console.print(f"{state} watch [bold]{safe(name)}[/bold] in {safe(path)}; {TAKES_EFFECT}", soft_wrap=True)
+    console.print(f"{state} watch [bold]{safe(name)}[/bold] in {safe(path)}; {takes_effect(config)}",
+                  soft_wrap=True)
 
 
 @click.command()
@@ -198,8 +204,9 @@ def remove(ctx: click.Context, name: str) -> None:
 
     path = config_file_path(ctx)
     _config_or_empty(ctx).watch_by_name(name)
-    ConfigFile(path).remove_watch(name)
-    console.print(f"removed watch [bold]{safe(name)}[/bold] from {safe(path)}; {TAKES_EFFECT}", soft_wrap=True)
+    config = ConfigFile(path).remove_watch(name)
+    console.print(f"removed watch [bold]{safe(name)}[/bold] from {safe(path)}; {takes_effect(config)}",
+                  soft_wrap=True)
 
 
 
@@ -226,10 +233,11 @@ def import_(ctx: click.Context, fmt: str, file: Path, interval: str, dry_run: bo
     from watcher.importers import plan_import, read_import
 
     path = config_file_path(ctx)
-    candidates = plan_import(read_import(fmt, file, interval=interval), _config_or_empty(ctx))
+    config = _config_or_empty(ctx)
+    candidates = plan_import(read_import(fmt, file, interval=interval), config)
     entries = [c.entry for c in candidates if c.entry is not None]
     if entries and not dry_run:
-        ConfigFile(path).add_watches(entries, actor=f"`watcher import {fmt}`")
+        config = ConfigFile(path).add_watches(entries, actor=f"`watcher import {fmt}`")
     if as_json:
         print_json({"config": str(path), "written": bool(entries) and not dry_run,
                     "imported": len(entries), "skipped": len(candidates) - len(entries),
@@ -248,7 +256,7 @@ def import_(ctx: click.Context, fmt: str, file: Path, interval: str, dry_run: bo
     verb = "would import" if dry_run else "imported"
     # soft_wrap: a long config path must not break the line where scripts and tests read "skipped N".
     console.print(f"{verb} {len(entries)} watches into {safe(path)}, skipped {len(candidates) - len(entries)}"
-                  + ("" if dry_run or not entries else f"; {TAKES_EFFECT}"), soft_wrap=True)
+                  + ("" if dry_run or not entries else f"; {takes_effect(config)}"), soft_wrap=True)
 
 
 @click.command()
