@@ -65,6 +65,7 @@ database_url = "{database_url}"
 autothrottle = false
 retries = 0
 timeout = "5s"
+allow_private = ["{server.allow}"]
 
 [[watch]]
 name = "a"
