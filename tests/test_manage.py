@@ -293,3 +293,11 @@ def test_the_message_says_how_the_daemon_will_take_the_edit(cfg):
     assert "applies it within seconds" in run(cfg, "pause", "existing")
     cfg.write_text(cfg.read_text().replace("[fetch]", "reload_on_change = false\n\n[fetch]"))
     assert "send the daemon SIGHUP" in run(cfg, "resume", "existing")
+
+
+def test_add_of_a_private_address_the_config_does_not_allow_says_how(server, tmp_path, sqlite_url):
+    cfg = tmp_path / "watcher.toml"
+    cfg.write_text(f'[watcher]\ndatabase_url = "{sqlite_url}"\n')
+    out = run(cfg, "add", server.url("/news/show-s2"), code=4)
+    assert f'allow_private = ["{server.allow}"]' in out
+    assert "[[watch]]" not in cfg.read_text()

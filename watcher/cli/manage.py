@@ -116,6 +116,11 @@ def add(ctx: click.Context, url: str, name: str | None, topic: str | None, inter
                              default=False):
                 proposal = ask(True)
     except DocumentError as e:
+        if e.reason == "blocked-address":  # the egress policy: only the config can allow a private address
+            from urllib.parse import urlsplit
+
+            host = urlsplit(url).netloc.rpartition("@")[2]
+            _fail(f'{e}\n(to watch it, list it under [fetch]: allow_private = ["{host}"])', 4)
         _fail(f"{e}\n(add it anyway, unchecked, with --no-fetch --kind html|wordpress|feed)", 4)
     path = config_file_path(ctx)
     written = False
