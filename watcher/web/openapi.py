@@ -86,7 +86,7 @@ def _schemas() -> dict[str, Any]:
     event = _obj(
         ["id", "event_id", "type", "detected_at", "summary"], id={"type": "integer"},
         event_id={"type": "string", "description": "stable id (as in webhooks)"}, type={"type": "string"},
-        subject={"type": "string"}, topic=_NULL_STR, watch=_NULL_STR, state={"type": "string"},
+        subject={"type": "string"}, topic=_NULL_STR, topic_label=_NULL_STR, watch=_NULL_STR, state={"type": "string"},
         detected_at={"type": "string", "format": "date-time"}, summary={"type": "string"}, old={}, new={},
         evidence=_NULL_STR, confidence={"type": "number"}, source_url=_NULL_STR,
         snapshot_id={"type": ["integer", "null"]})
