@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -428,3 +429,66 @@ def test_watcher_web_process_adds_a_watch_over_the_api(server, tmp_path, sqlite_
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+@pytest.mark.redis
+def test_recheck_in_a_scaled_out_deployment_goes_on_the_workers_queue(pg_server_url, redis_url):
+    """With `watcher run --role scheduler` (PostgreSQL lock, Redis stream) the active scheduler takes the
+    request and queues the watch due now, for a worker to check."""
+    import datetime as dt
+
+    from tests.test_scale import _need_pg
+    from watcher.config import Config
+    from watcher.rechecks import request_check
+    from watcher.scale import JobQueue, redis_client, run_scheduler_role
+    from watcher.store import Store
+
+    pg = _need_pg(pg_server_url)
+    import redis
+
+    plain = redis.Redis.from_url(redis_url)
+    plain.flushdb()
+    store = Store.open(pg)
+    # Paused: the schedule never queues it, so whatever reaches the queue is the recheck.
+    config = Config.model_validate({"watcher": {"database_url": pg}, "redis": {"url": redis_url},
+                                    "watch": [{"name": "a", "url": "http://127.0.0.1:9/a", "interval": "1h",
+                                               "enabled": False}]})
+    stop = asyncio.Event()
+    runner = threading.Thread(target=lambda: run_sync(lambda: run_scheduler_role(store, config, stop, poll=0.2)),
+                              daemon=True)
+    runner.start()
+    try:
+        asked_at = dt.datetime.now(dt.UTC)
+        row, _ = request_check(store, "a", by="api")
+
+        def state():
+            from sqlalchemy import select
+
+            from watcher.store.models import CheckRequest
+
+            with store.session() as s:
+                return s.scalar(select(CheckRequest.outcome).where(CheckRequest.id == row["id"]))
+
+        assert wait_for(state, "the scheduler to take the request") == "queued"
+
+        async def read() -> list:
+            r = redis_client(redis_url)
+            try:
+                q = JobQueue(r, lease=6)
+                await q.ensure_group()
+                return await q.read("test", 10, block_ms=100)
+            finally:
+                await r.aclose()
+
+        [job] = run_sync(read)
+        assert job.watch == "a"
+        assert asked_at.timestamp() * 1000 - 1000 <= job.due <= time.time() * 1000 + 1000
+    finally:
+        run_sync(lambda: _set_event(stop))
+        runner.join(30)
+        store.close()
+        plain.flushdb()
+
+
+async def _set_event(event: asyncio.Event) -> None:
+    event.set()
