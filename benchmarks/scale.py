@@ -13,6 +13,10 @@ state of a deployment. The figure is checks stored per second over the window, c
 The machine's load average (`/proc/loadavg`) is recorded before and after each run: other processes share
 these cores. Redis's `used_memory` and key count are read at the end of each run.
 
+`--feeder` replaces the scheduler process by a thread here that puts every watch on the queue every
+`--interval` with the scheduler's own enqueue script: the figure is then the workers' alone (one
+scheduler fires only so many due times per second: each costs APScheduler a PostgreSQL commit).
+
 Memory (`--memory`): N watches through D due times each, by the same scripts the scheduler and workers run
 (enqueue, read, claim, complete), no fetching; Redis `INFO memory` used_memory (the whole server's), the
 key count and the bytes of this database's keys (`MEMORY USAGE`) are sampled as due times accumulate. They
@@ -28,6 +32,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -68,7 +73,34 @@ def fired(redis_url: str) -> int:
         r.close()
 
 
-def measure(workers: int, pages: int, seconds: float, interval: float, pg: str, redis_url: str) -> dict[str, Any]:
+class Feeder:
+    """Stands in for the scheduler (`--feeder`): every watch due every `interval`, put on the queue by the
+    scheduler's own enqueue script from a thread here, so the figure is the workers' alone."""
+
+    def __init__(self, redis_url: str, names: list[str], interval: float) -> None:
+        import redis
+
+        from watcher.scale import _ENQUEUE, DONE, QUEUED, STREAM
+
+        self.r = redis.Redis.from_url(redis_url, decode_responses=True)
+        self.script, self.keys = self.r.register_script(_ENQUEUE), [STREAM, QUEUED, DONE]
+        self.names, self.interval, self.fired = names, interval, 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        while not self.stop.wait(self.interval):
+            due = int(time.time() * 1000)
+            for i in range(0, len(self.names), 500):
+                args: list[Any] = [100_000]
+                for name in self.names[i:i + 500]:
+                    args += [name, due]
+                self.script(keys=self.keys, args=args)
+            self.fired += len(self.names)
+
+
+def measure(workers: int, pages: int, seconds: float, interval: float, pg: str, redis_url: str, *,
+            feeder: bool = False) -> dict[str, Any]:
     import redis
     import sqlalchemy as sa
 
@@ -85,8 +117,17 @@ def measure(workers: int, pages: int, seconds: float, interval: float, pg: str, 
                        f'allow_private = ["{base.split("//")[1]}"]\n{watches}')
         cmd = [sys.executable, "-m", "watcher", "-c", str(cfg)]
         subprocess.run([*cmd, "check", "--json"], capture_output=True, timeout=1800, cwd=HERE.parent)  # baseline
-        procs = [subprocess.Popen([*cmd, "run", "--role", "scheduler"], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)]
+        feed = None
+        if feeder:
+            from watcher.scale import GROUP, STREAM
+
+            redis.Redis.from_url(redis_url).xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+            feed = Feeder(redis_url, [f"p{i}" for i in range(pages)], interval)
+            feed.thread.start()
+            procs = []
+        else:
+            procs = [subprocess.Popen([*cmd, "run", "--role", "scheduler"], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)]
         procs += [subprocess.Popen([*cmd, "worker"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                   for _ in range(workers)]
         engine = sa.create_engine(pg.replace("postgresql://", "postgresql+psycopg://", 1))
@@ -94,21 +135,26 @@ def measure(workers: int, pages: int, seconds: float, interval: float, pg: str, 
         try:
             time.sleep(max(8.0, interval + 3))  # processes start, first due times come, queue fills
             with engine.connect() as c:
-                before, t0, fired0 = c.execute(count).scalar_one(), time.perf_counter(), fired(redis_url)
+                before, t0 = c.execute(count).scalar_one(), time.perf_counter()
+                fired0 = feed.fired if feed else fired(redis_url)
             time.sleep(seconds)
             with engine.connect() as c:
-                after, t1, fired1 = c.execute(count).scalar_one(), time.perf_counter(), fired(redis_url)
+                after, t1 = c.execute(count).scalar_one(), time.perf_counter()
+                fired1 = feed.fired if feed else fired(redis_url)
             status = json.loads(subprocess.run([*cmd, "status", "--json"], capture_output=True, text=True,
                                                timeout=120).stdout or "{}").get("scale", {})
             figures = redis_figures(redis_url)
         finally:
+            if feed is not None:
+                feed.stop.set()
             for p in procs:
                 p.terminate()
             for p in procs:
                 p.wait(60)
             engine.dispose()
     queue = status.get("queue") or {}
-    return {"workers": workers, "pages": pages, "interval_s": interval, "due_per_s": round(pages / interval, 1),
+    return {"workers": workers, "fed_by": "feeder" if feeder else "scheduler", "pages": pages,
+            "interval_s": interval, "due_per_s": round(pages / interval, 1),
             "fired_per_s": round((fired1 - fired0) / (t1 - t0), 1),
             "checks_per_s": round((after - before) / (t1 - t0), 1), "load_before": load_before,
             "load_after": loadavg(), "waiting": queue.get("waiting"), "in_progress": queue.get("in_progress"),
@@ -153,6 +199,8 @@ def main() -> None:
     ap.add_argument("--pages", type=int, default=1000)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--interval", type=float, default=2.0, help="each watch's interval, seconds")
+    ap.add_argument("--feeder", action="store_true",
+                    help="enqueue due watches from here instead of a scheduler process (workers' capacity alone)")
     ap.add_argument("--memory", action="store_true", help="Redis memory over --due-times due times")
     ap.add_argument("--due-times", type=int, default=50)
     ap.add_argument("--postgres", metavar="URL", help="a scratch database (it is wiped)")
@@ -166,7 +214,8 @@ def main() -> None:
     if args.workers and not args.postgres:
         ap.error("--workers needs --postgres")
     for k in args.workers:
-        results.append(measure(k, args.pages, args.seconds, args.interval, args.postgres, args.redis))
+        results.append(measure(k, args.pages, args.seconds, args.interval, args.postgres, args.redis,
+                               feeder=args.feeder))
         print(json.dumps(results[-1]), flush=True)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / time.strftime("scale-%Y%m%d-%H%M%S.json")
