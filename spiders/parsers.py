@@ -300,7 +300,15 @@ def parse_body(body: bytes, url: str, fmt: str = "auto", headers: dict[str, str]
                ) -> list[RawDocument]:
     """Dispatch on format ('auto' detects); always a list (a feed has one document per entry)."""
     if fmt == "auto":
-        fmt = detect_format(body, (headers or {}).get("content-type"), url)
+        content_type = (headers or {}).get("content-type")
+        fmt = detect_format(body, content_type, url)
+        if fmt in ("wordpress", "feed") and not re.search(r"json|xml|rss|atom", (content_type or "").lower()):
+            # a body that only looks like JSON or XML ('[Site News] Headline ...') is read as HTML or text
+            try:
+                return parse_wordpress_posts(body, url) if fmt == "wordpress" else parse_feed(body, url)
+            except DocumentError:
+                fmt = "html" if re.search(rb"<(!doctype html|html|head|body|p|div|article)[\s>]",
+                                          body[:4096].lower()) else "text"
     if fmt == "wordpress":
         return parse_wordpress_posts(body, url)
     if fmt == "feed":

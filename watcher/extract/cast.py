@@ -1,23 +1,539 @@
-"""Cast: tables (header-aware) beat list items beat prose; names normalised, aliases kept."""
+"""Cast: who is in the work, as which character, and with which status (returning, new, exited, unconfirmed, listed).
+
+mentions -> claims -> facts (DESIGN.md):
+- mentions: person-name spans of each sentence (names.py), a surname alone resolved to the full name the document
+  gave earlier or later, the character attached to each ('X as Y', 'Y (X)', 'X's Y', 'X, who plays Y');
+- claims: each coordinated group of names ('A, B and C') takes its status from the cue that governs it
+  (lexicon.CAST_POST after the names, lexicon.CAST_PRE before them), with negation and hedges; names that no
+  cast construction governs are not cast (a director, a real person quoted, a character);
+- facts: per person, a definite status beats a hedged one beats 'listed', a table row beats a list item beats
+  prose, and the character comes from the most explicit pairing.
+Tables with an actor column are read by column (header-aware).
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
-from watcher.extract.text import clean
+from watcher.extract import lexicon as lx
+from watcher.extract.names import (
+    EAST_ASIAN_SURNAMES,
+    Span,
+    clean_actor,
+    fold,
+    is_given_name,
+    person_evidence,
+    spans,
+    strip_honorific,
+)
+from watcher.extract.text import Sentence, clean
 from watcher.records import CastFact, Document, name_key, normalise_name
 
-_NAME = re.compile(r"^[A-Z][\w'’.-]*(?:\s+(?:[A-Z][\w'’.-]*|de|van|von|da|del|la|le)){0,3}$")
-_CREW = re.compile(r"\b(showrunner|executive produc\w*|director|directed|writer|written|creator|created|producer|"
-                   r"composer|filmmaker)\b", re.I)
-_BAD_NAME_WORDS = re.compile(r"\b(Season|Netflix|Episode|Series|Cast|The|Part|Chapter|Q|Yes|No)\b")
-# "It's Kim Joo Ah", "Fans' favourite": a contraction or possessive is sentence text, never part of a name.
-_CONTRACTION = re.compile(r"\w['’](?:s|re|ll|ve|d|t|m)\b")
-_PAREN_ALIAS = re.compile(r"^(?P<name>[^()]+?)\s*\((?P<alias>[^()]+)\)\s*$")
-_PRIORITY = {"row": 3, "item": 2, "prose": 1}
+
+def _rx(rows: list[tuple[str, str, str]]) -> list[tuple[re.Pattern[str], str]]:
+    return [(re.compile(rf"(?<![\w-])(?:{p})(?![\w-])", re.I), status) for p, status, _ in rows]
+
+
+_POST = _rx(lx.CAST_POST)
+_PRE = _rx(lx.CAST_PRE)
+_HEADING = [(re.compile(p, re.I), s) for p, s, _ in lx.HEADING_STATUS]
+_NEG = re.compile(rf"\b{lx.NEGATION}\s+(?:\w+\s+){{0,2}}$", re.I)
+_HEDGE = re.compile(lx.HEDGES, re.I)
+_OTHER_WORK = re.compile(lx.OTHER_WORK, re.I)
+_CREW_BEFORE = re.compile(rf"(?<![\w-])(?:{lx.CREW_BEFORE})\s*[,:]?\s*(?:(?:and|&)\s+)?$", re.I)
+_CREW_AFTER = re.compile(rf"^\W*(?:,\s*)?(?:who\s+)?(?:{lx.CREW_AFTER})(?![\w-])", re.I)
+_CHAR_VERB = re.compile(rf"^\s*,?\s*(?:who\s+)?{lx.CHARACTER_VERBS}\s+", re.I)
+_AS = re.compile(rf"^\s*,?\s*(?:{lx.AS_WORDS})\s+", re.I)
+_ROLE_AFTER = re.compile(r"^\s+(?:" + "|".join(sorted(lx.ROLE_NOUNS, key=len, reverse=True)) + r")\b", re.I)
+_GROUP = re.compile(r"@\d+(?:(?:\s*,\s*(?:and\s+|&\s+)?|\s+(?:and|&)\s+|,?\s+as well as\s+)@\d+)*")
+# Clause boundaries: a cue on the far side of one of these does not govern the names.
+_BOUNDARY = re.compile(r"[.;:!?()\[\]—–]|\s-\s|,\s*(?:but|though|although|while|whereas|meanwhile|however|yet|"
+                       r"so|after|before|because|since|despite|which|where|when)\b|\b(?:but|though|although|"
+                       r"whereas|while)\b")
+_TITLE_WORDS = frozenset(fold(w) for w in """dr dr. doctor detective det dci di ds dc dcs inspector sergeant sgt
+officer captain capt chief commander colonel col general gen major lieutenant lt private pvt agent professor prof
+father mother sister brother uncle aunt king queen prince princess lord lady duke duchess count countess baron
+sir dame mayor president governor senator judge vicar reverend rev pastor nurse coach principal commissioner
+vice""".split())
+_KIND_RANK = {"row": 4, "item": 3, "prose": 2, "heading": 1, "title": 1}
+_STATUS_RANK = {"exited": 5, "returning": 4, "new": 4, "unconfirmed": 2, "listed": 1}
+
+
+@dataclass
+class Mention:
+    name: str  # the actor's full display name
+    start: int  # region in the sentence (name plus its attached character or credit)
+    end: int
+    character: str | None = None
+    single: bool = False  # one word that no full name in the document explains
+    evidence: float = 0.0
+    status: str | None = None  # a status written beside the name in a list item: '(returning)'
+    aliases: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Claim:
+    actor: str
+    character: str | None
+    status: str
+    strength: int  # 3: a cue governs it; 2: a heading or lead-in does; 1: a cast construction only
+    kind: str
+    evidence: str
+    index: int
+
+
+@dataclass
+class _Doc:
+    """Document-wide knowledge the sentence rules share: full names, their surnames, characters, the work."""
+
+    full: dict[str, str] = field(default_factory=dict)  # fold(name) -> display
+    by_last: dict[str, set[str]] = field(default_factory=dict)  # fold(last token) -> displays
+    by_first: dict[str, set[str]] = field(default_factory=dict)  # fold(first token) -> displays (surname-first)
+    characters: set[str] = field(default_factory=set)  # fold of character names and their first words
+    work_words: set[str] = field(default_factory=set)
+    crew: set[str] = field(default_factory=set)
+
+
+# --------------------------------------------------------------------------- document-wide pass
+
+
+def _display(tokens: tuple[str, ...]) -> str:
+    return normalise_name(" ".join(strip_honorific(tokens)))
+
+
+def _learn_names(sentences: list[Sentence], work: str | None) -> _Doc:
+    d = _Doc()
+    if work:
+        d.work_words = {fold(w) for w in re.findall(r"[^\W\d_][\w'’-]*", work)}
+    for s in sentences:
+        for sp in spans(s.text):
+            toks = strip_honorific(sp.tokens)
+            if len(toks) < 2 or _is_work(toks, d):
+                continue
+            if person_evidence(toks) >= 0.5:
+                name = _display(toks)
+                d.full.setdefault(fold(name), name)
+        for m in re.finditer(rf"\b(?:{lx.AS_WORDS}|character,?|role of|named)\s+((?:[A-Z][\w'’.-]*\s*){{1,3}})",
+                             s.text):
+            d.characters.add(fold(m.group(1).strip()))
+    for name in d.full.values():
+        toks = name.split()
+        d.by_last.setdefault(fold(toks[-1]), set()).add(name)
+        if fold(toks[0]) in EAST_ASIAN_SURNAMES:
+            d.by_first.setdefault(fold(toks[0]), set()).add(name)
+    return d
+
+
+def _is_work(tokens: tuple[str, ...], d: _Doc) -> bool:
+    return bool(d.work_words) and all(fold(t) in d.work_words for t in tokens)
+
+
+def _resolve(tokens: tuple[str, ...], d: _Doc) -> tuple[str, bool]:
+    """(display name, single): a lone surname becomes the one full name that ends with it."""
+    tokens = strip_honorific(tokens)
+    if len(tokens) >= 2:
+        name = _display(tokens)
+        return d.full.get(fold(name), name), False
+    key = fold(tokens[0])
+    for index in (d.by_last, d.by_first):
+        cands = index.get(key, set())
+        if len(cands) == 1:
+            return next(iter(cands)), False
+    return normalise_name(tokens[0]), True
+
+
+# --------------------------------------------------------------------------- characters
+
+
+_CHAR_TOKEN = re.compile(r"[A-Z][\w'’.\-]*|\"[^\"]{1,20}\"|“[^”]{1,20}”")
+
+
+def _character_at(text: str, pos: int) -> tuple[str | None, int]:
+    """The character name that starts at or shortly after pos: lowercase descriptors and a possessive owner
+    ('newspaper editor Maggie Radcliffe', 'Mio's friend Madoka') are skipped; 'X the Y' and 'X of the Y' kept."""
+    i = pos
+    skipped = 0
+    while skipped < 5:
+        m = re.match(r"\s*(?:(?:the|a|an|his|her|their|its)\s+|[a-z][\w-]*\s+|[A-Z][\w'’-]*['’]s\s+)", text[i:])
+        if not m or re.match(r"\s*[A-Z][\w'’.\-]*(?!['’]s)\b", text[i:]) and not re.match(
+                r"\s*[A-Z][\w'’-]*['’]s\s", text[i:]):
+            break
+        if re.match(r"\s*(?:in|on|at|for|from|with|and|or|but|who|which|that|after|before)\s", text[i:]):
+            return None, pos
+        i += m.end()
+        skipped += 1
+    m = re.match(r"\s*", text[i:])
+    i += m.end() if m else 0
+    words: list[str] = []
+    j = i
+    while True:
+        m = _CHAR_TOKEN.match(text, j)
+        if not m:
+            link = re.match(r" (?:the|of|of the|de|la|von|van) (?=[A-Z])", text[j:])
+            if words and link:
+                words.append(link.group(0).strip())
+                j += link.end()
+                continue
+            break
+        words.append(m.group(0))
+        j = m.end()
+        sp = re.match(r" (?=[A-Z\"“])", text[j:])
+        if not sp:
+            break
+        j += 1
+    while words and words[-1].lower() in ("the", "of", "of the", "de", "la", "von", "van"):
+        words.pop()
+    if not words:
+        return None, pos
+    name = " ".join(words).rstrip(".,")
+    if fold(words[0]) in lx.NEVER_NAME_WORDS and fold(words[0]) not in _TITLE_WORDS:
+        return None, pos
+    if all(fold(w) in _TITLE_WORDS for w in words):
+        after = re.match(r",\s*([A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*){0,2})", text[j:])
+        if after:
+            return after.group(1), j + after.end()
+    end = i + len(" ".join(words))
+    return name, end
+
+
+def _distribute(chars: str) -> list[str]:
+    """'Mark and Beth Latimer' / 'Rebecca and Evelyn' / 'A, B and C' -> the characters in order."""
+    parts = [p.strip() for p in re.split(r",\s*(?:and\s+)?|\s+and\s+|\s*&\s*", chars) if p.strip()]
+    return parts
+
+
+# --------------------------------------------------------------------------- one sentence
+
+_QUOTED = re.compile(r"[\"“][^\"“”]{1,90}[\"”]|‘[^‘’]{1,60}’")
+# A noun-phrase appositive after a name ('Norman Reedus, the face behind ..., has been tapped'): absorbed.
+_APPOSITIVE = re.compile(r"^,\s+(?:the|a|an|star of|best known|known|fresh off|late)\b[^,;:()]{0,110}?,", re.I)
+_CONTRACTION = re.compile(r"['’](?:ll|d|re|ve|m|t)$", re.I)
+_SPEECH = re.compile(r"^\W*(?:said|says|told|tells|revealed|reveals|explained|explains|wrote|writes|tweeted|"
+                     r"noted|notes|recalled|recalls|admitted|admits|joked|jokes|gushed|shared|posted|stated|"
+                     r"continued|continues|added|insisted|insists|teased|announced|confirmed|asked)\b", re.I)
+
+
+def _unchain(text: str, d: _Doc) -> str:
+    """'A as B C as D E as F' (pairings run together, as in garbled or machine-made lists): a comma is put
+    between each character and the next actor, choosing the split that makes the best person name."""
+    parts = re.split(rf"\s+(?:{lx.AS_WORDS})\s+", text)
+    if len(parts) < 3 or not all(re.fullmatch(r"[^\W\d_][\w'’.\- ]*", p.strip(" ,")) for p in parts[1:-1]):
+        return text
+    out = [parts[0]]
+    for mid in parts[1:-1]:
+        tokens = mid.split()
+        best: tuple[float, int] | None = None
+        for k in range(1, len(tokens)):
+            actor = tuple(tokens[k:])
+            if not actor[0][:1].isupper() or tokens[k - 1].lower() in ("the", "of", "de", "la") or len(actor) > 3:
+                continue
+            score = person_evidence(actor) - 0.3 * sum(1 for t in actor if not _namey(t))
+            joined = " ".join(actor)
+            if fold(joined) in d.full or any(fold(f).startswith(fold(joined) + "-") for f in d.full.values()):
+                score += 0.5
+            if len(actor) == 2:
+                score += 0.1
+            if best is None or score > best[0]:
+                best = (score, k)
+        if best is None:
+            out.append(mid)
+            continue
+        k = best[1]
+        out.append(" ".join(tokens[:k]) + ", " + " ".join(tokens[k:]))
+    out.append(parts[-1])
+    return " as ".join(out)
+
+
+def _namey(token: str) -> bool:
+    from watcher.extract.names import is_given_name, romanised_name_like, surname_rank
+
+    return is_given_name(token) or surname_rank(token) is not None or romanised_name_like(token) or \
+        fold(token) in EAST_ASIAN_SURNAMES
+
+
+def _owner_is_person(tokens: tuple[str, ...], d: _Doc) -> bool:
+    if len(strip_honorific(tokens)) >= 2:
+        return person_evidence(tokens) >= 0.6 and fold(_display(tokens)) not in d.characters
+    name, single = _resolve(tokens, d)
+    return not single and fold(name) not in d.characters
+
+
+def _mentions(s: Sentence, d: _Doc) -> tuple[list[Mention], str]:
+    """The person mentions of a sentence (with attached characters) and the sentence abstracted: each mention's
+    region replaced by '@i', person descriptors and credits removed, so cue patterns see the structure."""
+    text = _unchain(s.text, d) if s.text.count(" as ") + s.text.count(" how ") >= 2 else s.text
+    quoted = [(m.start(), m.end()) for m in _QUOTED.finditer(text)]
+    sps = [sp for sp in spans(text)
+           if not _is_work(strip_honorific(sp.tokens), d) and not _CONTRACTION.search(sp.text)
+           and not any(a < sp.start and sp.end < b for a, b in quoted)]
+    mentions: list[Mention] = []
+    drop: list[tuple[int, int]] = []  # regions removed from the abstract (descriptors, credits)
+    covered = -1  # end of the last region consumed (a mention with its character, a credit)
+    orientation: bool | None = None  # in a run of 'A (B), C (D)': is the outer name the actor?
+    i = -1
+    while i + 1 < len(sps):
+        i += 1
+        sp = sps[i]
+        if sp.start < covered:
+            continue
+        nxt = sps[i + 1] if i + 1 < len(sps) else None
+        after = text[sp.end:]
+        # 'Ray Donovan alum Paula Malcomson', 'Australian actor Cody Fern': a descriptor, not a person
+        if _ROLE_AFTER.match(after) and nxt is not None and re.match(r"^\s+[\w-]+\s+$", text[sp.end:nxt.start]):
+            drop.append((sp.start, nxt.start))
+            continue
+        if sp.possessive and nxt is not None and re.match(r"^['’‘]s?\s+$", text[sp.end:nxt.start]):
+            if _owner_is_person(sp.tokens, d):
+                # "Sterling K. Brown's Xavier Collins": the actor's character
+                owner, _ = _resolve(sp.tokens, d)
+                char, cend = _character_at(text, nxt.start)
+                end = cend if char else nxt.end
+                mentions.append(Mention(owner, sp.start, end, char, False, person_evidence(sp.tokens)))
+                covered = end
+                continue
+            # "Heartstopper's Bradley Riches", "Home and Away's Sarah Roberts": a credit
+            start = sp.start
+            if mentions and mentions[-1].single and re.fullmatch(r"\s+and\s+", text[mentions[-1].end:sp.start]):
+                start = mentions.pop().start
+            drop.append((start, nxt.start))
+            continue
+        tokens = strip_honorific(sp.tokens)
+        name, single = _resolve(tokens, d)
+        m = Mention(name, sp.start, sp.end, None, single, person_evidence(tokens))
+        end = sp.end
+        paren = re.match(r"^\s*\(([^()]{1,60})\)", after)
+        if paren:
+            inner = paren.group(1).strip()
+            inner_sp = spans(inner)
+            inner_tokens = inner_sp[0].tokens if inner_sp and inner_sp[0].text == inner else None
+            followed_by_as = bool(_AS.match(after[paren.end():]))
+            if inner_tokens is not None and not followed_by_as:
+                inner_name, inner_single = _resolve(inner_tokens, d)
+                prev_sep = mentions and re.fullmatch(r"\s*(?:,\s*(?:and\s+)?|\s+and\s+|\s*&\s*)",
+                                                     text[mentions[-1].end:sp.start])
+                if orientation is None or not prev_sep:
+                    listed = _cue(_pre_text(text, sp.start), "")[0] is not None
+                    orientation = not (single or fold(tokens[0]) in _TITLE_WORDS or fold(name) in d.characters
+                                       or (not listed and not inner_single and person_evidence(inner_tokens) >= 0.5))
+                outer_actor = orientation
+                if not outer_actor and (not inner_single or len(inner_tokens) >= 2):
+                    d.characters.add(fold(_display(tokens)))
+                    d.characters.add(fold(tokens[0]))
+                    end = sp.end + paren.end()
+                    mentions.append(Mention(inner_name, sp.start, end, _display(tokens), False,
+                                            person_evidence(inner_tokens)))
+                    covered = end
+                    continue
+                if outer_actor and person_evidence(inner_tokens) >= 0.5 and len(inner_tokens) >= 2:
+                    m.character = _display(inner_tokens)  # 'Park Gyu-young (Yoon Ji-soo)' in a cast list
+            elif inner_tokens is not None and followed_by_as and person_evidence(inner_tokens) >= 0.3:
+                m.aliases.append(_display(inner_tokens))  # 'Lomon (Yoon Su-hyuk) as Lee Su-hyeok'
+            elif s.kind == "item":
+                m.status = status_of(inner)  # '(rumoured for season 2)' after a name in a list
+            end = sp.end + paren.end()
+        tail = text[end:]
+        asm = _AS.match(tail)
+        if asm and not _OTHER_WORK.search(text[max(0, m.start - 60):m.start]):
+            char, cend = _character_at(text, end + asm.end())
+            if char and fold(char) not in {fold(t) for t in tokens}:
+                m.character = char
+                end = cend
+                d.characters.add(fold(char))
+        app = _APPOSITIVE.match(text[end:])
+        if app:
+            if re.search(rf"\b(?:{lx.CREW_BEFORE})\b", app.group(0), re.I) and \
+                    not re.search(r"\b(?:actor|actress|star|cast)\b", app.group(0), re.I):
+                d.crew.add(name)
+            end += app.end() - 1  # keep the closing comma as a separator
+        m.end = end
+        covered = end
+        mentions.append(m)
+    # the abstract: mention regions -> '@i', dropped regions -> ''
+    pieces: list[str] = []
+    pos = 0
+    regions = sorted([(mm.start, mm.end, f"@{n}") for n, mm in enumerate(mentions)] + [(a, b, "") for a, b in drop])
+    for a, b, rep in regions:
+        if a < pos:
+            continue
+        pieces.append(text[pos:a])
+        pieces.append(rep)
+        pos = b
+    pieces.append(text[pos:])
+    abstract = "".join(pieces)
+    abstract = re.sub(r"(@\d+),\s*\d{1,3},", r"\1", abstract)  # ages: 'Reyes, 31, is joined by'
+    abstract = re.sub(r"^(@\d+)\s*[:–-]\s*(?:this|the)\s+(?:actor|actress|star|performer)\b", r"\1", abstract,
+                      flags=re.I)
+    abstract = re.sub(r"^(@\d+)\s*[:–-]\s*(?:he|she|they)\b", r"\1", abstract, flags=re.I)
+    return mentions, abstract
+
+
+def _pre_text(text: str, start: int) -> str:
+    left = text[:start]
+    cut = 0
+    for m in _BOUNDARY.finditer(left):
+        cut = m.end()
+    return left[cut:]
+
+
+def _clause(abstract: str, a: int, b: int) -> tuple[str, str]:
+    """The text before a group (from the last boundary or group) and after it (to the next boundary or group).
+    A colon right before the names introduces them ('The cast includes: A, B'): the clause reaches past it."""
+    left = abstract[:a]
+    cut = 0
+    for m in _BOUNDARY.finditer(left):
+        if m.group(0) == ":" and not left[m.end():].strip():
+            continue
+        cut = m.end()
+    prev = list(re.finditer(r"@\d+", left))
+    pre_start = prev[-1].end() if prev and prev[-1].end() > cut else cut
+    right = abstract[b:]
+    m = _BOUNDARY.search(right)
+    post_end = m.start() if m else len(right)
+    nxt = re.search(r"@\d+", right)
+    if nxt and nxt.start() < post_end:
+        post_end = nxt.start()
+    return abstract[pre_start:a], right[:post_end]
+
+
+_BARRIER = re.compile(r"\b(?:that|which|who)\b(?!\s+(?:includes?|included|are|is|were|was)\b)", re.I)
+
+
+def _cue(pre: str, post: str) -> tuple[str | None, str]:
+    """The status the cue governing a group gives it, and the side it came from ('post', 'pre' or '').
+    On each side the nearest cue with a status wins over a nearer bare 'listed' one ('Returning cast members
+    include A' is returning; 'X, who plays Y, has exited' is exited)."""
+    found: list[tuple[int, int, str]] = []  # (is listed, distance, status)
+    for rx, status in _POST:
+        for m in rx.finditer(post):
+            if m.start() > 90:
+                break
+            here = status
+            if status in ("new", "returning") and _NEG.search(post[:m.start()]):
+                here = "exited"
+            found.append((here == "listed", m.start(), here))
+    if found:
+        return min(found)[2], "post"
+    for rx, status in _PRE:
+        for m in rx.finditer(pre):
+            dist = len(pre) - m.end()
+            if dist > 90 or _BARRIER.search(pre[m.end():]):
+                continue
+            found.append((status == "listed", dist, status))
+    if found:
+        return min(found)[2], "pre"
+    return None, ""
+
+
+def _heading_status(text: str | None) -> str | None:
+    if not text:
+        return None
+    for rx, status in _HEADING:
+        if rx.search(text) and re.search(r"\b(?:cast|stars?|actors?|characters?|who|faces|members?|additions?|"
+                                         r"returning|joining|newcomers?|exits?|leaving)\b", text, re.I):
+            return status
+    return None
+
+
+def _lead_status(s: Sentence) -> str | None:
+    """The status a list's lead-in gives its items ('Season 2 adds:', 'Confirmed returning leads include:')."""
+    if s.lead:
+        status, _ = _cue(re.sub(r"[:\s]+$", " ", s.lead), "")
+        if status and status != "listed":
+            return status
+        heading = _heading_status(s.lead)
+        if heading:
+            return heading
+    return _heading_status(s.heading)
+
+
+def _claims_of(s: Sentence, d: _Doc) -> list[Claim]:
+    mentions, abstract = _mentions(s, d)
+    if not mentions:
+        return []
+    out: list[Claim] = []
+    group_status: list[str | None] = []
+    default = _lead_status(s)
+    for g in _GROUP.finditer(abstract):
+        members = [mentions[int(n)] for n in re.findall(r"@(\d+)", g.group(0))]
+        pre, post = _clause(abstract, g.start(), g.end())
+        if _CREW_BEFORE.search(pre[-60:]) or _CREW_AFTER.match(post):
+            d.crew.update(m.name for m in members if not m.single)
+            group_status.append(None)
+            continue
+        if _SPEECH.match(post) and not any(m.character for m in members):
+            group_status.append(None)  # a speaker: "..., Davis reveals."
+            continue
+        status, side = _cue(pre, post)
+        if side == "post" and _OTHER_WORK.search(post[:60]) and status in ("listed", "new"):
+            status = None
+        if status is None and re.match(r"^\W*(?:,\s*)?(?:along with|together with|as well as)\s*$", pre) and \
+                group_status and group_status[-1]:
+            status, side = group_status[-1], "inherit"
+        chars: list[str] = []
+        cm = _CHAR_VERB.match(post)
+        if cm and status != "exited":
+            char, _ = _character_at(post, cm.end())
+            if char and not _OTHER_WORK.search(post[:cm.end()]):
+                chars = _distribute(char) if len(members) > 1 else [char]
+        if status in ("new", "returning") and side in ("pre", "post") and _HEDGE.search(pre if side == "pre"
+                                                                                        else post):
+            status = "unconfirmed"
+        own = [m.status for m in members if m.status]
+        strength = 3
+        whole_item = s.kind == "item" and re.fullmatch(r"\W*@\d+\W*", abstract) is not None
+        if status == "listed" or status is None:
+            has_char = any(m.character for m in members) or bool(chars)
+            if default is not None and (status is not None or has_char or len(members) > 1 or whole_item):
+                status, strength = default, 2
+            elif status is None:
+                if not has_char and not (whole_item and s.lead):
+                    group_status.append(None)
+                    continue
+                status, strength = "listed", 1
+            else:
+                strength = 1
+        group_status.append(status)
+        multi = [m for m in members if not m.single]
+        for k, m in enumerate(members):
+            if not _accept(m, multi, strength, d):
+                continue
+            char = m.character or (chars[k] if len(chars) == len(members) else (chars[0] if len(members) == 1 and
+                                                                                 chars else None))
+            st = m.status or status
+            out.append(Claim(m.name, char, st, 3 if m.status else strength, s.kind, s.text, s.index))
+            for alias in m.aliases:
+                out.append(Claim(m.name, None, "alias:" + alias, 0, s.kind, "", s.index))
+        del own
+    return out
+
+
+def _accept(m: Mention, multi: list[Mention], strength: int, d: _Doc) -> bool:
+    """Is this mention a performer? Full names need name evidence or a construction; one word needs more."""
+    key = fold(m.name)
+    if key in d.characters and not m.character:
+        return False
+    if fold(m.name.split()[0]) in _TITLE_WORDS:
+        return False
+    strong_list = any(mm.evidence >= 0.5 and mm is not m for mm in multi)
+    if not m.single:
+        return (m.evidence >= 0.5 or m.name in d.full.values() or (m.evidence >= 0.35 and strength >= 2)
+                or strong_list or m.character is not None)
+    if len(m.name) < 3 or not m.name[:1].isupper():
+        return False
+    # one word: a stage name in a list of full names, or one given a character
+    return strong_list or (m.character is not None and not is_given_name(m.name) and m.evidence >= 0.3)
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _col(header: tuple[str, ...], rx: str) -> int | None:
+    return next((i for i, h in enumerate(header) if re.search(rx, h, re.I)), None)
 
 
 def status_of(text: str | None) -> str | None:
+    """A status cell or parenthesis: 'Returning', 'New cast', 'Linked / teased', 'Exited'."""
     t = (text or "").lower()
     if not t:
         return None
@@ -33,61 +549,7 @@ def status_of(text: str | None) -> str | None:
     return None
 
 
-def looks_like_name(text: str) -> bool:
-    text = text.strip()
-    return (2 <= len(text) <= 40 and bool(_NAME.match(text)) and not _BAD_NAME_WORDS.search(text)
-            and not _CONTRACTION.search(text) and not any(ch.isdigit() for ch in text))
-
-
-def split_alias(name: str) -> tuple[str, list[str]]:
-    m = _PAREN_ALIAS.match(name)
-    if m and looks_like_name(m["alias"].strip()):
-        return m["name"].strip(), [normalise_name(m["alias"])]
-    return name, []
-
-
-class CastBuilder:
-    def __init__(self) -> None:
-        self.entries: dict[str, CastFact] = {}
-        self.rank: dict[str, int] = {}
-        self.keys: dict[str, str] = {}  # name/alias key -> display name
-
-    def add(self, actor: str, character: str | None, status: str, evidence: str, kind: str) -> None:
-        actor, aliases = split_alias(clean(actor))
-        actor = normalise_name(actor)
-        if not looks_like_name(actor):
-            return
-        keys = [name_key(actor), *(name_key(a) for a in aliases)]
-        existing = next((self.keys[k] for k in keys if k in self.keys), None)
-        character = normalise_name(character) if character and looks_like_name(character) else None
-        conf = {"row": 0.9, "item": 0.75, "prose": 0.6}[kind]
-        if existing is None:
-            self.entries[actor] = CastFact(character=character, status=status, aliases=aliases,  # type: ignore[arg-type]
-                                           evidence=evidence, confidence=conf)
-            self.rank[actor] = _PRIORITY[kind]
-            for k in keys:
-                self.keys[k] = actor
-            return
-        old = self.entries[existing]
-        merged_aliases = list(dict.fromkeys([*old.aliases, *aliases]))
-        if _PRIORITY[kind] > self.rank[existing]:
-            new = CastFact(character=character or old.character, status=status, aliases=merged_aliases,  # type: ignore[arg-type]
-                           evidence=evidence, confidence=conf)
-            self.rank[existing] = _PRIORITY[kind]
-        else:
-            better_status = status if old.status == "listed" and status != "listed" else old.status
-            new = old.model_copy(update={"character": old.character or character, "aliases": merged_aliases,
-                                         "status": better_status})
-        self.entries[existing] = new
-        for k in keys:
-            self.keys[k] = existing
-
-
-def _col(header: tuple[str, ...], rx: str) -> int | None:
-    return next((i for i, h in enumerate(header) if re.search(rx, h, re.I)), None)
-
-
-def from_tables(doc: Document, cb: CastBuilder) -> None:
+def _from_tables(doc: Document, out: list[Claim]) -> None:
     for table in doc.tables:
         a = _col(table.header, r"\b(actor|actress|cast|star|name|performer|played by)\b")
         if a is None:
@@ -101,128 +563,74 @@ def from_tables(doc: Document, cb: CastBuilder) -> None:
             if char and re.search(r"\b(new role|tba|tbc|unknown|n/a)\b", char, re.I):
                 char = None
             status = status_of(row[st]) if st is not None and st < len(row) else None
-            cb.add(row[a], char, status or "listed", " | ".join(row), "row")
-
-
-_AS = re.compile(r"\s+as\s+")
-
-
-def _chain(item: str) -> list[tuple[str, str]]:
-    """'A as B C as D' (several pairings run together) -> [(A, B), (C, D)]; character names are two words."""
-    parts = [p.strip(" ,;") for p in _AS.split(item)]
-    pairs: list[tuple[str, str]] = []
-    actor = parts[0]
-    for i, part in enumerate(parts[1:], 1):
-        part = re.sub(r"\s*\(.*?\)\s*", " ", part).strip()
-        part = re.split(r",\s*(?:and\s+)?|\s+and\s+", part)
-        if len(part) > 1:
-            pairs.append((actor, part[0]))
-            actor = part[-1]
-            continue
-        words = part[0].split()
-        if i < len(parts) - 1 and len(words) >= 3:
-            pairs.append((actor, " ".join(words[:2])))
-            actor = " ".join(words[2:])
-        else:
-            pairs.append((actor, part[0]))
-    # repair: an actor given as a fragment of a neighbouring full name ('Ji-hu ... Park Ji-hu') is that name.
-    names = [a for a, _ in pairs] + [c for _, c in pairs]
-    fixed: list[tuple[str, str]] = []
-    used: set[str] = set()
-    for actor, char in pairs:
-        full = next((n for n in names if n != actor and (n.endswith(" " + actor) or n.startswith(actor + "-"))), None)
-        if full and full not in used:
-            actor = full
-        if actor in used:
-            continue
-        used.add(actor)
-        fixed.append((actor, char))
-    return fixed
-
-
-def from_lists(doc: Document, cb: CastBuilder) -> None:
-    for block in doc.lists:
-        context = " ".join(x for x in (block.heading, block.lead) if x)
-        castish = bool(re.search(r"\b(cast|star\w*|returning|joins?|joining|adds?|lead\w*|actors?|faces)\b",
-                                 context, re.I))
-        status = status_of(context) or "listed"
-        for item in block.items:
-            item = clean(item)
-            own = status_of(" ".join(re.findall(r"\(([^)]*)\)", item)))
-            if _AS.search(item) and not _CREW.search(item):
-                for actor, char in _chain(item):
-                    cb.add(actor, char, own or status, item, "item")
-            elif castish and looks_like_name(split_alias(item)[0]):
-                cb.add(item, None, own or status, item, "item")
-
-
-_STARRING = re.compile(r"\b(?:starring|stars?|co-stars?|alongside|cast includes|cast members? include)\s+", re.I)
-_PROSE_ROLE = re.compile(
-    r"(?P<name>\b[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*){1,2})\s+(?:(?:will|is set to|is expected to|has)\s+)?"
-    r"(?P<verb>returns?|returning|reprises?|reprising|joins?|joined|joining|plays?|playing|portrays?|stars)"
-    r"(?:\s+(?:the\s+cast|the\s+series|the\s+show|her\s+role|his\s+role|their\s+roles?))?"
-    r"(?:(?:\s+as|(?<=plays)|(?<=portrays))\s+(?P<char>[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*){0,2}))?")
-_EXITED = re.compile(r"^(?P<name>[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*){0,3}),\s+who\b[^.]*?\b(?P<verb>reportedly exited|"
-                     r"exited|left|departed|will not return|won'?t return)", re.I)
-
-
-def _name_run(text: str) -> list[str]:
-    names: list[str] = []
-    for part in re.split(r",\s*(?:and\s+)?|\s+and\s+", text):
-        part = part.strip().rstrip(".;:!?")
-        if looks_like_name(part):
-            names.append(part)
-        else:
-            m = re.match(r"^([A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*){1,3})\b", part)
-            if m and looks_like_name(m.group(1)) and names:
-                names.append(m.group(1))
-            break
-    return names
-
-
-def from_prose(sentences: list[str], cb: CastBuilder) -> None:
-    for s in sentences:
-        if _CREW.search(s) and not _STARRING.search(s):
-            continue
-        m = re.search(r"(?:^|[.;]\s*)(?P<name>[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*){1,3}),\s+who\b.*?\b(?:reportedly\s+)?"
-                      r"(?:exited|left|departed|quit|will not return|won'?t return)", s)
-        if m is None:
-            m = re.search(r"\bthat\s+(?P<name>[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*){1,3}),\s+who\b.*?\b"
-                          r"(?:reportedly\s+)?(?:exited|left|departed|quit)", s)
-        if m:
-            cb.add(m["name"], None, "exited", s, "prose")
-        for pm in _PROSE_ROLE.finditer(s):
-            verb = pm["verb"].lower()
-            status = ("returning" if verb.startswith(("return", "reprise", "back")) else
-                      "new" if verb.startswith("join") else "listed")
-            char = pm["char"]
-            after = s[pm.end():pm.end() + 40]
-            if (char and not looks_like_name(char)) or re.match(r"\s+as\s+(?:an?\s+|the\s+)?[a-z]", after) \
-                    or _CREW.search(after):
-                continue  # 'returns as showrunner', 'stars as a detective': crew or description, not a role
-            if re.search(r"\b(will|set to|expected to)\b", s[:pm.start("verb")][-30:]) and status == "listed":
-                status = "listed"
-            cb.add(pm["name"], char, status, s, "prose")
-        lead = re.match(r"^(?P<name>[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*){1,2})\s+stars\s+in\b", s)
-        if lead:
-            cb.add(lead["name"], None, "listed", s, "prose")
-        for st in _STARRING.finditer(s):
-            if _CREW.search(s[max(0, st.start() - 60):st.start()]):
+            actor, aliases = _split_alias(clean(row[a]))
+            if not _name_shaped(actor):
                 continue
-            for name in _name_run(s[st.end():]):
-                cb.add(name, None, "listed", s, "prose")
-    # 'Alex Levy (Aniston)': a character followed by a listed actor's surname.
-    surnames = {name.split()[-1]: name for name in cb.entries}
+            out.append(Claim(actor, char if char and _name_shaped(char) else None, status or "listed",
+                             3 if status else 1, "row", " | ".join(row), -1))
+            for alias in aliases:
+                out.append(Claim(actor, None, "alias:" + alias, 0, "row", "", -1))
+
+
+_PAREN_ALIAS = re.compile(r"^(?P<name>[^()]+?)\s*\((?P<alias>[^()]+)\)\s*$")
+
+
+def _split_alias(name: str) -> tuple[str, list[str]]:
+    m = _PAREN_ALIAS.match(name)
+    if m and _name_shaped(m["alias"].strip()):
+        return m["name"].strip(), [normalise_name(m["alias"])]
+    return name, []
+
+
+def _name_shaped(text: str) -> bool:
+    sp = spans(text)
+    return len(sp) == 1 and sp[0].text == text.strip() and not any(ch.isdigit() for ch in text) and \
+        2 <= len(text) <= 40
+
+
+# --------------------------------------------------------------------------- facts
+
+
+def _merge(claims: list[Claim], d: _Doc) -> dict[str, CastFact]:
+    by_key: dict[str, list[Claim]] = {}
+    display: dict[str, str] = {}
+    aliases: dict[str, list[str]] = {}
+    for c in claims:
+        if c.status.startswith("alias:"):
+            aliases.setdefault(name_key(c.actor), []).append(c.status[6:])
+            continue
+        key = name_key(clean_actor(c.actor))
+        by_key.setdefault(key, []).append(c)
+        display.setdefault(key, normalise_name(clean_actor(c.actor)))
+    out: dict[str, CastFact] = {}
+    for key, cs in by_key.items():
+        best = max(cs, key=lambda c: (c.strength >= 2 and c.status != "listed", _KIND_RANK.get(c.kind, 0),
+                                      _STATUS_RANK[c.status] if c.strength >= 2 else 0, -c.index))
+        chars = sorted((c for c in cs if c.character), key=lambda c: (-_KIND_RANK.get(c.kind, 0), c.index))
+        char = normalise_name(chars[0].character) if chars and chars[0].character else None
+        conf = {4: 0.9, 3: 0.75, 2: 0.65}.get(_KIND_RANK.get(best.kind, 1), 0.55)
+        if best.strength == 1:
+            conf -= 0.1
+        if best.status == "unconfirmed":
+            conf -= 0.1
+        name = display[key]
+        if fold(name) in {fold(x) for x in d.crew} and best.strength < 3:
+            continue
+        out[name] = CastFact(character=char, status=best.status, aliases=aliases.get(key, []),  # type: ignore[arg-type]
+                             evidence=best.evidence, confidence=round(max(conf, 0.3), 2))
+    return out
+
+
+def extract_cast(doc: Document, sentences: list[Sentence], work: str | None = None) -> dict[str, CastFact]:
+    """The cast a document states, each with status, character (when paired) and the sentence it came from."""
+    d = _learn_names(sentences, work)
+    claims: list[Claim] = []
+    _from_tables(doc, claims)
     for s in sentences:
-        for m in re.finditer(r"([A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*){1,2})\s+\(([A-Z][\w'’-]+)\)", s):
-            actor = surnames.get(m.group(2))
-            if actor and not cb.entries[actor].character and name_key(m.group(1)) != name_key(actor):
-                cb.entries[actor] = cb.entries[actor].model_copy(update={"character": normalise_name(m.group(1))})
+        if s.kind == "row" and doc.tables:
+            continue  # table rows are read by column above
+        claims.extend(_claims_of(s, d))
+    return _merge(claims, d)
 
 
-def extract_cast(doc: Document, sentences: list[str]) -> dict[str, CastFact]:
-    cb = CastBuilder()
-    from_tables(doc, cb)
-    from_lists(doc, cb)
-    from_prose(sentences, cb)
-    return cb.entries
+__all__ = ["Span", "extract_cast", "status_of"]

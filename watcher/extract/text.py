@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import re
 from dataclasses import dataclass
 
 from watcher.extract.dates import DASHES
+from watcher.records import Document
 
 _SPLIT = re.compile(r"(?<!\bJan\.)(?<!\bFeb\.)(?<!\bMar\.)(?<!\bApr\.)(?<!\bJun\.)(?<!\bJul\.)(?<!\bAug\.)"
                     r"(?<!\bSep\.)(?<!\bOct\.)(?<!\bNov\.)(?<!\bDec\.)(?<!\bSept\.)(?<!\bMr\.)(?<!\bDr\.)"
-                    r"(?<!\bMs\.)(?<!\bSt\.)(?<=[.!?])[\"”’)]?\s+(?=[\"“‘(]?[A-Z0-9])")
+                    r"(?<!\bMs\.)(?<!\bSt\.)(?<!\bJr\.)(?<!\bvs\.)(?<!\b[A-Z]\.)(?<=[.!?])[\"”’)]?\s+(?=[\"“‘(]?[A-Z0-9])")
 _ORD = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8}
 _SEASON_NUM = re.compile(r"\b(?:season|series|s)\s*(\d{1,2})\b", re.I)
 _SEASON_ORD = re.compile(r"\b(first|second|third|fourth|fifth|sixth|seventh|eighth)\s+(?:season|series|instal+ment)\b",
@@ -23,7 +25,8 @@ class Sentence:
     text: str
     index: int
     kind: str = "prose"  # prose | item | row | heading | title
-    heading: str | None = None
+    heading: str | None = None  # the section heading the sentence sits under
+    lead: str | None = None  # for list items (and lines after a lead-in ending in ':'), that lead-in
 
 
 def clean(text: str) -> str:
@@ -75,3 +78,72 @@ def about_other_season(text: str, target: int | None) -> bool:
     """True when the sentence names only seasons other than the target one."""
     found = seasons_mentioned(text, target)
     return bool(found) and target is not None and target not in found
+
+
+# A dateline or byline at the top of an article: 'date 2022-02-11', 'posted on 2024-10-08 05:01 EDT by ...',
+# 'By A Writer on 2020/10/24 at 21:53 PST'. It dates the article; it is never a release claim.
+_DATELINE = re.compile(r"^\s*(?:date|dated|posted(?: on)?|published(?: on)?|updated(?: on)?|by\s+[^\n]{1,60}?\s+on)"
+                       r"\s*:?\s*(?P<y>(?:19|20)\d{2})[-/.](?P<m>\d{1,2})(?:[-/.](?P<d>\d{1,2}))?\b"
+                       r"(?:\s+(?:at\s+)?\d{1,2}:\d{2}(?:\s*[AP]M)?(?:\s+[A-Z]{2,4})?)?"
+                       r"(?:\s+by\s+[A-Z][\w.'’-]*(?:\s+[A-Z][\w.'’-]*){0,3})?\s*\d{0,2}\s*", re.I)
+
+
+def dateline(line: str) -> tuple[dt.date | None, bool, str]:
+    """(date, has_day, rest of the line) for a line that opens with a dateline; (None, False, line) otherwise."""
+    m = _DATELINE.match(line)
+    if not m:
+        return None, False, line
+    try:
+        d = dt.date(int(m["y"]), int(m["m"]), int(m["d"] or 1))
+    except ValueError:
+        return None, False, line
+    return d, m["d"] is not None, line[m.end():]
+
+
+def document_sentences(doc: Document) -> tuple[list[Sentence], dt.date | None, bool]:
+    """The document as sentences with their kind, section heading and lead-in; and its dateline date, if any.
+
+    Title first; then each line of the text: list items ('• '), table rows ('a | b'), headings, prose. A prose
+    line ending in ':' is the lead-in of the lines that follow it, as a list lead-in is of its items.
+    """
+    out: list[Sentence] = []
+    headings = {clean(h) for h in doc.headings}
+    title = clean(doc.title) if doc.title else ""
+    if title:
+        out.append(Sentence(title, 0, "title"))
+    heading: str | None = None
+    lead: str | None = None
+    dated: dt.date | None = None
+    has_day = False
+    for n, raw_line in enumerate(doc.text.split("\n")):
+        line = clean(raw_line)
+        if n < 4 and dated is None:
+            d, day, rest = dateline(line)
+            if d is not None:
+                dated, has_day, line = d, day, clean(rest)
+        if not line or (line == title and not out[1:]):
+            continue
+        if line.startswith("• "):
+            kind, line = "item", line[2:]
+        elif " | " in line:
+            kind = "row"
+        elif line in headings:
+            kind = "heading"
+        else:
+            kind = "prose"
+        if kind == "heading":
+            heading, lead = line, None
+            out.append(Sentence(line[:_MAX_SENTENCE], len(out), kind, heading))
+            continue
+        parts = split_sentences(line) if kind in ("prose", "item") else [line[:_MAX_SENTENCE]]
+        own_lead = lead if kind == "item" or (kind == "prose" and lead is not None) else None
+        for part in parts:
+            out.append(Sentence(part, len(out), kind, heading, own_lead))
+        if kind == "prose":
+            lead = line if line.rstrip().endswith(":") else (lead if own_lead is not None and _listy(line) else None)
+    return out, dated, has_day
+
+
+def _listy(line: str) -> bool:
+    """A line that continues a lead-in's list: a short 'Name as Role' line or one with several commas."""
+    return bool(re.search(r"\b(?:as|how)\s+[A-Z]", line)) or line.count(",") >= 2

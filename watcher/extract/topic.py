@@ -1,72 +1,276 @@
-"""The work and season a document is about, from its title, headings and text."""
+"""The work and season a document is about, and the key that makes every spelling of a work one topic.
+
+The headline names the work: a quoted title; the title before 'Season N' / 'series three' / 'S2'; the title after
+'Season N of' or 'the second season of [Network] [series]'; else the leading run of title words, cut at the first
+word that starts the headline's predicate ('Adds', 'Filming', 'Cast', 'Trailer', a lowercase verb). A person's
+name is never the work ('Dana Reyes Confirms Nightfall' is about Nightfall), nor is a platform. Among the
+candidates the one the body repeats most wins. For a film (no season) the body may give the full title: 'officially
+titled X', or the headline's title with its subtitle ('Nightfall 2' -> 'Nightfall: The Reckoning').
+A number after a title is its season when the body speaks of that season ('Nightfall 3' and 'season 3 of
+Nightfall'), else part of a film's title ('Nightfall 2', a sequel).
+"""
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 
-from watcher.extract.text import _ORD, clean
+from watcher.extract.lexicon import NEVER_NAME_WORDS, PLATFORMS, ROLE_NOUNS
+from watcher.extract.names import fold, person_evidence, spans
+from watcher.extract.text import clean
 
-_TITLE_SEASON = re.compile(r"^(?P<work>.+?)\s+(?:season|series)(?:\s+season)*\s*(?P<n>\d{1,2})?\b", re.I)
-_RENEW = re.compile(r"\b(?:renews?|renewed|cancels?|cancelled|picks up|greenlights?)\s+(?P<work>.+?)\s+for\s+"
-                    r"(?:an?\s+)?(?:(?P<ord>\w+)\s+season|season\s+(?P<n>\d{1,2}))", re.I)
-_SEASON_OF = re.compile(r"\bseason\s+(?P<n>\d{1,2})\s+of\s+(?P<work>.+)", re.I)
-_FUNCTION = {"of", "the", "and", "a", "an", "in", "on", "to", "for", "are", "is", "at", "with", "vs", "&", "us"}
-_ORD_OF = re.compile(r"\b(?P<ord>first|second|third|fourth|fifth|sixth)\s+season\s+of\s+", re.I)
+_NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+                 "nine": 9, "ten": 10, "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6,
+                 "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10}
+_ROMAN = {"ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6, "vii": 7, "viii": 8, "ix": 9}
+_NUM = r"(?:\d{1,2}|one|two|three|four|five|six|seven|eight|nine|ten)\b"
+_ORD = r"(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth)"
+# Words that start a headline's predicate or describe the work: the title stops before them.
+_CUT = (NEVER_NAME_WORDS | ROLE_NOUNS | {
+    "has", "have", "is", "are", "gets", "get", "moves", "moved", "kicks", "showcases", "announces", "comfort",
+    "react", "reacts", "set", "delayed", "delay", "begins", "begun", "wraps", "starts", "confirms", "rumored",
+    "rumoured", "not", "won't", "will", "drops", "lands", "reveals", "unveils", "teases", "shares", "why", "who",
+    "anime", "drama", "k-drama", "kdrama", "documentary", "miniseries", "limited", "netflix's", "spotted",
+    "breaking", "exclusive", "watch", "report", "review", "recap", "explained", "first-look", "everything",
+    "synopsis", "plot", "date", "release", "air", "airs", "streaming", "where", "how", "what", "when"}) - {
+    "the", "a", "an", "of", "and", "in", "on", "to", "for", "with", "at", "by", "from", "us", "we", "you", "i",
+    "it", "me", "my", "our", "your", "be", "all", "one", "no", "this", "that", "there", "here", "are", "is",
+    "dead", "back", "last", "first", "new", "original", "legend", "idol", "model", "chief", "boss",
+    "head", "host", "icon", "fall", "spring", "summer", "winter", "christmas", "halloween"}
+# Read backwards from 'Season N', a title may end in a word that elsewhere describes it ('The Morning Show').
+_CUT_BACK = _CUT - {"show", "film", "movie", "drama", "anime", "star", "stars", "lead", "story", "part", "chapter",
+                    "family", "game", "games", "doctor", "boys", "girls", "office", "crown", "witcher"}
+_JOIN = {"of", "the", "and", "in", "on", "to", "for", "with", "at", "by", "from", "a", "an", "wa", "no", "ni",
+         "de", "la", "le", "du", "des", "von", "vs", "&", "is", "are"}
+_DESCRIPTOR = re.compile(r"\b(?:spin-?off|sequel|prequel|follow-up|remake|reboot|adaptation|series|drama|show|"
+                         r"film|movie|anime|k-drama|thriller|comedy|sitcom)\s+$", re.I)
+_PLATFORM_NAMES = {fold(v) for vs in PLATFORMS.values() for v in vs}
 
 
-def _title_words(text: str) -> str:
-    """The leading run of title-cased words (function words allowed inside, trimmed at the end)."""
-    words: list[str] = []
-    for w in text.split():
-        bare = w.strip("'\"‘’“”,:;?!.")
+def _season_number(word: str) -> int | None:
+    w = word.lower()
+    if w.isdigit():
+        n = int(w)
+        return n if 0 < n < 60 else None
+    return _NUMBER_WORDS.get(w)
+
+
+def _strip_headline(title: str) -> str:
+    t = clean(title)
+    t = re.sub(r"^\s*\[[^\]]{1,60}\]\s*", "", t)  # '[Site News] ...'
+    t = re.sub(r"^(?:spotted|exclusive|breaking|watch|report|update|review|first look|confirmed|official)\s*:\s*",
+               "", t, flags=re.I)
+    t = re.sub(r"\s+[|–-]\s+[^|–-]{2,40}$", "", t) if re.search(r"\s[|]\s", t) else t  # ' | Site Name'
+    return t.strip()
+
+
+def _title_run(words: list[str], start: int, forward: bool = True) -> list[str]:
+    """The run of title words from words[start] in one direction; stops at a predicate or descriptor word."""
+    run: list[str] = []
+    idx = range(start, len(words)) if forward else range(start, -1, -1)
+    for i in idx:
+        w = words[i]
+        bare = w.strip("\"'“”‘’,:;!?.()")
+        low = fold(bare)
         if not bare:
             break
-        if bare[0].isupper() or bare[0].isdigit() or bare.lower() in _FUNCTION:
-            words.append(bare if w.endswith(("?", "!", ",", ":", ";", ".")) else w)
-            if w.endswith(("?", "!", ",", ":", ";", ".")):
-                break
-        else:
+        inner = w[-1:] in ",:;!?" if forward else False
+        capital = bare[:1].isupper() or bare[:1].isdigit() or bare.isdigit()
+        if low in _JOIN and capital is False:
+            run.append(bare)
+            continue
+        cut = _CUT if forward else _CUT_BACK
+        if not capital or low in cut or low in _PLATFORM_NAMES or (low.endswith("s") and low[:-1] in cut
+                                                                    and "'" in bare):
             break
-    while words and words[-1].lower() in _FUNCTION - {"us"}:
-        words.pop()
-    return " ".join(words)
+        run.append(bare)
+        if inner:
+            break
+    if not forward:
+        run.reverse()
+    while run and fold(run[-1]) in _JOIN:
+        run.pop()
+    while run and (fold(run[0]) in _JOIN - {"the", "a", "an"} or (fold(run[0]) in _JOIN and run[0].islower())):
+        run.pop(0)
+    if run and fold(run[0]) in ("a", "an") and len(run) == 1:
+        return []
+    return run
 
 
-def _tidy(work: str) -> str:
-    quoted = re.search(r"(?:^|\s)[‘'\"“](.+?)[’'\"”](?=\s|$|[:,])", work)
-    if quoted:
-        work = quoted.group(1)
-    work = re.sub(r"^[\"'‘“]+|[\"'’”:,–-]+$", "", work.strip()).strip()
-    return re.sub(r"^[\"'‘“](.+)[\"'’”]$", r"\1", work)
+def _is_person(text: str) -> bool:
+    sp = spans(text)
+    return len(sp) == 1 and sp[0].text == text and person_evidence(sp[0].tokens) >= 0.6
+
+
+def _count(body: str, work: str) -> int:
+    if not work:
+        return 0
+    return len(re.findall(r"(?<![\w])" + re.escape(work) + r"(?![\w])", body, re.I))
+
+
+def _candidates(headline: str) -> tuple[list[tuple[str, int]], int | None]:
+    """Work candidates from a headline with a prior (3: quoted or next to its season, 2: the leading title,
+    1: another title run), and the season it names, if any."""
+    cands: list[tuple[str, int]] = []
+    season: int | None = None
+    for q in re.finditer(r"[\"“‘']([^\"“”‘’']{2,60})[\"”’']", headline):
+        inner = q.group(1).strip()
+        if inner[:1].isupper() and len(inner.split()) <= 9 and not _is_person(inner):
+            cands.append((inner, 3))
+    words = headline.split()
+    for i, w in enumerate(words):
+        low = fold(w.strip(",:;!?.()\"'“”‘’"))
+        nxt = words[i + 1] if i + 1 < len(words) else ""
+        if low in ("season", "series") and _season_number(nxt.strip(",:;!?.()\"'“”‘’")) is not None:
+            season = season or _season_number(nxt.strip(",:;!?.()\"'“”‘’"))
+            cands.append((" ".join(_title_run(words, i - 1, forward=False)), 3))
+            after = words[i + 2:]
+            if after and fold(after[0]) == "of":  # 'Season 4 of Nightfall'
+                cands.insert(0, (" ".join(_title_run(after, 1)), 3))
+        elif re.fullmatch(r"s\d{1,2}", low):  # 'Nightfall S3'
+            season = season or int(low[1:])
+            cands.append((" ".join(_title_run(words, i - 1, forward=False)), 3))
+        elif low in _NUMBER_WORDS and i + 1 < len(words) and fold(nxt.strip(",:;!?.")) in ("season", "series") \
+                and _NUMBER_WORDS[low] > 0:
+            season = season or _NUMBER_WORDS[low]
+            rest = words[i + 2:]
+            if rest and fold(rest[0]) == "of":  # 'the second season of BBC series Nightfall'
+                j = 1
+                while j < len(rest) and (fold(rest[j]) in _PLATFORM_NAMES or fold(rest[j]) in ("the", "its") or
+                                         _DESCRIPTOR.search(rest[j] + " ") or not rest[j][:1].isupper()):
+                    j += 1
+                    if j > 4:
+                        break
+                cands.insert(0, (" ".join(_title_run(rest, j)), 3))
+            else:
+                cands.append((" ".join(_title_run(words, i - 1, forward=False)), 3))
+    # the leading title run, and any run after a person's name, a verb or a descriptor ('spin-off Ballerina')
+    runs: list[tuple[int, list[str]]] = []
+    i = 0
+    while i < len(words):
+        run = _title_run(words, i)
+        if run:
+            runs.append((i, run))
+            i += max(len(run), 1)
+        else:
+            i += 1
+    for n, (at, run) in enumerate(runs):
+        prior = 2 if at == 0 else 1
+        nxt_run = runs[n + 1][1] if n + 1 < len(runs) else []
+        if words[at + len(run) - 1].endswith(",") and any(re.search(r"['’]s$", w) for w in nxt_run[:-1]):
+            continue  # 'Tom Hale, Ivy Moss's Nightfall': names of people before the title
+        poss = [k for k, w in enumerate(run[:-1]) if re.search(r"['’]s$", w)]
+        if poss:  # "Star Name's Title": the title after the possessive
+            cands.append((" ".join(run[poss[-1] + 1:]), 2))
+            prior = 1
+        cands.append((" ".join(run), prior))
+    cleaned: list[tuple[str, int]] = []
+    for c, prior in cands:
+        c = re.sub(r"^(?:[A-Z][\w.]*\s+){1,3}?[A-Z][\w]*['’]s?\s+(?=[A-Z])", lambda m: "" if _is_person(
+            m.group(0).strip().rstrip("'’s").rstrip("'’")) else m.group(0), c)  # "Star Name's Title"
+        c = c.strip(" :,-–")
+        if c and not c.isdigit() and not _is_person(c) and fold(c) not in _PLATFORM_NAMES and \
+                c not in [x for x, _ in cleaned]:
+            cleaned.append((c, prior))
+    return cleaned, season
+
+
+def _body_season(text: str, work: str | None) -> int | None:
+    """The season the body is about: the later season it names most, not counting another work's seasons."""
+    nums: Counter[int] = Counter()
+    for m in re.finditer(rf"\b(?:season|series)\s+({_NUM})|\b({_ORD})\s+(?:season|series|instal+ment)\b", text,
+                         re.I):
+        n = _season_number(m.group(1) or m.group(2))
+        if n is None:
+            continue
+        before = text[max(0, m.start() - 40):m.start()]
+        owner = re.search(r"((?:[A-Z][\w'’:-]*\s+){1,5})$", before)
+        if owner and work and fold(work) not in fold(owner.group(1)) and not re.search(
+                r"\b(?:The|This|Its|A|Next|New|Upcoming|Second|Third)\s+$", owner.group(1)) and m.group(1):
+            continue  # 'Other Show season 2': another work's season
+        nums[n] += 1
+    later = {n: c for n, c in nums.items() if n > 1}
+    if later:
+        return max(later.items(), key=lambda kv: (kv[1], kv[0]))[0]
+    return None
+
+
+def _numbered(work: str, text: str) -> tuple[str, int | None]:
+    """'Nightfall 3' -> ('Nightfall', 3) when the body speaks of its season 3; otherwise unchanged."""
+    m = re.fullmatch(r"(.+?)\s+(\d{1,2}|II|III|IV|V|VI)", work)
+    if not m:
+        return work, None
+    n = int(m.group(2)) if m.group(2).isdigit() else _ROMAN.get(m.group(2).lower())
+    if n and re.search(rf"\b(?:season|series)\s+(?:{n}|{_words_for(n)})\b|\b{_ordinal(n)}\s+season\b", text, re.I):
+        return m.group(1), n
+    return work, None
+
+
+def _words_for(n: int) -> str:
+    return next((w for w, v in _NUMBER_WORDS.items() if v == n and not w.endswith(("st", "nd", "rd", "th"))),
+                str(n))
+
+
+def _ordinal(n: int) -> str:
+    return next((w for w, v in _NUMBER_WORDS.items() if v == n and w.endswith(("st", "nd", "rd", "th"))), str(n))
+
+
+def _full_title(work: str, text: str) -> str:
+    """A film's full title from the body: 'officially titled X', or the work (or its base without a sequel
+    number) followed by ': Subtitle'."""
+    m = re.search(r"\b(?i:officially|now|formally)\s+(?i:titled|called|named)\s+[\"“‘]?((?:[A-Z0-9][\w'’.-]*[:]?"
+                  r"(?:\s+|$|(?=[,.;\"”]))){1,6})", text)
+    if m:
+        return m.group(1).strip(" ,.:\"”’")
+    base = re.sub(r"\s+(?:\d{1,2}|II|III|IV)$", "", work)
+    for cand in dict.fromkeys((work, base)):
+        sub = re.search(re.escape(cand) + r"\s*:\s+((?:(?:[A-Z0-9][\w'’.-]*|of|the|a|an|and|in|to|be)(?:\s+|(?=[\"”″’,.]"
+                        r"|$))){1,7})", text)
+        if sub:
+            subtitle = sub.group(1).strip(" ,.")
+            words = subtitle.split()
+            while words and words[-1].lower() in ("of", "the", "a", "an", "and", "in", "to", "be"):
+                words.pop()
+            if words and not _is_person(" ".join(words)):
+                full = f"{cand}: {' '.join(words)}"
+                if cand == work or re.search(r"\s(?:\d{1,2}|II|III|IV)$", work):
+                    return full
+    return work
 
 
 def detect_topic(title: str | None, headings: tuple[str, ...], text: str) -> tuple[str | None, int | None]:
+    """(work, season) of a document from its headline, confirmed against the body."""
+    headline = _strip_headline(title or "")
+    body = clean(" ".join(line for line in text.split("\n") if clean(line) != clean(title or "")))
+    cands, season = _candidates(headline) if headline else ([], None)
+    if not cands:
+        first = next((clean(line) for line in text.split("\n") if clean(line)), "")
+        cands, season = _candidates(first[:200])
     work: str | None = None
-    season: int | None = None
-    for cand in [title or "", *headings]:
-        cand = clean(cand)
-        m = _RENEW.search(cand)
-        if m:
-            work = _tidy(m["work"])
-            season = int(m["n"]) if m["n"] else _ORD.get((m["ord"] or "").lower())
-            break
-        m = _SEASON_OF.search(cand)
-        if m and _title_words(m["work"]):
-            work = _tidy(_title_words(m["work"]))
-            season = int(m["n"])
-            break
-        m = _TITLE_SEASON.search(cand)
-        if m and len(m["work"].split()) <= 8 and not re.search(r"\b(when|will|what|is|how|where)\b", m["work"], re.I):
-            work = _tidy(m["work"])
-            season = int(m["n"]) if m["n"] else None
-            break
+    if cands:
+        scored = [(c, prior, _count(body, c), -n) for n, (c, prior) in enumerate(cands)]
+        work = max(scored, key=lambda x: (x[2] > 0 or x[1] == 3, x[1], x[2] >= 2, x[3]))[0]
+    if work:
+        work, numbered = _numbered(work, body)
+        season = season or numbered
     if season is None:
-        nums = Counter(int(n) for n in re.findall(r"\bseason\s*(\d{1,2})\b", text, re.I))
-        nums.update(_ORD[o.lower()] for o in _ORD_OF.findall(text))
-        later = {n: c for n, c in nums.items() if n > 1}
-        if later:
-            season = max(later.items(), key=lambda kv: (kv[1], kv[0]))[0]
-    if work is None and title:
-        work = _tidy(re.split(r"\s[:|–-]\s", clean(title))[0])
-    return work or None, season
+        season = _body_season(body, work)
+    if work and season is None:
+        work = _full_title(work, body)
+    return (work or None), season
+
+
+_THE = re.compile(r"^(?:the|a|an)\s+", re.I)
+
+
+def work_key(work: str) -> str:
+    """One key for every spelling of a work: case, accents, punctuation, '&'/'and' and a leading article folded.
+    'NIGHTFALL', 'Nightfall', 'The Nightfall' and 'Night-fall' share it; a subtitle after ':' is kept (films)."""
+    text = unicodedata.normalize("NFKC", work).casefold().replace("&", " and ")
+    text = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+    text = re.sub(r"[\u2010-\u2015\u2212-]", " ", text)
+    text = re.sub(r"[^\w\s:]", "", text)
+    text = re.sub(r"\s*:\s*", ": ", text)
+    text = _THE.sub("", " ".join(text.split()))
+    return text.strip(" :")

@@ -1,0 +1,194 @@
+"""Person names: capitalised spans in a sentence, and how much each looks like a person's name.
+
+A span is a run of capitalised tokens (with name particles, initials and suffixes allowed inside). Whether it
+is a person is scored from evidence that carries across articles, never from the names of one article:
+- the US Census 1990 given-name and surname lists (public domain; shipped by the MIT-licensed `names` package),
+- common East Asian surnames (general knowledge, below), which come first in Korean and Chinese names,
+- the syllable shape of romanised Japanese, Korean and Chinese names, which census lists do not hold,
+- words that are never part of a name in release news (platforms, months, function words, cue verbs).
+Whether a span is *cast* is decided elsewhere (cast.py) by the construction that governs it.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from watcher.extract.lexicon import NEVER_NAME_WORDS, PLATFORM_WORDS, ROLE_NOUNS
+
+# Common surnames that open Korean and Chinese names and close Japanese ones (romanisation variants included).
+EAST_ASIAN_SURNAMES = frozenset("""
+kim lee yi rhee park pak bak choi choe jung jeong chung kang cho jo yoon yun jang chang lim im han oh seo suh
+shin sin kwon hwang ahn an song jeon jun hong yoo yu ryu ko go moon mun son sohn bae baek paek heo hur
+nam noh roh no ha kwak sung seong cha joo ju woo gu koo min na jin ji uhm eom chae won chun cheon bang gong
+byun byeon hyun hyeon ham yeo yeom chu do so seok pyo myung ok tak ma jegal jeun goo kyung
+wang li zhang liu chen yang huang zhao wu zhou xu sun zhu hu guo he lin gao luo zheng liang xie tang
+deng feng cao peng zeng xiao tian dong pan yuan cai jiang du ye cheng wei su lu ding ren shen yao tan liao fan
+fang shi xin tong qin jia qiu xia hou zou xiong meng qi bai kong mao duan lei hao gu shao wan qian dai yin
+cui lai wen huo tse cheung leung wong chan chow lau ng ho mok tsang fung kwok yip lam chiu ngai
+sato suzuki takahashi tanaka ito watanabe yamamoto nakamura kobayashi kato yoshida yamada sasaki yamaguchi
+matsumoto inoue kimura hayashi shimizu yamazaki mori abe ikeda hashimoto ishikawa ogawa okada hasegawa
+fujita goto kondo murakami endo aoki sakamoto saito fukuda ota nishimura fujii kaneko okamoto fujiwara
+nakajima miura hara matsuda ono takeda nakano harada ueda morita
+""".split())
+
+# Honorifics dropped from an actor's name ('Sir Lenny Henry' is Lenny Henry); character titles stay.
+HONORIFICS = frozenset({"sir", "dame", "mr", "mrs", "ms", "mr.", "mrs.", "ms."})
+_PARTICLES = frozenset({"de", "da", "del", "della", "di", "du", "van", "von", "der", "den", "la", "le", "bin",
+                        "al", "dos", "das", "ter", "st.", "y"})
+_SUFFIXES = frozenset({"jr", "jr.", "sr", "sr.", "ii", "iii", "iv"})
+_APOS = str.maketrans({"’": "'", "‘": "'", "`": "'", "ʼ": "'"})
+
+# A token: initials ('M.C.', 'E.'), or a word of letters with inner hyphens/apostrophes ('O'Grady', 'Ji-hu').
+_TOKEN = re.compile(r"(?:[A-Z]\.){2,}|[A-Z]\.(?=\s)|(?:Jr|Sr|St|Dr|Mr|Mrs|Ms)\.|[^\W\d_](?:[^\W\d_]|[-'](?=[^\W\d_]))*"
+                    r"|\d+|\S")
+
+
+def fold(word: str) -> str:
+    """Comparison form of a name token: no diacritics, apostrophes or dots, case-folded."""
+    word = unicodedata.normalize("NFKD", word.translate(_APOS))
+    return "".join(ch for ch in word if not unicodedata.combining(ch) and ch not in "'.").casefold()
+
+
+@functools.cache
+def _census() -> tuple[frozenset[str], dict[str, int]]:
+    root = importlib.resources.files("names")
+
+    def read(name: str) -> list[str]:
+        return [line.split()[0].lower() for line in root.joinpath(name).read_text().splitlines() if line.strip()]
+
+    given = frozenset(read("dist.male.first") + read("dist.female.first"))
+    surnames = {s: rank for rank, s in enumerate(read("dist.all.last"), 1)}
+    return given, surnames
+
+
+def is_given_name(token: str) -> bool:
+    return fold(token) in _census()[0]
+
+
+def surname_rank(token: str) -> int | None:
+    return _census()[1].get(fold(token))
+
+
+# Romanised syllables: Japanese (Hepburn), Korean (Revised/McCune), Chinese (pinyin). A token made only of one
+# family's syllables is name-shaped in that language even when no list holds it.
+_JA = re.compile(r"^(?:(?:ky|gy|sh|ch|ny|hy|my|ry|by|py|ts|[kgsztdnhbpmyrwfj])?[aeiouāēīōū]u?|n(?![aeiouy]))+$")
+_KO_SYL = r"(?:[bcdghjkmnprstwy]|ch|kk|tt|pp|ss|jj|ph|th|kh)?(?:[aeiou]|ae|eo|eu|oe|ui|ya|yeo|yo|yu|ye|wa|wo|we|wi|" \
+          r"oo|ee)(?:ng|n|m|l|k|p|t|r)?"
+_KO = re.compile(rf"^{_KO_SYL}(?:-?{_KO_SYL})?$")
+_PINYIN = re.compile(r"^(?:(?:zh|ch|sh|[bpmfdtnlgkhjqxrzcsyw])?(?:iang|iong|uang|ang|eng|ing|ong|ian|iao|uai|uan|ai|ei|"
+                     r"ao|ou|an|en|in|un|ia|ie|iu|ua|uo|ui|ue|er|a|e|i|o|u|v)){1,3}$")
+
+
+def romanised_name_like(token: str) -> bool:
+    t = fold(token).replace("-", "")
+    return 2 <= len(t) <= 12 and bool(_JA.match(t) or _KO.match(fold(token)) or _PINYIN.match(t))
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A capitalised span of a sentence: its text, character offsets and tokens."""
+
+    text: str
+    start: int
+    end: int
+    tokens: tuple[str, ...]
+    possessive: bool = False  # followed by 's / ' ("Heartstopper's Bradley Riches")
+
+
+def _is_cap(tok: str) -> bool:
+    return tok[:1].isupper() and (tok[:1].isalpha())
+
+
+def spans(sentence: str) -> list[Span]:
+    """Runs of capitalised tokens, split at words that are never part of a name; possessives marked."""
+    s = sentence.translate(_APOS)
+    toks = [(m.group(0), m.start(), m.end()) for m in _TOKEN.finditer(s)]
+    out: list[Span] = []
+    run: list[tuple[str, int, int]] = []
+
+    def flush(possessive: bool = False) -> None:
+        nonlocal run
+        while run and fold(run[-1][0]) in _PARTICLES:
+            run.pop()
+        if run:
+            start, end = run[0][1], run[-1][2]
+            out.append(Span(sentence[start:end], start, end, tuple(t for t, _, _ in run), possessive))
+        run = []
+
+    for i, (tok, st, en) in enumerate(toks):
+        gap_ok = not run or s[run[-1][2]:st] in (" ", "")
+        if not gap_ok:
+            flush()
+        word = tok
+        possessive = False
+        if word.endswith("'s") and len(word) > 2 and _is_cap(word):
+            word, possessive = word[:-2], True
+        elif i + 1 < len(toks) and toks[i + 1][0] == "'" and toks[i + 1][1] == en and \
+                (i + 2 >= len(toks) or toks[i + 2][1] > toks[i + 1][2]):
+            possessive = _is_cap(word) and word.endswith("s")  # "Nieves' Lissa"
+        low = fold(word)
+        capital = _is_cap(word) and not (word.isupper() and len(word) > 1 and "." not in word and len(word) <= 5
+                                         and fold(word) not in EAST_ASIAN_SURNAMES)
+        if capital and low not in NEVER_NAME_WORDS and low not in ROLE_NOUNS and low not in PLATFORM_WORDS:
+            run.append((word, st, st + len(word)))
+            if possessive:
+                flush(possessive=True)
+            continue
+        if run and low in _PARTICLES and i + 1 < len(toks) and _is_cap(toks[i + 1][0]):
+            run.append((word, st, en))
+            continue
+        flush()
+    flush()
+    return [sp for sp in out if any(ch.isalpha() for ch in sp.text)]
+
+
+def strip_honorific(tokens: tuple[str, ...]) -> tuple[str, ...]:
+    while len(tokens) > 1 and fold(tokens[0]) in {fold(h) for h in HONORIFICS}:
+        tokens = tokens[1:]
+    return tokens
+
+
+def person_evidence(tokens: tuple[str, ...]) -> float:
+    """0..1: how much these tokens look like one person's name, from name lists and name shape alone."""
+    tokens = strip_honorific(tuple(t for t in tokens if fold(t) not in _SUFFIXES))
+    core = [t for t in tokens if fold(t) not in _PARTICLES and not re.fullmatch(r"(?:[A-Z]\.)+", t)]
+    if not core or len(core) > 4:
+        return 0.0
+    if any(fold(t) in NEVER_NAME_WORDS or fold(t) in ROLE_NOUNS or fold(t) in PLATFORM_WORDS for t in core):
+        return 0.0
+    if any(not t[:1].isupper() for t in core):
+        return 0.0
+    first, last = core[0], core[-1]
+    given = is_given_name(first)
+    rank = surname_rank(last)
+    common_surname = rank is not None and rank <= 20000
+    east_first = fold(first) in EAST_ASIAN_SURNAMES and len(core) >= 2
+    if len(core) == 1:
+        # one word: a stage name or a surname; only constructions make it a person
+        return 0.3 if (given or common_surname or romanised_name_like(first)) else 0.15
+    score = 0.2
+    if given:
+        score += 0.4
+    if common_surname:
+        score += 0.3
+    elif rank is not None:
+        score += 0.15
+    if east_first and all(romanised_name_like(p) for t in core[1:] for p in t.split("-")):
+        score += 0.5
+    elif all(romanised_name_like(t) for t in core):
+        score += 0.3
+    if "-" in last and all(romanised_name_like(p) for p in last.split("-")):
+        score += 0.2
+    return min(score, 1.0)
+
+
+def clean_actor(text: str) -> str:
+    """Display form of an actor's name: honorifics and a trailing possessive removed, spaces normalised."""
+    toks = text.split()
+    toks = list(strip_honorific(tuple(toks)))
+    name = " ".join(toks)
+    return re.sub(r"['’]s?$", "", name).strip()
