@@ -41,14 +41,16 @@ _HEADING = [(re.compile(p, re.I), s) for p, s, _ in lx.HEADING_STATUS]
 _NEG = re.compile(rf"\b{lx.NEGATION}\s+(?:\w+\s+){{0,2}}$", re.I)
 _HEDGE = re.compile(lx.HEDGES, re.I)
 _OTHER_WORK = re.compile(lx.OTHER_WORK, re.I)
-_CREW_BEFORE = re.compile(rf"(?<![\w-])(?:{lx.CREW_BEFORE})\s*[,:]?\s*(?:(?:and|&)\s+)?$", re.I)
+_CREW_BEFORE = re.compile(rf"(?<![\w-])(?i:{lx.CREW_BEFORE})\s*[,:-]?\s*(?:(?i:and|&)\s+)?"
+                          r"(?:[A-Z][\w'’]*\s+|of\s+|the\s+){0,4}$")
 _CREW_AFTER = re.compile(rf"^\W*(?:,\s*)?(?:who\s+)?(?:{lx.CREW_AFTER})(?![\w-])", re.I)
 _CHAR_VERB = re.compile(rf"^\s*,?\s*(?:who\s+)?{lx.CHARACTER_VERBS}\s+", re.I)
-_AS = re.compile(rf"^\s*,?\s*(?:{lx.AS_WORDS})\s+", re.I)
+_AS = re.compile(rf"^\s*,?\s*(?:{lx.AS_WORDS})\s+(?!(?:well|part|soon|much|long|far|of|if|though|a result|"
+                 r"such|usual|always|ever|before|expected|planned)\b)", re.I)
 _ROLE_AFTER = re.compile(r"^\s+(?:" + "|".join(sorted(lx.ROLE_NOUNS, key=len, reverse=True)) + r")\b", re.I)
 _GROUP = re.compile(r"@\d+(?:(?:\s*,\s*(?:and\s+|&\s+)?|\s+(?:and|&)\s+|,?\s+as well as\s+)@\d+)*")
 # Clause boundaries: a cue on the far side of one of these does not govern the names.
-_BOUNDARY = re.compile(r"[.;:!?()\[\]—–]|\s-\s|,\s*(?:but|though|although|while|whereas|meanwhile|however|yet|"
+_BOUNDARY = re.compile(r"[.;!?()\[\]]|:(?=\s*(?:[a-z\"“‘']|$))|,\s*(?:but|though|although|while|whereas|meanwhile|however|yet|"
                        r"so|after|before|because|since|despite|which|where|when)\b|\b(?:but|though|although|"
                        r"whereas|while)\b")
 _TITLE_WORDS = frozenset(fold(w) for w in """dr dr. doctor detective det dci di ds dc dcs inspector sergeant sgt
@@ -70,6 +72,7 @@ class Mention:
     evidence: float = 0.0
     status: str | None = None  # a status written beside the name in a list item: '(returning)'
     aliases: list[str] = field(default_factory=list)
+    char_phrase: str | None = None  # the character(s) a verb gives: 'return to play A', 'reprise roles as A and B'
 
 
 @dataclass
@@ -117,6 +120,11 @@ def _learn_names(sentences: list[Sentence], work: str | None) -> _Doc:
         for m in re.finditer(rf"\b(?:{lx.AS_WORDS}|character,?|role of|named)\s+((?:[A-Z][\w'’.-]*\s*){{1,3}})",
                              s.text):
             d.characters.add(fold(m.group(1).strip()))
+        for m in re.finditer(r"\b(?:plays?|playing|played|portrays?|portraying|portrayed|voices?|voicing)\s+(?!by\b)",
+                             s.text):
+            char, _ = _character_at(s.text, m.end())
+            if char:
+                d.characters.add(fold(char))
     for name in d.full.values():
         toks = name.split()
         d.by_last.setdefault(fold(toks[-1]), set()).add(name)
@@ -259,22 +267,48 @@ def _owner_is_person(tokens: tuple[str, ...], d: _Doc) -> bool:
     return not single and fold(name) not in d.characters
 
 
+def _character_phrase(text: str, pos: int) -> tuple[str | None, int]:
+    """One character or a coordinated run of them ('Mark and Beth Latimer', 'Rebecca and Evelyn')."""
+    first, end = _character_at(text, pos)
+    if not first:
+        return None, pos
+    names = [first]
+    while True:
+        m = re.match(r"(?:,\s*(?:and\s+)?|\s+and\s+|\s*&\s*)(?=[a-zA-Z])", text[end:])
+        if not m:
+            break
+        nxt, nend = _character_at(text, end + m.end())
+        if not nxt or _AS.match(text[nend:]) or re.match(r"\s*\(", text[nend:]):
+            break  # the next actor of a list, not another character
+        names.append(nxt)
+        end = nend
+    return ", ".join(names[:-1]) + (" and " if len(names) > 1 else "") + names[-1], end
+
+
+_CAST_CONTEXT = re.compile(r"\b(?:series|show|film|movie|season|character|cast|plays?|stars?|starring|role|"
+                           r"alongside|follows|centers?|centres?|focus\w*)\b", re.I)
+_PAIR_SEP = re.compile(r"\s*(?:,\s*(?:and\s+)?|\s+and\s+|\s*&\s*|,?\s+as well as\s+)(?:(?:[A-Z]{2,4}|[A-Z][a-z]{1,3}\.)"
+                       r"\s+|[\"“][^\"”]{1,20}[\"”]\s+)*")
+_CREDIT_TAIL = re.compile(r"^\s+(?:from|of)\s+(?:the\s+)?[A-Z][\w'’:-]*(?:\s+(?:[A-Z][\w'’:-]*|of|the|and|a|in|on|to|"
+                          r"upon))*(?:\s+fame)?(?=[\s,.;]|$)")
+_PLAYED_BY = re.compile(r"^,?\s+(?:played|portrayed|voiced|essayed)\s+by\s+", re.I)
+
+
 def _mentions(s: Sentence, d: _Doc) -> tuple[list[Mention], str]:
     """The person mentions of a sentence (with attached characters) and the sentence abstracted: each mention's
-    region replaced by '@i', person descriptors and credits removed, so cue patterns see the structure."""
+    region replaced by '@i', person descriptors, credits and character names removed, so cue patterns see the
+    structure: 'Returning are A (Credit), B as Char and C' -> 'Returning are @0, @1 and @2'."""
     text = _unchain(s.text, d) if s.text.count(" as ") + s.text.count(" how ") >= 2 else s.text
     quoted = [(m.start(), m.end()) for m in _QUOTED.finditer(text)]
     sps = [sp for sp in spans(text)
            if not _is_work(strip_honorific(sp.tokens), d) and not _CONTRACTION.search(sp.text)
            and not any(a < sp.start and sp.end < b for a, b in quoted)]
     mentions: list[Mention] = []
-    drop: list[tuple[int, int]] = []  # regions removed from the abstract (descriptors, credits)
-    covered = -1  # end of the last region consumed (a mention with its character, a credit)
+    drop: list[tuple[int, int]] = []  # regions removed from the abstract (descriptors, credits, characters)
+    covered = -1  # end of the last region consumed
     orientation: bool | None = None  # in a run of 'A (B), C (D)': is the outer name the actor?
-    i = -1
-    while i + 1 < len(sps):
-        i += 1
-        sp = sps[i]
+    pending_char: str | None = None  # 'Hal Wyler, played by X': the character waiting for its actor
+    for i, sp in enumerate(sps):
         if sp.start < covered:
             continue
         nxt = sps[i + 1] if i + 1 < len(sps) else None
@@ -284,13 +318,15 @@ def _mentions(s: Sentence, d: _Doc) -> tuple[list[Mention], str]:
             drop.append((sp.start, nxt.start))
             continue
         if sp.possessive and nxt is not None and re.match(r"^['’‘]s?\s+$", text[sp.end:nxt.start]):
-            if _owner_is_person(sp.tokens, d):
+            if _owner_is_person(sp.tokens, d) and _CAST_CONTEXT.search(text):
                 # "Sterling K. Brown's Xavier Collins": the actor's character
                 owner, _ = _resolve(sp.tokens, d)
                 char, cend = _character_at(text, nxt.start)
-                end = cend if char else nxt.end
-                mentions.append(Mention(owner, sp.start, end, char, False, person_evidence(sp.tokens)))
-                covered = end
+                m = Mention(owner, sp.start, sp.end, char, False, person_evidence(sp.tokens))
+                m.status = "listed"  # what follows is the character's story, not the actor's
+                mentions.append(m)
+                drop.append((sp.end, cend if char else nxt.end))
+                covered = cend if char else nxt.end
                 continue
             # "Heartstopper's Bradley Riches", "Home and Away's Sarah Roberts": a credit
             start = sp.start
@@ -300,35 +336,46 @@ def _mentions(s: Sentence, d: _Doc) -> tuple[list[Mention], str]:
             continue
         tokens = strip_honorific(sp.tokens)
         name, single = _resolve(tokens, d)
+        if fold(_display(tokens)) in d.characters and not re.match(r"^\s*\(", after) and \
+                not _PLAYED_BY.match(after) and not _AS.match(after):
+            drop.append((sp.start, sp.end))  # a character named in the story ('Kyle and Sidney go head-to-head')
+            covered = sp.end
+            continue
+        if _PLAYED_BY.match(after):
+            # 'Hal Wyler, played by Rufus Sewell': a character
+            d.characters.add(fold(_display(tokens)))
+            pending_char = _display(tokens)
+            drop.append((sp.start, sp.end))
+            covered = sp.end
+            continue
         m = Mention(name, sp.start, sp.end, None, single, person_evidence(tokens))
+        if pending_char and _PLAYED_BY.match(text[max(0, covered - 1):sp.start] + " ") is None and \
+                re.search(r"(?:played|portrayed|voiced|essayed)\s+by\s+$", text[:sp.start], re.I):
+            m.character, pending_char = pending_char, None
         end = sp.end
         paren = re.match(r"^\s*\(([^()]{1,60})\)", after)
         if paren:
             inner = paren.group(1).strip()
             inner_sp = spans(inner)
             inner_tokens = inner_sp[0].tokens if inner_sp and inner_sp[0].text == inner else None
-            followed_by_as = bool(_AS.match(after[paren.end():]))
-            if inner_tokens is not None and not followed_by_as:
+            rest = after[paren.end():]
+            if inner_tokens is not None and _AS.match(rest):
+                if person_evidence(inner_tokens) >= 0.3:
+                    m.aliases.append(_display(inner_tokens))  # 'Lomon (Yoon Su-hyuk) as Lee Su-hyeok'
+            elif inner_tokens is not None:
                 inner_name, inner_single = _resolve(inner_tokens, d)
-                prev_sep = mentions and re.fullmatch(r"\s*(?:,\s*(?:and\s+)?|\s+and\s+|\s*&\s*)",
-                                                     text[mentions[-1].end:sp.start])
-                if orientation is None or not prev_sep:
-                    listed = _cue(_pre_text(text, sp.start), "")[0] is not None
-                    orientation = not (single or fold(tokens[0]) in _TITLE_WORDS or fold(name) in d.characters
-                                       or (not listed and not inner_single and person_evidence(inner_tokens) >= 0.5))
-                outer_actor = orientation
-                if not outer_actor and (not inner_single or len(inner_tokens) >= 2):
-                    d.characters.add(fold(_display(tokens)))
-                    d.characters.add(fold(tokens[0]))
-                    end = sp.end + paren.end()
-                    mentions.append(Mention(inner_name, sp.start, end, _display(tokens), False,
-                                            person_evidence(inner_tokens)))
-                    covered = end
-                    continue
-                if outer_actor and person_evidence(inner_tokens) >= 0.5 and len(inner_tokens) >= 2:
+                in_run = bool(mentions) and _PAIR_SEP.fullmatch(text[mentions[-1].end:sp.start]) is not None
+                if orientation is None or not in_run:
+                    orientation = _outer_is_actor(text, sp, tokens, single, name, inner_tokens, inner_single, rest,
+                                                  d)
+                if not orientation:
+                    if not inner_single or len(inner_tokens) >= 2:
+                        d.characters.add(fold(_display(tokens)))
+                        d.characters.add(fold(tokens[0]))
+                        m = Mention(inner_name, sp.start, sp.end, _display(tokens), False,
+                                    person_evidence(inner_tokens))
+                elif person_evidence(inner_tokens) >= 0.5 and len(inner_tokens) >= 2 and not inner_single:
                     m.character = _display(inner_tokens)  # 'Park Gyu-young (Yoon Ji-soo)' in a cast list
-            elif inner_tokens is not None and followed_by_as and person_evidence(inner_tokens) >= 0.3:
-                m.aliases.append(_display(inner_tokens))  # 'Lomon (Yoon Su-hyuk) as Lee Su-hyeok'
             elif s.kind == "item":
                 m.status = status_of(inner)  # '(rumoured for season 2)' after a name in a list
             end = sp.end + paren.end()
@@ -340,6 +387,17 @@ def _mentions(s: Sentence, d: _Doc) -> tuple[list[Mention], str]:
                 m.character = char
                 end = cend
                 d.characters.add(fold(char))
+        else:
+            cv = _CHAR_VERB.match(tail)
+            if cv and not _OTHER_WORK.search(tail[:cv.end()]) and not re.search(r"\bby\s*$", tail[:cv.end()]):
+                phrase, pend = _character_phrase(text, end + cv.end())
+                if phrase:
+                    m.char_phrase = phrase
+                    drop.append((end + cv.end(), pend))
+                    covered = pend
+        credit = _CREDIT_TAIL.match(text[end:])
+        if credit and not re.search(r"\b(?:of|from)\s+(?:the\s+)?(?:series|show|film|cast)\b", credit.group(0)):
+            end += credit.end()
         app = _APPOSITIVE.match(text[end:])
         if app:
             if re.search(rf"\b(?:{lx.CREW_BEFORE})\b", app.group(0), re.I) and \
@@ -347,7 +405,7 @@ def _mentions(s: Sentence, d: _Doc) -> tuple[list[Mention], str]:
                 d.crew.add(name)
             end += app.end() - 1  # keep the closing comma as a separator
         m.end = end
-        covered = end
+        covered = max(covered, end)
         mentions.append(m)
     # the abstract: mention regions -> '@i', dropped regions -> ''
     pieces: list[str] = []
@@ -362,10 +420,25 @@ def _mentions(s: Sentence, d: _Doc) -> tuple[list[Mention], str]:
     pieces.append(text[pos:])
     abstract = "".join(pieces)
     abstract = re.sub(r"(@\d+),\s*\d{1,3},", r"\1", abstract)  # ages: 'Reyes, 31, is joined by'
+    abstract = re.sub(r"(@\d+)\s*,?\s+(?:[A-Z]{2,4}|[A-Z][a-z]{1,3}\.)\s+(?=@)", r"\1, ", abstract)  # 'DS', 'Dr.'
     abstract = re.sub(r"^(@\d+)\s*[:–-]\s*(?:this|the)\s+(?:actor|actress|star|performer)\b", r"\1", abstract,
                       flags=re.I)
     abstract = re.sub(r"^(@\d+)\s*[:–-]\s*(?:he|she|they)\b", r"\1", abstract, flags=re.I)
     return mentions, abstract
+
+
+def _outer_is_actor(text: str, sp: Span, tokens: tuple[str, ...], single: bool, name: str,
+                    inner_tokens: tuple[str, ...], inner_single: bool, rest: str, d: _Doc) -> bool:
+    """In 'A (B)', is A the actor (B a character or credit) or the character (B the actor)?"""
+    if single or fold(tokens[0]) in _TITLE_WORDS or fold(name) in d.characters:
+        return False
+    if inner_single and len(inner_tokens) == 1:
+        return True
+    if any(rx.match(rest.lstrip(" ,")) for rx, _ in _POST[:-1]):
+        return True  # 'A (Credit) has joined the cast': A is the subject, so the actor
+    if _cue(_pre_text(text, sp.start), "")[0] is not None:
+        return True  # a cast list: 'also stars A (B), C (D)'
+    return person_evidence(inner_tokens) < 0.5
 
 
 def _pre_text(text: str, start: int) -> str:
@@ -376,21 +449,22 @@ def _pre_text(text: str, start: int) -> str:
     return left[cut:]
 
 
-def _clause(abstract: str, a: int, b: int) -> tuple[str, str]:
+def _clause(abstract: str, a: int, b: int, weak: set[int]) -> tuple[str, str]:
     """The text before a group (from the last boundary or group) and after it (to the next boundary or group).
-    A colon right before the names introduces them ('The cast includes: A, B'): the clause reaches past it."""
+    A colon or semicolon right before the names introduces them ('The cast includes: A, B'): the clause reaches
+    past it. Weak mentions (lone words no cue will make a person) do not cut the clause."""
     left = abstract[:a]
     cut = 0
     for m in _BOUNDARY.finditer(left):
-        if m.group(0) == ":" and not left[m.end():].strip():
+        if m.group(0) in (":", ";") and not left[m.end():].strip():
             continue
         cut = m.end()
-    prev = list(re.finditer(r"@\d+", left))
+    prev = [m for m in re.finditer(r"@(\d+)", left) if int(m.group(1)) not in weak]
     pre_start = prev[-1].end() if prev and prev[-1].end() > cut else cut
     right = abstract[b:]
     m = _BOUNDARY.search(right)
     post_end = m.start() if m else len(right)
-    nxt = re.search(r"@\d+", right)
+    nxt = next((x for x in re.finditer(r"@(\d+)", right) if int(x.group(1)) not in weak), None)
     if nxt and nxt.start() < post_end:
         post_end = nxt.start()
     return abstract[pre_start:a], right[:post_end]
@@ -399,30 +473,45 @@ def _clause(abstract: str, a: int, b: int) -> tuple[str, str]:
 _BARRIER = re.compile(r"\b(?:that|which|who)\b(?!\s+(?:includes?|included|are|is|were|was)\b)", re.I)
 
 
-def _cue(pre: str, post: str) -> tuple[str | None, str]:
-    """The status the cue governing a group gives it, and the side it came from ('post', 'pre' or '').
-    On each side the nearest cue with a status wins over a nearer bare 'listed' one ('Returning cast members
-    include A' is returning; 'X, who plays Y, has exited' is exited)."""
-    found: list[tuple[int, int, str]] = []  # (is listed, distance, status)
+_SUBJECT_CHANGE = re.compile(r"\b(?:he|she|they|it|we|you|i|as he|as she)\b", re.I)
+
+
+def _cue(pre: str, post: str) -> tuple[str | None, str, int]:
+    """The status the cue governing a group gives it, the side it came from ('post', 'pre' or '') and its
+    distance from the names. On each side the nearest cue with a status wins over a nearer bare 'listed' one
+    ('Returning cast members include A' is returning; 'X, who plays Y, has exited' is exited)."""
+    if _DEFINING.search(pre):
+        return "listed", "pre", 0  # 'alongside A', 'played by A': nothing further governs the names
+    found: list[tuple[bool, int, str]] = []  # (is listed, distance, status)
+    reach = 130 if re.match(r"^\W*(?:,\s*)?who\b", post) else 90
     for rx, status in _POST:
         for m in rx.finditer(post):
-            if m.start() > 90:
+            if m.start() > reach or _SUBJECT_CHANGE.search(post[:m.start()]):
                 break
-            here = status
-            if status in ("new", "returning") and _NEG.search(post[:m.start()]):
-                here = "exited"
-            found.append((here == "listed", m.start(), here))
-    if found:
-        return min(found)[2], "post"
+            here: str | None = status
+            if _NEG.search(post[:m.start()]):
+                here = "exited" if status == "returning" else None if status == "new" else status
+            if here:
+                found.append((here == "listed", m.start(), here))
+    post_found = found
+    found = []
     for rx, status in _PRE:
         for m in rx.finditer(pre):
             dist = len(pre) - m.end()
             if dist > 90 or _BARRIER.search(pre[m.end():]):
                 continue
             found.append((status == "listed", dist, status))
-    if found:
-        return min(found)[2], "pre"
-    return None, ""
+    # a post cue with a status, then a pre one, then a bare 'listed' on either side
+    for side, cands in (("post", [f for f in post_found if not f[0]]), ("pre", [f for f in found if not f[0]]),
+                        ("post", post_found), ("pre", found)):
+        if cands:
+            best = min(cands)
+            return best[2], side, best[1]
+    return None, "", 0
+
+
+_DEFINING = re.compile(r"(?<![\w-])(?:alongside|opposite|(?:played|portrayed|voiced|essayed) by|joining (?:them|him|"
+                       r"her))\s*$", re.I)
 
 
 def _heading_status(text: str | None) -> str | None:
@@ -438,7 +527,7 @@ def _heading_status(text: str | None) -> str | None:
 def _lead_status(s: Sentence) -> str | None:
     """The status a list's lead-in gives its items ('Season 2 adds:', 'Confirmed returning leads include:')."""
     if s.lead:
-        status, _ = _cue(re.sub(r"[:\s]+$", " ", s.lead), "")
+        status = _cue(re.sub(r"[:\s]+$", " ", s.lead), "")[0]
         if status and status != "listed":
             return status
         heading = _heading_status(s.lead)
@@ -454,37 +543,44 @@ def _claims_of(s: Sentence, d: _Doc) -> list[Claim]:
     out: list[Claim] = []
     group_status: list[str | None] = []
     default = _lead_status(s)
-    for g in _GROUP.finditer(abstract):
-        members = [mentions[int(n)] for n in re.findall(r"@(\d+)", g.group(0))]
-        pre, post = _clause(abstract, g.start(), g.end())
-        if _CREW_BEFORE.search(pre[-60:]) or _CREW_AFTER.match(post):
+    name_line = re.match(r"^\W*@\d+\s*[:–-]", abstract) is not None  # 'Dana Reyes: This actress plays ...'
+    whole_item = s.kind == "item" and re.fullmatch(r"\W*@\d+\W*", abstract) is not None
+    groups = [(g, [int(n) for n in re.findall(r"@(\d+)", g.group(0))]) for g in _GROUP.finditer(abstract)]
+    weak = {ids[0] for g, ids in groups if len(ids) == 1 and mentions[ids[0]].single
+            and not mentions[ids[0]].character and not mentions[ids[0]].char_phrase}
+    crew_before = False
+    for g, ids in groups:
+        members = [mentions[n] for n in ids]
+        pre, post = _clause(abstract, g.start(), g.end(), weak)
+        if _CREW_BEFORE.search(pre[-70:]) or _CREW_AFTER.match(post) or (
+                crew_before and re.fullmatch(r"\W*(?:alongside|with|and|along with|as well as|together with)\W*", pre)):
             d.crew.update(m.name for m in members if not m.single)
             group_status.append(None)
+            crew_before = True
             continue
-        if _SPEECH.match(post) and not any(m.character for m in members):
+        crew_before = False
+        if re.match(r"^\s+(?:said|says|told|tells|revealed|reveals|explained|wrote|tweeted|noted|recalled|admitted|"
+                    r"joked|gushed|shared|posted|stated|continued|added|insisted|teased|asked)\b", post) and \
+                not any(m.character for m in members):
             group_status.append(None)  # a speaker: "..., Davis reveals."
             continue
-        status, side = _cue(pre, post)
+        if _OTHER_WORK.search(pre) and not any(m.character for m in members) and not post.strip(" ,"):
+            group_status.append(None)  # 'an alum of Other Show and Another Show'
+            continue
+        status, side, dist = _cue(pre, post)
         if side == "post" and _OTHER_WORK.search(post[:60]) and status in ("listed", "new"):
             status = None
         if status is None and re.match(r"^\W*(?:,\s*)?(?:along with|together with|as well as)\s*$", pre) and \
                 group_status and group_status[-1]:
             status, side = group_status[-1], "inherit"
-        chars: list[str] = []
-        cm = _CHAR_VERB.match(post)
-        if cm and status != "exited":
-            char, _ = _character_at(post, cm.end())
-            if char and not _OTHER_WORK.search(post[:cm.end()]):
-                chars = _distribute(char) if len(members) > 1 else [char]
         if status in ("new", "returning") and side in ("pre", "post") and _HEDGE.search(pre if side == "pre"
                                                                                         else post):
             status = "unconfirmed"
-        own = [m.status for m in members if m.status]
         strength = 3
-        whole_item = s.kind == "item" and re.fullmatch(r"\W*@\d+\W*", abstract) is not None
+        has_char = any(m.character or m.char_phrase for m in members)
         if status == "listed" or status is None:
-            has_char = any(m.character for m in members) or bool(chars)
-            if default is not None and (status is not None or has_char or len(members) > 1 or whole_item):
+            if default is not None and (status is not None or has_char or len(members) > 1 or whole_item
+                                        or name_line):
                 status, strength = default, 2
             elif status is None:
                 if not has_char and not (whole_item and s.lead):
@@ -494,35 +590,41 @@ def _claims_of(s: Sentence, d: _Doc) -> list[Claim]:
             else:
                 strength = 1
         group_status.append(status)
+        chars = _distribute(members[-1].char_phrase) if members[-1].char_phrase else []
         multi = [m for m in members if not m.single]
         for k, m in enumerate(members):
-            if not _accept(m, multi, strength, d):
+            adjacent = side in ("pre", "post") and dist <= 12 and len(members) <= 2
+            if not _accept(m, multi, strength, d, adjacent):
                 continue
-            char = m.character or (chars[k] if len(chars) == len(members) else (chars[0] if len(members) == 1 and
-                                                                                 chars else None))
+            char = m.character or (chars[k] if len(chars) == len(members) else None) or (
+                _distribute(m.char_phrase)[0] if m.char_phrase else None)
+            if m.status == "listed":  # the actor's character is the subject of what follows
+                out.append(Claim(m.name, char, "listed", 1, s.kind, s.text, s.index))
+                continue
             st = m.status or status
             out.append(Claim(m.name, char, st, 3 if m.status else strength, s.kind, s.text, s.index))
             for alias in m.aliases:
                 out.append(Claim(m.name, None, "alias:" + alias, 0, s.kind, "", s.index))
-        del own
     return out
 
 
-def _accept(m: Mention, multi: list[Mention], strength: int, d: _Doc) -> bool:
+def _accept(m: Mention, multi: list[Mention], strength: int, d: _Doc, adjacent: bool = False) -> bool:
     """Is this mention a performer? Full names need name evidence or a construction; one word needs more."""
     key = fold(m.name)
     if key in d.characters and not m.character:
         return False
-    if fold(m.name.split()[0]) in _TITLE_WORDS:
+    if fold(m.name.split()[0]) in _TITLE_WORDS and not m.character:
         return False
     strong_list = any(mm.evidence >= 0.5 and mm is not m for mm in multi)
     if not m.single:
         return (m.evidence >= 0.5 or m.name in d.full.values() or (m.evidence >= 0.35 and strength >= 2)
                 or strong_list or m.character is not None)
-    if len(m.name) < 3 or not m.name[:1].isupper():
+    if len(m.name) < 3 or not m.name[:1].isupper() or fold(m.name) in lx.PLATFORM_WORDS:
         return False
-    # one word: a stage name in a list of full names, or one given a character
-    return strong_list or (m.character is not None and not is_given_name(m.name) and m.evidence >= 0.3)
+    # one word: a stage name in a list of full names, one given a character, or one a cue governs directly
+    if is_given_name(m.name) and not strong_list:
+        return False
+    return strong_list or (m.character is not None and m.evidence >= 0.3) or (adjacent and strength >= 2)
 
 
 # --------------------------------------------------------------------------- tables

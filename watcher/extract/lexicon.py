@@ -47,7 +47,7 @@ CREW_BEFORE = (r"(?:directed|written|created|produced|penned|helmed|co-written|c
                r"(?:screen|script)?writers?|creators?|authors?|novelists?|cinematographers?|composers?|"
                r"(?:character )?designers?|editors?|executives?|chief|head|ceo|coo|president|mangaka|illustrators?|"
                r"writer-directors?|writer/directors?|series creators?|co-creators?")
-CREW_AFTER = (r"(?:(?:will|would|is|are|has|have|also|to|set to|who|currently|now|again|both|co-?)\s+)*"
+CREW_AFTER = (r"(?:(?:will|would|is|are|has|have|be|been|also|to|set to|who|currently|now|again|both|co-?)\s+)*"
               r"(?:direct|directs|directed|directing|co-directed|helm|helms|helmed|helming|write|writes|wrote|"
               r"writing|penned|pens|produce|produces|produced|producing|executive[- ]produc\w*|created|creates|"
               r"showrun\w*|(?:return\w*|back|on board|serve|serves|serving|continue\w*) (?:to (?:helm|direct|write|"
@@ -87,8 +87,8 @@ CAST_POST: list[tuple[str, str, str]] = [
     (r"(?:has|have|had) (?:officially |reportedly |now |just |also )*(?:joined|boarded|signed on|signed up|come aboard|"
      r"been cast|been tapped|been added|been recruited|been hired|been brought on|landed)|joins?|joining|will join|"
      r"to join|(?:is|are|was|were) (?:now |also )?(?:cast|tapped|added|recruited|hired)|signs? on|signed on|"
-     r"boards?|(?:is|are|come|comes|coming) aboard|(?:is|are) (?:the )?(?:latest|newest) (?:additions?|cast|"
-     r"members?)|(?:is|are) (?:set|tapped) to (?:star|play|join|appear)|round(?:s|ing)? out the (?:new )?cast|"
+     r"boards?|(?:is|are|come|comes|coming) aboard|(?:is|are) (?:a |the )?(?:latest|newest|surprise|notable|big|major|welcome) (?:additions?|cast|"
+     r"members?)|(?:is|are) (?:also )?(?:set|tapped) to (?:star|play|join|appear)|round(?:s|ing)? out the (?:new )?cast|"
      r"filling out the new|(?:is|are|as) (?:a |the )?new (?:additions?|cast members?|faces?|characters?|"
      r"series regulars?)|(?:will )?take on the (?:new )?role|make (?:his|her|their) debut|will (?:also )?play "
      r"(?:a |the )?(?:significant|key|major|recurring|guest|lead|leading|starring|pivotal|main|supporting|"
@@ -98,8 +98,8 @@ CAST_POST: list[tuple[str, str, str]] = [
      r"be back|is back|are back|come back|comes back|coming back|reappear|reappears|back as|back on screen)|"
      r"(?:has|have) been (?:upped|promoted|bumped)|upped to|promoted to", "returning",
      "Dana Reyes will reprise her role as Marta"),
-    (r"(?:will |also |both |who )*(?:star|stars|starring|co-stars?|leads?|headlines?|plays?|playing|played|"
-     r"portrays?|portraying|voices?|voicing|appears?|features?)|(?:is|are) (?:part|members?) of the cast|"
+    (r"(?:will |also |both |who )*(?:star|stars|starring|co-stars?|leads?|headlines?|plays?|playing|"
+     r"played(?! by)|portrays?|portraying|voices?|voicing|appears?|features?)|(?:is|are) (?:part|members?) of the cast|"
      r"(?:is|are) (?:also )?in the cast|['’]s? (?:\w+ ){0,2}(?:character|characters|role|roles|sleuths?|"
      r"counterpart|alter ego)", "listed", "Dana Reyes plays Marta"),
 ]
@@ -108,7 +108,7 @@ CAST_PRE: list[tuple[str, str, str]] = [
      r"loses)", "exited", "the cast returns without Dana Reyes"),
     (r"(?:in talks|rumou?red|linked|tipped|expect|expecting|likely|possibly|could see|may see|might see|"
      r"up in the air (?:are|is)|unconfirmed)", "unconfirmed", "we can expect Dana Reyes and Tom Hale"),
-    (r"(?:adds?|added|adding|casts?|casting|taps?|tapped|welcomes?|welcomed|recruits?|recruited|hires?|hired|"
+    (r"(?:adds?|added|adding|casts|taps?|tapped|welcomes?|welcomed|recruits?|recruited|hires?|hired|"
      r"newcomers?|new additions?|additions?|new (?:cast|faces|stars|series regulars|members|castings?|people|"
      r"characters?|roles?|actors?|actresses)|"
      r"joined by|joining (?:the|its|this) [\w\s-]{0,30}?(?:cast|series|show|film|ensemble)|"
@@ -121,7 +121,7 @@ CAST_PRE: list[tuple[str, str, str]] = [
     (r"(?:stars?|starring|co-stars?|co-starring|features?|featuring|includes?|including|included|headlined by|"
      r"led by|alongside|opposite|cast (?:also )?(?:includes?|included|members? include)|rounded out by|"
      r"ensemble|leads?|lead cast|main cast|voice cast|voiced by|played by|portrayed by|"
-     r"(?:series )?regulars? (?:like|such as|including)|joining (?:them|him|her))", "listed",
+     r"(?:series )?regulars? (?:like|such as|including)|joining (?:them|him|her)|cast members?)", "listed",
      "The film also stars Dana Reyes and Tom Hale"),
 ]
 # Words that turn a following 'new'/'returning' cue into an exit: "will not return", "won't be back".
@@ -263,7 +263,8 @@ THEATRICAL = (r"\b(?:in|into|to|hit(?:s|ting)?|enter(?:s|ing)?|open(?:s|ing)?|ar
 # Tokens of platform names that cut a capitalised run ('Netflix Renews ...'): only unambiguous ones.
 PLATFORM_WORDS = frozenset("""netflix hulu disney+ hbo bbc itv itvx peacock paramount+ crunchyroll funimation
 starz showtime cinemax amc syfy mtv nbc cbs pbs epix britbox iplayer tvn jtbc kbs sbs mbc ocn tving wavve iqiyi
-youku bilibili nhk hotstar zee5 sonyliv tubi apple+ cw""".split())
+youku bilibili nhk hotstar zee5 sonyliv tubi apple+ cw disney amazon apple warner universal lionsgate sony marvel
+pixar dreamworks a24 searchlight mgm blumhouse toho kadokawa aniplex crunchyroll""".split())
 
 # --------------------------------------------------------------------------- renewal, production, trailer
 

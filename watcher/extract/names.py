@@ -131,8 +131,17 @@ def spans(sentence: str) -> list[Span]:
                 (i + 2 >= len(toks) or toks[i + 2][1] > toks[i + 1][2]):
             possessive = _is_cap(word) and word.endswith("s")  # "Nieves' Lissa"
         low = fold(word)
+        if run and low in _SUFFIXES and word[:1].isupper():  # 'Percy Daggs IV', 'Sammy Davis Jr.'
+            run.append((word, st, en))
+            continue
+        if possessive and _is_cap(word) and (low in NEVER_NAME_WORDS or low in ROLE_NOUNS):
+            run.append((word, st, st + len(word)))  # "Please Like Me's Dana Reyes": a credit ends here
+            flush(possessive=True)
+            continue
         capital = _is_cap(word) and not (word.isupper() and len(word) > 1 and "." not in word and len(word) <= 5
                                          and fold(word) not in EAST_ASIAN_SURNAMES)
+        if capital and not run and st == _first_word(s) and word.endswith("ly") and not is_given_name(word):
+            capital = False  # 'Unfortunately Bob (Sean Astin) ...': a sentence adverb, not a name
         if capital and low not in NEVER_NAME_WORDS and low not in ROLE_NOUNS and low not in PLATFORM_WORDS:
             run.append((word, st, st + len(word)))
             if possessive:
@@ -144,6 +153,11 @@ def spans(sentence: str) -> list[Span]:
         flush()
     flush()
     return [sp for sp in out if any(ch.isalpha() for ch in sp.text)]
+
+
+def _first_word(s: str) -> int:
+    m = re.search(r"[^\W\d_]", s)
+    return m.start() if m else -1
 
 
 def strip_honorific(tokens: tuple[str, ...]) -> tuple[str, ...]:
