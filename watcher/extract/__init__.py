@@ -10,7 +10,7 @@ import datetime as dt
 
 from watcher.extract.cast import extract_cast
 from watcher.extract.release import candidates, previous_release, primary_release
-from watcher.extract.status import filming, platform, production, renewal, trailer
+from watcher.extract.status import Target, filming, platform, production, renewal, trailer
 from watcher.extract.text import document_sentences
 from watcher.extract.topic import detect_topic
 from watcher.records import Document, DocumentInfo, Facts, FactSet, Topic
@@ -28,14 +28,16 @@ def extract(doc: Document, *, reference_date: dt.date | None = None, topic: Topi
     work, season = detect_topic(doc.title, doc.headings, doc.text)
     if topic is not None:
         work, season = topic.work, topic.season if topic.season is not None else season
+    target = Target(work, season)
+    stage = production(sentences, target)
     facts = Facts(
         release=primary_release(candidates(sentences, season, ref)),
         previous_release=previous_release(sentences, season, ref),
-        renewal=renewal(sentences, season),
-        production=production(sentences, season),
-        filming=filming(sentences, season, ref),
-        platform=platform(sentences),
+        renewal=renewal(sentences, target, stage.value if stage else None),
+        production=stage,
+        filming=filming(sentences, target, ref),
+        platform=platform(sentences, target),
         cast=extract_cast(doc, sentences, work),
-        trailer=trailer(sentences, season),
+        trailer=trailer(sentences, target),
     )
     return FactSet(document=info, work=work, season=season, facts=facts)

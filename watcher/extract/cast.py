@@ -178,18 +178,18 @@ def _character_at(text: str, pos: int) -> tuple[str | None, int]:
     while True:
         m = _CHAR_TOKEN.match(text, j)
         if not m:
-            link = re.match(r" (?:the|of|of the|de|la|von|van) (?=[A-Z])", text[j:])
-            if words and link:
-                words.append(link.group(0).strip())
-                j += link.end()
-                continue
             break
         words.append(m.group(0))
         j = m.end()
         sp = re.match(r" (?=[A-Z\"“])", text[j:])
-        if not sp:
+        if sp:
+            j += 1
+            continue
+        link = re.match(r" (?:the|of|of the|de|la|von|van) (?=[A-Z])", text[j:])  # 'Kuro the Cautious'
+        if not link:
             break
-        j += 1
+        words.append(link.group(0).strip())
+        j += link.end()
     while words and words[-1].lower() in ("the", "of", "of the", "de", "la", "von", "van"):
         words.pop()
     if not words:
@@ -420,6 +420,7 @@ def _mentions(s: Sentence, d: _Doc) -> tuple[list[Mention], str]:
     pieces.append(text[pos:])
     abstract = "".join(pieces)
     abstract = re.sub(r"(@\d+),\s*\d{1,3},", r"\1", abstract)  # ages: 'Reyes, 31, is joined by'
+    abstract = re.sub(r"(@\d+),\s*\([^()]{1,40}\)", r"\1", abstract)  # a stray credit: 'A, (Credit), B'
     abstract = re.sub(r"(@\d+)\s*,?\s+(?:[A-Z]{2,4}|[A-Z][a-z]{1,3}\.)\s+(?=@)", r"\1, ", abstract)  # 'DS', 'Dr.'
     abstract = re.sub(r"^(@\d+)\s*[:–-]\s*(?:this|the)\s+(?:actor|actress|star|performer)\b", r"\1", abstract,
                       flags=re.I)
@@ -500,6 +501,8 @@ def _cue(pre: str, post: str) -> tuple[str | None, str, int]:
             dist = len(pre) - m.end()
             if dist > 90 or _BARRIER.search(pre[m.end():]):
                 continue
+            if status == "returning" and _NEG.search(pre[:m.start()]):
+                status = "exited"  # 'who will not be returning for season 4 is A'
             found.append((status == "listed", dist, status))
     # a post cue with a status, then a pre one, then a bare 'listed' on either side
     for side, cands in (("post", [f for f in post_found if not f[0]]), ("pre", [f for f in found if not f[0]]),

@@ -304,33 +304,36 @@ PRODUCTION: list[tuple[str, str, str]] = [
      r"has) (?:underway|begun|started)|\bfinished filming\b|\bfully filmed\b|\bfilming wrap\b|\bwrap(?:ped)? "
      r"(?:on|up)\b", "Nightfall wrapped filming in May"),
     ("filming", r"\b(?:is|are|was|were) (?:currently |now |already |still )?(?:filming|shooting|in production|"
-     r"underway|rolling|on set)\b|\b(?:filming|shooting|production|principal photography|cameras|the shoot|"
-     r"work)\b[^.]{0,40}?\b(?:is|are|has|have|had|was)? ?(?:officially |quietly |finally )?(?:underway|"
+     r"underway|rolling|on set)\b|\bcontinu\w* (?:filming|shooting|production)\b|\b(?:filming|shooting|"
+     r"production|principal photography|cameras|the shoot|work)\b[^.]{0,90}?\b(?:is|are|has|have|had|was)? ?"
+     r"(?:officially |quietly |finally |currently |now |already |been spotted |reportedly )?(?:underway|"
      r"under way|begun|began|started|commenced|kicked off|kicks off|resumed|rolling|got under way|got underway|"
      r"gets underway|getting underway|in full swing|starts today|started today|begins today|began today)\b|"
-     r"\b(?:began|begun|begins|started|starts|start|kicked off|kicks off|commenced|resumed|is in|are in|entered|"
+     r"\b(?:began|begun|begins|started|starts|kicked off|kicks off|commenced|resumed|is in|are in|entered|"
      r"has begun|have begun|has started|have started)\s+(?:\w+\s+)?(?:filming|shooting|production|principal "
      r"photography)\b|\bbooting ceremony\b|\bcameras (?:are )?rolling\b|\balready (?:in production|filming|"
      r"shooting)\b|\bis (?:currently )?being (?:filmed|shot)\b", "Filming began in Seoul"),
+    ("development", r"\bproduction (?:on|for) [^.]{0,40}?\bwill (?:begin|start)\b",
+     "Production on the new season will begin later this year"),
     ("pre-production", r"\bpre-?production\b|\bcasting (?:is|has) (?:underway|begun|started)\b|"
-     r"\b(?:filming|shooting|production|principal photography)\b[^.]{0,50}?\b(?:will|is set to|is scheduled to|"
+     r"\b(?:filming|shooting|principal photography|cameras)\b[^.]{0,90}?\b(?:will|is set to|is scheduled to|"
      r"is expected to|are set to|set to|slated to|scheduled to|is about to|about to|poised to|due to)\s+"
      r"(?:begin|start|commence|kick off|get underway|roll)\b|\b(?:will|set to|slated to|about to|scheduled to)\s+"
      r"(?:begin|start|commence)\s+(?:filming|shooting|production)\b|\bscheduled to start shooting\b",
      "Filming will begin in two months"),
     ("development", r"\b(?:is|are) in (?:the works|development|early development|active development)\b|"
      r"\bin development\b|\bwriting (?:has|is) (?:begun|started|underway)\b|\bwriters'? room\b|"
-     r"\bscripts? (?:for|is|are) (?:being written|in (?:preparation|progress))|\b(?:production|filming|shooting)"
-     r" (?:on|for) [^.]{0,40}?\bwill (?:begin|start)\b", "The new season is in development"),
+     r"\bscripts? (?:for|is|are) (?:being written|in (?:preparation|progress))", "The new season is in development"),
 ]
 # Claims about what would/could happen are not stages.
 HYPOTHETICAL = r"\b(?:might|could|would|if|typically|usually|whether|hope|hoping|once|until|before)\b"
 
 TRAILER: list[tuple[str, str, str]] = [
     (r"\b(?:no|not (?:yet )?(?:a|any)|without an?)\s+(?:official\s+)?(?:trailer|teaser)|\b(?:trailer|teaser)s?\s+"
-     r"(?:has|have|is|are)(?:n't| not)\b|\byet to (?:release|drop|share) (?:a|any|the) (?:trailer|teaser)",
-     "none", "There is no trailer yet"),
-    (r"\bteaser(?: trailer)?\b[^.]{0,60}?\b(?:released|dropped|unveiled|arrived|debuted|revealed|out|shared|"
+     r"(?:has|have|is|are)(?:n't| not)\b|\byet to (?:release|drop|share) (?:a|any|the) (?:trailer|teaser)|"
+     r"\b(?:bring|bringing|expect|expected|will (?:get|see|release|drop)|upcoming|later|over the summer|probably)"
+     r"\b[^.]{0,40}\b(?:trailers?|teasers?)", "none", "There is no trailer yet"),
+    (r"\bteaser(?! poster| image| visual| art| photo| still)(?: trailer)?\b[^.]{0,60}?\b(?:released|dropped|unveiled|arrived|debuted|revealed|out|shared|"
      r"showed|shows)\b|\b(?:released|dropped|unveiled|shared|debuted|revealed) (?:a |an |the |its )?(?:first |new |"
      r"official )?teaser\b|\bfirst teaser\b|\bin the (?:first |new |official )?teaser\b", "teaser",
      "A teaser trailer was released in May"),

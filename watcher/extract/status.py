@@ -1,116 +1,177 @@
-"""Renewal, production stage, filming dates, platform and trailer, each from the sentence that states it."""
+"""Renewal, production stage, filming dates, platform and trailer, each from the sentences that state it.
+
+Rules are the lexicon tables (RENEWAL, PRODUCTION, TRAILER, PLATFORMS); what is decided here is which claim is
+about the target work and season (relevance) and which claim wins (the later definite one for renewal, the most
+advanced stage stated as fact, the platform most tied to the work).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
 from collections import Counter
+from dataclasses import dataclass
 
+from watcher.extract import lexicon as lx
 from watcher.extract.dates import find_windows
-from watcher.extract.text import Sentence, about_other_season
+from watcher.extract.names import fold, person_evidence, spans
+from watcher.extract.text import Sentence, about_other_season, seasons_mentioned
 from watcher.records import FilmingFact, ScalarFact
 
-_RENEWED = re.compile(r"\b(renew(?:s|ed)\b(?! or not)|greenlit|green-lit|greenlights?|picked up for|ordered a second|"
-                      r"(?:confirmed|announced) (?:that )?(?:the )?(?:a |its )?(?:second|third|new|next) season|"
-                      r"season \d+ (?:is|was|has been) (?:officially )?confirmed|is in the works|early renewal|"
-                      r"(?:has|have) been (?:officially )?confirmed for (?:a )?(?:second|third|new|another) season)",
-                      re.I)
-_NOT_RENEWED = re.compile(r"\b(whether|if|remains to be seen|not (?:yet )?(?:been )?(?:renewed|confirmed)|"
-                          r"hasn'?t (?:been )?(?:renewed|confirmed)|yet to|no word|undecided|to get renewed)\b", re.I)
-_CANCELLED = re.compile(r"\b(?:has|have|was|were|been|is|officially)\s+(?:officially\s+)?(?:been\s+)?"
-                        r"(?:cancell?ed|axed)\b|\bcancels\b|\bwill not return\b|\bwon'?t return\b", re.I)
-_NEG_CANCEL = re.compile(r"\b(not|n't|never)\s+(?:\w+\s+){0,2}(?:cancell?ed|axed)", re.I)
-_UNCONFIRMED = re.compile(r"\b(remains to be seen|not (?:yet )?(?:been )?renewed|hasn'?t been renewed|"
-                          r"yet to (?:be )?renew|no word on (?:a )?(?:renewal|season))\b", re.I)
 
-_STAGES: list[tuple[str, re.Pattern[str]]] = [
-    ("released", re.compile(r"\b(?:is|are) now (?:streaming|available)\b|\bpremiered on\b", re.I)),
-    ("post-production", re.compile(r"\b(wrapped (?:filming|production|shooting)|finished (?:filming|shooting)|"
-                                   r"filming (?:is|has) (?:complete|done|wrapped|finished)|(?:is|now|deep) in "
-                                   r"post-production|fully filmed|filming wrap(?:ped)?)\b", re.I)),
-    ("filming", re.compile(r"\b(?:is|are) (?:currently |now )?(?:filming|shooting|in production)\b|"
-                           r"\b(?:filming|shooting|production|principal photography) (?:is underway|(?:has|have) "
-                           r"(?:officially )?(?:begun|started|commenced|kicked off)|began|started)\b|"
-                           r"\b(?:began|has begun|started|has started|is in) (?:filming|shooting|production|"
-                           r"principal photography)\b", re.I)),
-    ("pre-production", re.compile(r"\bpre-production\b|\bcasting is underway\b", re.I)),
-    ("development", re.compile(r"\b(?:is|are) in the works\b|\bin development\b|\bwill (?:begin|start) "
-                               r"(?:production|filming|shooting)\b|\bproduction (?:on [^.]{0,40})?will "
-                               r"(?:begin|start)\b|\bwriting (?:has|is)\b", re.I)),
-]
-_RANK = {"development": 0, "pre-production": 1, "filming": 2, "post-production": 3, "complete": 4, "released": 5}
-_HYPOTHETICAL = re.compile(r"\b(might|could|would|if|typically|usually)\b|(?<!\d )\bmay\b(?! \d)", re.I)
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What the claims must be about: the work's name and season."""
 
-_FILM_START = re.compile(r"\b(began|begin|begun|start\w*|commenc\w*|kick\w* off|shoot start|rolling)\b", re.I)
-_FILM_END = re.compile(r"\b(wrap\w*|finish\w*|complet\w*|ended|end)\b", re.I)
-_FILM_CTX = re.compile(r"\b(film\w*|shoot\w*|photography|production|cameras)\b", re.I)
+    work: str | None
+    season: int | None
 
-PLATFORMS = ("Netflix", "Apple TV+", "Disney+", "Hulu", "HBO Max", "Max", "Prime Video", "Amazon Prime Video",
-             "Peacock", "Paramount+", "Crunchyroll", "Viki", "Starz", "Showtime", "AMC+", "BBC iPlayer", "Tving",
-             "Wavve", "Coupang Play", "Disney Plus", "Apple TV Plus", "Paramount Plus", "HBO", "Amazon")
-_PLATFORM_RX = re.compile(r"(?<![\w+])(" + "|".join(re.escape(p) for p in sorted(PLATFORMS, key=len, reverse=True))
-                          + r")(?![\w+])")
-_STREAM_VERB = re.compile(r"\b(stream\w*|arriv\w*|releas\w*|premier\w*|on|exclusively|available|service|platform)\b",
-                          re.I)
+    def named_in(self, text: str) -> bool:
+        if not self.work:
+            return False
+        base = re.sub(r"\s*:.*$", "", self.work)
+        return bool(re.search(r"(?<!\w)" + re.escape(base) + r"(?!\w)", text, re.I))
 
 
-def renewal(sentences: list[Sentence], target: int | None) -> ScalarFact | None:
-    """Later, more definite statements win: renewed/cancelled beat 'remains to be seen'."""
+_SELF = re.compile(r"\b(?:the|this|its|that)\s+(?:\w+[- ]){0,3}?(?:series|show|drama|film|movie|sequel|season|"
+                   r"anime|k-drama|instal+ment|project|programme|program|title)\b|\b(?:it|it's|its)\b", re.I)
+_QUOTED_TITLE = re.compile(r"[\"“]([A-Z][^\"“”]{1,50})[\"”]|(?<!\w)'([A-Z][^']{1,50})'(?!\w)")
+
+
+def other_work(s: Sentence, target: Target) -> bool:
+    """The sentence is about another work: it quotes or names another title and not the target one, or talks
+    only about other seasons."""
+    if s.kind == "title":
+        return False
+    if about_other_season(s.text, target.season):
+        return True
+    if target.named_in(s.text):
+        return False
+    for q in _QUOTED_TITLE.finditer(s.text):
+        title = (q.group(1) or q.group(2)).strip(" ,.")
+        if len(title.split()) <= 8 and not re.search(r"[.!?]$", title):
+            return True
+    return False
+
+
+def _about_target(s: Sentence, target: Target) -> bool:
+    return s.kind == "title" or target.named_in(s.text) or bool(_SELF.search(s.text)) or (
+        target.season is not None and target.season in seasons_mentioned(s.text, target.season))
+
+
+def _rx(rows: list[tuple[str, str, str]]) -> list[tuple[re.Pattern[str], str]]:
+    return [(re.compile(p, re.I), value) for p, value, _ in rows]
+
+
+_RENEWAL = _rx(lx.RENEWAL)
+_NOT_CANCELLED = re.compile(lx.NOT_CANCELLED, re.I)
+_HYPOTHETICAL = re.compile(lx.HYPOTHETICAL, re.I)
+
+
+def _person_subject(text: str, at: int) -> bool:
+    """The words right before position `at` end with a person's name ('Dana Reyes won't return')."""
+    before = text[max(0, at - 60):at].rstrip()
+    sp = spans(before)
+    return bool(sp) and sp[-1].end >= len(before) - 1 and person_evidence(sp[-1].tokens) >= 0.6
+
+
+def renewal(sentences: list[Sentence], target: Target, production_stage: str | None = None) -> ScalarFact | None:
+    """Later definite statements win ('remains to be seen' ... 'Yes, it has been renewed'); a statement about
+    another work or season, a generic one ('some shows get cancelled') or an actor's exit does not count.
+    A later season in production or post-production has been renewed, stated or not."""
     definite: ScalarFact | None = None
     vague: ScalarFact | None = None
     for s in sentences:
         t = s.text
-        if s.kind == "heading" or (target is not None and about_other_season(t, target)):
+        if s.kind == "heading" or other_work(s, target) or not _about_target(s, target):
             continue
-        if _CANCELLED.search(t) and not _NEG_CANCEL.search(t) and not re.search(r"\bwhether|\bif\b", t, re.I):
-            definite = ScalarFact(value="cancelled", evidence=t, confidence=0.85)
-        elif _RENEWED.search(t) and not _NOT_RENEWED.search(t):
+        for rx, value in _RENEWAL:
+            m = rx.search(t)
+            if not m:
+                continue
+            if value == "cancelled" and (_NOT_CANCELLED.search(t) or _person_subject(t, m.start())):
+                continue
+            if value == "cancelled" and re.match(r"(?:will not|won't|isn't|is not|not)\b", m.group(0), re.I) and \
+                    s.kind != "title" and not (target.named_in(t[:m.start()]) or _SELF.search(t[:m.start()])):
+                continue  # 'who will not be returning for season 4 is Dana Reyes': an actor, not the show
+            if value != "unconfirmed" and re.search(r"\b(?:whether|if)\b", t[:m.start()], re.I):
+                value = "unconfirmed"
             conf = 0.9 if re.search(r"official|confirm|announc", t, re.I) else 0.8
-            definite = ScalarFact(value="renewed", evidence=t, confidence=conf)
-        elif _UNCONFIRMED.search(t):
-            vague = ScalarFact(value="unconfirmed", evidence=t, confidence=0.6)
+            if value == "unconfirmed":
+                vague = ScalarFact(value=value, evidence=t, confidence=0.6)
+            else:
+                definite = ScalarFact(value=value, evidence=t, confidence=conf)
+            break
+    if definite is None and vague is None and production_stage in ("pre-production", "filming", "post-production") \
+            and target.season is not None and target.season > 1:
+        return ScalarFact(value="renewed", evidence=f"season {target.season} is in {production_stage}",
+                          confidence=0.6)
     return definite or vague
 
 
-def production(sentences: list[Sentence], target: int | None) -> ScalarFact | None:
-    """The most advanced stage stated as fact (not hypothetical), for the target season."""
+_STAGES = [(stage, re.compile(p, re.I)) for stage, p, _ in lx.PRODUCTION]
+_QUESTION = re.compile(r"^\W*(?:when|will|is|has|does|can|how|what|why|who|are|did|should|could|would)\b[^.]*\?", re.I)
+_RANK = {"development": 0, "pre-production": 1, "filming": 2, "post-production": 3, "complete": 4, "released": 5}
+
+
+def production(sentences: list[Sentence], target: Target) -> ScalarFact | None:
+    """The most advanced stage stated as fact (not hypothetical) for the target work and season."""
     best: ScalarFact | None = None
     for s in sentences:
         t = s.text
-        if about_other_season(t, target):
+        if other_work(s, target):
             continue
         for stage, rx in _STAGES:
             m = rx.search(t)
             if not m:
                 continue
-            if _HYPOTHETICAL.search(t[max(0, m.start() - 40):m.start()]):
+            if _HYPOTHETICAL.search(t[max(0, m.start() - 40):m.start()]) or _QUESTION.match(t):
                 continue
-            if best is None or _RANK[stage] >= _RANK[best.value]:
-                best = ScalarFact(value=stage, evidence=t, confidence=0.75)
+            if stage == "released" and (target.season is None or target.season not in seasons_mentioned(
+                    t, target.season)):
+                continue  # 'the anime is streaming': an earlier season, unless the target season is named
+            if best is None or _RANK[stage] > _RANK[best.value]:
+                best = ScalarFact(value=stage, evidence=t, confidence=0.8 if s.kind != "title" else 0.7)
             break
     return best
 
 
-def filming(sentences: list[Sentence], target: int | None, ref: dt.date | None) -> FilmingFact | None:
+_FILM_START = re.compile(r"\b(began|begin|begun|start\w*|commenc\w*|kick\w* off|shoot start|rolling|under ?way|"
+                         r"got going|resum\w*)\b", re.I)
+_FILM_END = re.compile(r"\b(wrap\w*|finish\w*|complet\w*|ended|end)\b", re.I)
+_FILM_CTX = re.compile(r"\b(film\w*|shoot\w*|photography|production|cameras)\b", re.I)
+
+
+def filming(sentences: list[Sentence], target: Target, ref: dt.date | None) -> FilmingFact | None:
+    """Day-precise filming start and end ('Filming began on 4 May', 'wrapped on 18 February', 'began today')."""
     start: tuple[dt.date, str] | None = None
     end: tuple[dt.date, str] | None = None
     for s in sentences:
         t = s.text
-        if not _FILM_CTX.search(t) or about_other_season(t, target) or _HYPOTHETICAL.search(t):
+        if not _FILM_CTX.search(t) or other_work(s, target) or re.search(r"\b(?:might|could|would|if|hope|"
+                                                                          r"hoping)\b", t, re.I):
             continue
-        for w in find_windows(t, ref):
-            if w.precision not in ("day", "month"):
+        windows = [(w.earliest, w.precision, w.start) for w in find_windows(t, ref)]
+        if ref is not None:
+            windows += [(ref, "day", m.start()) for m in re.finditer(r"\btoday\b", t, re.I)]
+        for day, precision, at in windows:
+            if precision not in ("day", "month"):
                 continue
-            before = t[max(0, w.start - 60):w.start]
+            before = t[max(0, at - 60):at]
+            after = t[at:at + 30]
             starts = [m.end() for m in _FILM_START.finditer(before)]
             ends = [m.end() for m in _FILM_END.finditer(before)]
+            if not starts and not ends and re.search(r"today", after[:6], re.I):
+                starts = [m.end() for m in _FILM_START.finditer(t[max(0, at - 60):at + 40])]
             if not starts and not ends:
                 continue
+            if ref is not None and day > ref and re.search(r"\b(?:will|set to|scheduled|slated)\b", before, re.I):
+                continue  # a planned start is not a start
             if (max(starts) if starts else -1) > (max(ends) if ends else -1):
                 if start is None:
-                    start = (w.earliest, t)
+                    start = (day, t)
             elif end is None:
-                end = (w.earliest, t)
+                end = (day, t)
     if start is None and end is None:
         return None
     evidence = " … ".join(dict.fromkeys(e for e in (start and start[1], end and end[1]) if e))
@@ -118,44 +179,112 @@ def filming(sentences: list[Sentence], target: int | None, ref: dt.date | None) 
                        confidence=0.8)
 
 
-def platform(sentences: list[Sentence]) -> ScalarFact | None:
-    counts: Counter[str] = Counter()
+# --------------------------------------------------------------------------- platform
+
+_SPELLINGS = sorted(((spelling, canon) for canon, vs in lx.PLATFORMS.items() for spelling in vs),
+                    key=lambda sc: len(sc[0]), reverse=True)
+_PLATFORM_RX = re.compile(r"(?<![\w+])(" + "|".join(re.escape(sp) for sp, _ in _SPELLINGS) + r")(?![\w+])")
+_CANON = {sp: canon for sp, canon in _SPELLINGS}
+_CONTEXT = re.compile(lx.PLATFORM_CONTEXT, re.I)
+_THEATRICAL = re.compile(lx.THEATRICAL, re.I)
+_HEDGE = re.compile(r"\b(?:rumou?r\w*|likely|may|might|could|possibly|reportedly|negotiat\w*|if|whether|hope\w*)\b",
+                    re.I)
+_CATCH_UP = frozenset({"BBC iPlayer", "ABC iview", "Nine", "Channel 4"})
+
+
+def _platform_mentions(text: str) -> list[tuple[str, int, int]]:
+    out: list[tuple[str, int, int]] = []
+    for m in _PLATFORM_RX.finditer(text):
+        spelling = m.group(1)
+        canon = _CANON[spelling]
+        if spelling in lx.AMBIGUOUS_PLATFORMS or canon in lx.AMBIGUOUS_PLATFORMS:
+            after = text[m.end():m.end() + 2]
+            around = text[max(0, m.start() - 25):m.end() + 25]
+            if re.match(r"\s[A-Z]", after) and not re.match(r"\s(?:Original|Series|Show|Network|Channel|Chief|CEO)",
+                                                            text[m.end():m.end() + 10]):
+                continue  # 'Max Carver', 'Stan Lee': a name
+            if not re.search(r"(?:\bon|\bto|\bvia|\bfrom|\band|['’]s)\s*$", text[max(0, m.start() - 6):m.start()]) and \
+                    not re.match(r"['’]s\b|\s+(?:series|show|drama|original|network|streamer|service|channel|"
+                                 r"chief|ceo|boss|executive)\b", text[m.end():], re.I) and \
+                    not re.search(r"\b(?:network|streamer|channel)\b", around, re.I):
+                continue
+        out.append((canon, m.start(), m.end()))
+    return out
+
+
+def platform(sentences: list[Sentence], target: Target) -> ScalarFact | None:
+    """The platform most tied to the target: named with it, with a release or channel word, in the headline;
+    one named only beside another work, or only as rumour, does not count. A broadcast channel beats its
+    catch-up service, and 'A on B' names A. Cinema releases are 'theatrical'."""
+    score: Counter[str] = Counter()
+    first_at: dict[str, int] = {}
     evidence: dict[str, str] = {}
     for s in sentences:
-        for m in _PLATFORM_RX.finditer(s.text):
-            name = m.group(1)
-            weight = 2 if _STREAM_VERB.search(s.text) else 1
-            counts[name] += weight
-            evidence.setdefault(name, s.text)
-    if not counts:
+        t = s.text
+        other_season = about_other_season(t, target.season)
+        if other_work(s, target) and not other_season:
+            continue
+        about = _about_target(s, target)
+        hedged = bool(_HEDGE.search(t))
+        found = _platform_mentions(t)
+        if _THEATRICAL.search(t) and (about or not found):
+            found.append(("theatrical", _THEATRICAL.search(t).start(), _THEATRICAL.search(t).end()))  # type: ignore[union-attr]
+        for canon, a, _b in found:
+            w = 1.0 + (1.0 if about else 0.0) + (1.0 if s.kind == "title" else 0.0)
+            if _CONTEXT.search(t[max(0, a - 30):a + 40]):
+                w += 1.0
+            if re.search(r"\w\s+on\s+$", t[max(0, a - 12):a]) and canon in ("Disney+", "Hulu", "Prime Video"):
+                w -= 1.5  # 'Hulu on Disney+': the service inside another
+            if canon in _CATCH_UP:
+                w -= 1.0
+            if hedged:
+                w -= 1.5
+            if other_season:
+                w -= 0.5  # a network rarely changes between seasons, but the claim is weaker
+            if w <= 0:
+                continue
+            score[canon] += w
+            first_at.setdefault(canon, s.index * 1000 + a)
+            evidence.setdefault(canon, t)
+    if not score:
         return None
-    name, n = counts.most_common(1)[0]
-    return ScalarFact(value=name, evidence=evidence[name], confidence=round(min(0.95, 0.5 + 0.05 * n), 2))
+    for family in ("BBC", "ITV", "Sky", "HBO"):  # 'the BBC series' counts for the BBC channel the text names
+        children = [c for c in score if c != family and c.startswith(family) and c not in _CATCH_UP]
+        if family in score and children:
+            child = max(children, key=lambda c: score[c])
+            score[child] += score.pop(family)
+    canon = max(score, key=lambda c: (score[c], -first_at[c]))
+    total = sum(score.values())
+    return ScalarFact(value=canon, evidence=evidence[canon], confidence=round(min(0.95, 0.4 + 0.5 * score[canon] /
+                                                                                   total), 2))
 
 
-_TRAILER = re.compile(r"\b(trailers?|teasers?)\b", re.I)
-_NO_TRAILER = re.compile(r"\b(no (?:official )?(?:trailer|teaser)|(?:trailer|teaser)s? (?:has|have) not|"
-                         r"not (?:yet )?(?:released|dropped|shared) (?:a|any|the) (?:trailer|teaser)|"
-                         r"(?:bring|bringing|expect|expected|will (?:get|see|release)|upcoming|later)\b[^.]{0,40}"
-                         r"\b(?:trailers?|teasers?))\b", re.I)
-_TRAILER_OUT = re.compile(r"\b((?:released|dropped|unveiled|shared|debuted|revealed) (?:a |an |the |its )?"
-                          r"(?:first |new |official )?(?P<a>trailer|teaser)|(?P<b>trailer|teaser)\b[^.]{0,40}?"
-                          r"(?:is|was|has been|has) (?:now )?(?:out|here|released|arrived|dropped)|watch the "
-                          r"(?:new |official )?(?P<c>trailer|teaser))\b", re.I)
+# --------------------------------------------------------------------------- trailer
+
+_TRAILERS = [(re.compile(p, re.I), value) for p, value, _ in lx.TRAILER]
 
 
-def trailer(sentences: list[Sentence], target: int | None) -> ScalarFact | None:
+def trailer(sentences: list[Sentence], target: Target) -> ScalarFact | None:
+    """'released' or 'teaser' once one is out (from the headline too); 'none' only when no trailer is out."""
     result: ScalarFact | None = None
     for s in sentences:
         t = s.text
-        if not _TRAILER.search(t) or about_other_season(t, target) or s.kind in ("heading", "title"):
+        if not re.search(r"\b(trailers?|teasers?)\b", t, re.I) or other_work(s, target) or s.kind == "heading":
             continue
-        m = _TRAILER_OUT.search(t)
-        if m and not _NO_TRAILER.search(t):
-            kind = (m["a"] or m["b"] or m["c"] or "").lower()
-            value = "teaser" if kind == "teaser" else "released"
-            if result is None or result.value != "released":
+        if re.search(r"\b(?:first|previous|last)\s+season['’]?s?\b|\bseason 1\b", t, re.I) and \
+                target.season not in (None, 1):
+            continue
+        for rx, value in _TRAILERS:
+            if not rx.search(t):
+                continue
+            if value == "none":
+                if result is None:
+                    result = ScalarFact(value="none", evidence=t, confidence=0.6)
+            elif result is None or result.value == "none" or (value == "released" and result.value == "teaser"
+                                                               and s.kind != "title"):
                 result = ScalarFact(value=value, evidence=t, confidence=0.8)
-        elif _NO_TRAILER.search(t) and result is None:
-            result = ScalarFact(value="none", evidence=t, confidence=0.6)
+            break
     return result
+
+
+__all__ = ["Target", "filming", "fold", "other_work", "platform", "production", "renewal", "trailer"]

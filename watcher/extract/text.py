@@ -29,8 +29,12 @@ class Sentence:
     lead: str | None = None  # for list items (and lines after a lead-in ending in ':'), that lead-in
 
 
+_QUOTES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'"})
+
+
 def clean(text: str) -> str:
-    return " ".join(text.translate(DASHES).replace("\u200b", "").split())
+    """One line of text as the rules read it: dashes as '-', typographic apostrophes as "'", single spaces."""
+    return " ".join(text.translate(DASHES).translate(_QUOTES).replace("\u200b", "").split())
 
 
 _MAX_SENTENCE = 800
