@@ -471,7 +471,8 @@ def _clause(abstract: str, a: int, b: int, weak: set[int]) -> tuple[str, str]:
     return abstract[pre_start:a], right[:post_end]
 
 
-_BARRIER = re.compile(r"\b(?:that|which|who)\b(?!\s+(?:includes?|included|are|is|were|was)\b)", re.I)
+_BARRIER = re.compile(r"\b(?:that|which|who)\b(?!\s+(?:includes?|included|are|is|were|was)\b)|\bto\s+(?!(?:star|"
+                      r"play|join|appear|return|reprise|voice|be|the|its|their|his|her|a|an)\b)[a-z]+\b", re.I)
 
 
 _SUBJECT_CHANGE = re.compile(r"\b(?:he|she|they|it|we|you|i|as he|as she)\b", re.I)

@@ -35,8 +35,13 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
                          rf"{_MON}\s+(?:of\s+)?{_YEAR}\b", re.I)),
     ("yseason", re.compile(rf"\b(?:this|next|the)\s+{_SEASON}\b(?:\s+(?:of\s+)?{_YEAR})?", re.I)),
     ("yseason", re.compile(rf"\b{_SEASON}\s+(?:of\s+)?{_YEAR}\b", re.I)),
+    ("yseason", re.compile(rf"\b{_SEASON}\s+(?:of\s+)?(?P<rel>this year|next year)\b", re.I)),
     ("part", re.compile(rf"\b{_PART}[\s-]+{_YR_OR_REL}", re.I)),
     ("year", re.compile(rf"\b(?:in|by|for|of|during|a|an|the)?\s*{_YR_OR_REL}(?![\d–-])", re.I)),
+    # a month without a year ('will begin in July'): the next such month from the reference date
+    ("bmonth", re.compile(rf"\b(?:in|this|next|until|by|from|early|late|mid|for)\s+(?:early\s+|late\s+|mid-?)?"
+                          rf"(?P<mon>(?-i:January|February|March|April|May|June|July|August|September|October|"
+                          rf"November|December))\b(?!\s+\d)", re.I)),
 ]
 
 
@@ -101,6 +106,12 @@ def _window(kind: str, m: re.Match[str], ref: dt.date | None) -> tuple[dt.date, 
     if kind == "iso":
         d = dt.date(int(g["year"]), int(g["m"]), int(g["day"]))
         return d, d, "day"
+    if kind == "bmonth":
+        if ref is None:
+            return None
+        month = MONTHS[g["mon"].lower()]
+        year = ref.year + (1 if month < ref.month or m.group(0).lower().startswith("next") else 0)
+        return dt.date(year, month, 1), _last_day(year, month), "month"
     if kind == "month":
         year = int(g["year"])
         month = MONTHS[g["mon"].lower().rstrip(".")]
@@ -110,7 +121,7 @@ def _window(kind: str, m: re.Match[str], ref: dt.date | None) -> tuple[dt.date, 
         if year is None:
             if ref is None:
                 return None
-            year = ref.year + (1 if m.group(0).lower().startswith("next") else 0)
+            year = ref.year + (1 if re.match(r"(?:early |late |mid-?)?next\b", m.group(0).lower()) else 0)
         e, la = _season_range(g["season"], year)
         return e, la, "year-part"
     if year is None:
@@ -124,12 +135,10 @@ def _window(kind: str, m: re.Match[str], ref: dt.date | None) -> tuple[dt.date, 
         q = int(g["q"]) if g["q"].isdigit() else _QUARTER[g["q"].lower()]
         return dt.date(year, 3 * q - 2, 1), _last_day(year, 3 * q), "year-part"
     if kind == "part":
+        if g["part"].lower() == "later":  # 'later this year' is this year, not its late part
+            return dt.date(year, 1, 1), dt.date(year, 12, 31), "year"
         e, la = _part_range(g["part"], year)
-        if (g.get("rel") or "").lower() == "later this year" or g["part"].lower() == "later":
-            e = max(e, ref) if ref else e
         return e, la, "year-part"
-    if (g.get("rel") or "").lower() == "later this year" and ref is not None:
-        return ref, dt.date(year, 12, 31), "year-part"
     if (g.get("rel") or "").lower() == "the year":
         return None
     return dt.date(year, 1, 1), dt.date(year, 12, 31), "year"
@@ -153,6 +162,12 @@ def _find_windows(sentence: str, ref: dt.date | None) -> tuple[Window, ...]:
             s = e - len(m.group(0).lstrip())
             if any(s < te and ts < e for ts, te in taken):
                 continue
+            if kind == "bmonth" and re.search(r"\b(?:back|earlier|last|since|ago)\s*$", sentence[max(0, s - 10):s],
+                                              re.I):
+                continue  # 'back in March': a past month
+            if kind == "day" and re.search(r"\b(?:season|series|episode|part|chapter|vol\.?|volume|no\.?)\s*$",
+                                           sentence[max(0, s - 12):s], re.I):
+                continue  # 'the Season 2 May 26 premiere': 2 is a season, not a day
             try:
                 w = _window(kind, m, ref)
             except (ValueError, KeyError, OverflowError):
