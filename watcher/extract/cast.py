@@ -109,8 +109,10 @@ def _learn_names(sentences: list[Sentence], work: str | None) -> _Doc:
     d = _Doc()
     if work:
         d.work_words = {fold(w) for w in re.findall(r"[^\W\d_][\w'’-]*", work)}
+    plain = _Doc()
     for s in sentences:
-        for sp in spans(s.text):
+        text = _unchain(s.text, plain) if s.text.count(" as ") + s.text.count(" how ") >= 2 else s.text
+        for sp in spans(text):
             toks = strip_honorific(sp.tokens)
             if len(toks) < 2 or _is_work(toks, d):
                 continue
@@ -142,6 +144,9 @@ def _resolve(tokens: tuple[str, ...], d: _Doc) -> tuple[str, bool]:
     tokens = strip_honorific(tokens)
     if len(tokens) >= 2:
         name = _display(tokens)
+        longer = [f for f in d.full.values() if fold(f).startswith(fold(name) + "-")]
+        if len(longer) == 1:
+            return longer[0], False  # 'Yoon Chan', a cut-off 'Yoon Chan-young'
         return d.full.get(fold(name), name), False
     key = fold(tokens[0])
     for index in (d.by_last, d.by_first):
@@ -236,7 +241,8 @@ def _unchain(text: str, d: _Doc) -> str:
             actor = tuple(tokens[k:])
             if not actor[0][:1].isupper() or tokens[k - 1].lower() in ("the", "of", "de", "la") or len(actor) > 3:
                 continue
-            score = person_evidence(actor) - 0.3 * sum(1 for t in actor if not _namey(t))
+            score = person_evidence(actor) - 0.3 * sum(1 for t in actor if not _namey(t)) + \
+                0.5 * person_evidence(tuple(t for t in tokens[:k] if t.lower() not in ("the", "of")))
             joined = " ".join(actor)
             if fold(joined) in d.full or any(fold(f).startswith(fold(joined) + "-") for f in d.full.values()):
                 score += 0.5
@@ -665,7 +671,7 @@ def _from_tables(doc: Document, out: list[Claim]) -> None:
         for row in table.rows:
             if a >= len(row):
                 continue
-            char = row[c] if c is not None and c < len(row) else None
+            char = clean(row[c]) if c is not None and c < len(row) else None
             if char and re.search(r"\b(new role|tba|tbc|unknown|n/a)\b", char, re.I):
                 char = None
             status = status_of(row[st]) if st is not None and st < len(row) else None
