@@ -553,7 +553,8 @@ def _claims_of(s: Sentence, d: _Doc) -> list[Claim]:
     out: list[Claim] = []
     group_status: list[str | None] = []
     default = _lead_status(s)
-    name_line = re.match(r"^\W*@\d+\s*[:–-]", abstract) is not None  # 'Dana Reyes: This actress plays ...'
+    # 'Dana Reyes: This actress plays ...' (a name line about the actor, not a character breakdown in quotes)
+    name_line = re.match(r"^\W*@\d+\s*[:–-]\s*(?![\"“'])", abstract) is not None
     whole_item = s.kind == "item" and re.fullmatch(r"\W*@\d+\W*", abstract) is not None
     groups = [(g, [int(n) for n in re.findall(r"@(\d+)", g.group(0))]) for g in _GROUP.finditer(abstract)]
     weak = {ids[0] for g, ids in groups if len(ids) == 1 and mentions[ids[0]].single
@@ -573,6 +574,10 @@ def _claims_of(s: Sentence, d: _Doc) -> list[Claim]:
                     r"joked|gushed|shared|posted|stated|continued|added|insisted|teased|asked)\b", post) and \
                 not any(m.character for m in members):
             group_status.append(None)  # a speaker: "..., Davis reveals."
+            continue
+        if re.match(r"^\s+(?:stars|actors|actresses|alums?|alumni|veterans|regulars|favourites|favorites)\b", post,
+                    re.I):
+            group_status.append(None)  # 'Other Show and Another Show stars join ...': works, not people
             continue
         if _OTHER_WORK.search(pre) and not any(m.character for m in members) and not post.strip(" ,"):
             group_status.append(None)  # 'an alum of Other Show and Another Show'

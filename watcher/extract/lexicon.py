@@ -16,9 +16,10 @@ he she they it we i you his her their its our my your him them us me one all bot
 also just only even still again now new more most other another such very really about after before since
 until during per via vs via despite though although because however meanwhile plus minus
 yes okay hey well won't wont can't cant don't dont isn't isnt""".split()
-_CALENDAR = """january february march april may june july august september october november december jan feb mar
-apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday friday saturday sunday mon tue wed thu fri
-sat sun today tonight tomorrow yesterday spring summer fall autumn winter christmas halloween easter""".split()
+# Month abbreviations are left out: 'Jun', 'Jan' and 'Mar' are also names ('Suk-ho Jun').
+_CALENDAR = """january february march april may june july august september october november december
+monday tuesday wednesday thursday friday saturday sunday today tonight tomorrow yesterday spring summer fall autumn
+winter christmas halloween easter""".split()
 # Words of release news that start capitalised runs in headlines and lead-ins but are never part of a name.
 _NEWS = """season seasons series episode episodes part chapter volume film films movie movies show shows sequel
 prequel spin-off spinoff reboot remake franchise trailer teaser release released releasing date dates premiere

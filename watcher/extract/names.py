@@ -134,7 +134,7 @@ def spans(sentence: str) -> list[Span]:
         if run and low in _SUFFIXES and word[:1].isupper():  # 'Percy Daggs IV', 'Sammy Davis Jr.'
             run.append((word, st, en))
             continue
-        if possessive and _is_cap(word) and (low in NEVER_NAME_WORDS or low in ROLE_NOUNS):
+        if possessive and run and _is_cap(word) and (low in NEVER_NAME_WORDS or low in ROLE_NOUNS):
             run.append((word, st, st + len(word)))  # "Please Like Me's Dana Reyes": a credit ends here
             flush(possessive=True)
             continue

@@ -25,7 +25,10 @@ RELEASE_VERBS = re.compile(
     r"hit\w*|broadcast\w*|window|available|bow\w*|opens?|opening|enter\w*|slated|scheduled|set for|dated|"
     r"moved|move|pushed|delayed|delay|back|begins?|start\w*|land\w*|come out|comes out|showing|screens?)\b", re.I)
 _PRODUCTION_NOUN = re.compile(r"\b(filming|filmed|shoot\w*|shot|photography|production|casting|script|writing|cameras|"
-                              r"wrap\w*)\b", re.I)
+                              r"wrap\w*|schedule)\b", re.I)
+# Events that are not the release: a date right after one of these dates it ('renewed in December 2021').
+_EVENT_VERB = re.compile(r"\b(renew\w*|greenl\w*|green-lit|order\w*|announc\w*|confirm\w*|reveal\w*|cancel\w*|"
+                         r"said|told|report\w*|revived|picked up|casting|cast)\b", re.I)
 _PRODUCTION_VERB = re.compile(r"\b(begin|began|begun|start\w*|filming|filmed|shoot\w*|shot|wrap\w*|finish\w*|production|"
                               r"photography|slate|line-?up|casting|news|hit in|since|gap)\b", re.I)
 _HEDGE_BEFORE = re.compile(r"\b(chance|unlikely|rather than|not|either|or|surprise|hop\w*|than|possib\w*|"
@@ -131,6 +134,12 @@ def candidates(sentences: list[Sentence], target: int | None, ref: dt.date | Non
                 continue
             if _REPLACED_BEFORE.search(before):
                 continue  # the date it moved from
+            near = text[max(0, w.start - 60):w.start]
+            last_event = max((m.end() for m in _EVENT_VERB.finditer(near)), default=-1)
+            last_release = max((m.end() for m in RELEASE_VERBS.finditer(near)), default=-1)
+            if last_event > last_release and not re.match(r"\W*(?:\w+\W+)?(?:release|launch|premiere|debut|"
+                                                          r"opening|arrival|return)\b", text[w.end:], re.I):
+                continue  # 'renewed for another season in December 2021': the renewal's date
             owner = _season_before(text, w.start, target)
             if owner is not None and target is not None and owner != target:
                 continue  # 'the first season, which debuted on Jan. 28': another season's date

@@ -46,6 +46,9 @@ _JOIN = {"of", "the", "and", "in", "on", "to", "for", "with", "at", "by", "from"
 _DESCRIPTOR = re.compile(r"\b(?:spin-?off|sequel|prequel|follow-up|remake|reboot|adaptation|series|drama|show|"
                          r"film|movie|anime|k-drama|thriller|comedy|sitcom)\s+$", re.I)
 _PLATFORM_NAMES = {fold(v) for vs in PLATFORMS.values() for v in vs}
+_GENRE = frozenset("""series show drama k-drama kdrama thriller k-thriller comedy horror anime film movie sitcom
+documentary docuseries franchise spin-off spinoff sequel prequel reboot remake adaptation romance fantasy
+sci-fi""".split())
 
 
 def _season_number(word: str) -> int | None:
@@ -160,6 +163,9 @@ def _candidates(headline: str) -> tuple[list[tuple[str, int]], int | None]:
         nxt_run = runs[n + 1][1] if n + 1 < len(runs) else []
         if words[at + len(run) - 1].endswith(",") and any(re.search(r"['’]s$", w) for w in nxt_run[:-1]):
             continue  # 'Tom Hale, Ivy Moss's Nightfall': names of people before the title
+        genre = [k for k, w in enumerate(run[:-1]) if fold(w) in _GENRE]
+        if genre:  # "Zombie K-Thriller Nightfall": the title after its genre words
+            cands.append((" ".join(run[genre[-1] + 1:]), prior))
         poss = [k for k, w in enumerate(run[:-1]) if re.search(r"['’]s$", w)]
         if poss:  # "Star Name's Title": the title after the possessive
             cands.append((" ".join(run[poss[-1] + 1:]), 2))
