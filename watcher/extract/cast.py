@@ -707,18 +707,51 @@ def _name_shaped(text: str) -> bool:
 
 # --------------------------------------------------------------------------- facts
 
+# Romanisations of one East Asian surname ('Joo'/'Ju', 'Ko'/'Go', 'Yi'/'Lee'/'Rhee'): general knowledge.
+_EA_VARIANTS = {"joo": "ju", "lee": "yi", "i": "yi", "rhee": "yi", "pak": "park", "bak": "park", "choe": "choi",
+                "jeong": "jung", "chung": "jung", "gang": "kang", "jo": "cho", "yun": "yoon", "chang": "jang",
+                "im": "lim", "sin": "shin", "yu": "yoo", "ko": "go", "kong": "gong", "o": "oh", "suh": "seo",
+                "jun": "jeon", "chun": "jeon", "an": "ahn", "mun": "moon", "sohn": "son", "pae": "bae",
+                "paek": "baek", "hur": "heo", "roh": "noh", "no": "noh", "seong": "sung", "wu": "woo", "koo": "gu",
+                "ku": "gu", "eom": "uhm"}
+
+
+def east_asian_key(name: str) -> tuple[str, str] | None:
+    """(surname, given) of a romanised East Asian name, whatever its order, spacing or surname spelling:
+    'Ji-hoon Ju', 'Ju Ji-hoon' and 'Joo Ji Hoon' share it. None for other names."""
+    from watcher.extract.names import romanised_name_like
+
+    toks = [fold(t) for t in name.split()]
+    if not 2 <= len(toks) <= 4:
+        return None
+    for sur, given in ((toks[0], toks[1:]), (toks[-1], toks[:-1])):
+        parts = [p for g in given for p in g.split("-") if p]
+        if sur in EAST_ASIAN_SURNAMES and parts and all(romanised_name_like(p) or len(p) <= 3 for p in parts) and \
+                not any(is_given_name(p) and len(p) > 3 for p in parts):
+            return _EA_VARIANTS.get(sur, sur), "".join(parts)
+    return None
+
 
 def _merge(claims: list[Claim], d: _Doc) -> dict[str, CastFact]:
     by_key: dict[str, list[Claim]] = {}
     display: dict[str, str] = {}
     aliases: dict[str, list[str]] = {}
+    ea_seen: dict[tuple[str, str], str] = {}  # one East Asian name in any order or romanisation -> its key
     for c in claims:
         if c.status.startswith("alias:"):
             aliases.setdefault(name_key(c.actor), []).append(c.status[6:])
             continue
-        key = name_key(clean_actor(c.actor))
+        shown = normalise_name(clean_actor(c.actor))
+        key = name_key(shown)
+        ea = east_asian_key(shown)
+        if ea is not None:
+            first = ea_seen.setdefault(ea, key)
+            if first != key:  # 'Ju Ji-hoon' after 'Ji-hoon Ju': the same person
+                if shown not in aliases.setdefault(first, []):
+                    aliases[first].append(shown)
+                key = first
         by_key.setdefault(key, []).append(c)
-        display.setdefault(key, normalise_name(clean_actor(c.actor)))
+        display.setdefault(key, shown)
     out: dict[str, CastFact] = {}
     for key, cs in by_key.items():
         best = max(cs, key=lambda c: (c.strength >= 2 and c.status != "listed", _KIND_RANK.get(c.kind, 0),
