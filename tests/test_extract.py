@@ -130,10 +130,12 @@ def test_cli_json_and_bad_input(corpus: Path, tmp_path: Path) -> None:
 CASES = {
     "this-fall": (("2026-09-01", "2026-11-30", "year-part", False), None, None, None, "Hulu"),
     "hedge-only": (("2027-07-01", "2027-12-31", "year-part", False), "unconfirmed", None, None, None),
-    "teaser": (("2027-03-03", "2027-03-03", "day", False), None, None, "teaser", "Netflix"),
+    # a firm statement of the date ('premieres on', 'is set to premiere', 'will arrive') is announced, as the
+    # corpus readers take it; a season in production or pre-production has been renewed
+    "teaser": (("2027-03-03", "2027-03-03", "day", True), None, None, "teaser", "Netflix"),
     "spring": (("2027-03-01", "2027-05-31", "year-part", False), None, None, None, None),
-    "next-year": (("2027-01-01", "2027-12-31", "year", False), None, "filming", None, None),
-    "holiday": (("2026-11-15", "2026-12-31", "year-part", False), None, "pre-production", None, None),
+    "next-year": (("2027-01-01", "2027-12-31", "year", True), "renewed", "filming", None, None),
+    "holiday": (("2026-11-15", "2026-12-31", "year-part", True), "renewed", "pre-production", None, None),
     "quarter": (("2027-01-01", "2027-03-31", "year-part", True), None, None, None, "Netflix"),
     "cancelled": (None, "cancelled", None, None, None),
 }

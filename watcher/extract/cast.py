@@ -144,7 +144,8 @@ def _resolve(tokens: tuple[str, ...], d: _Doc) -> tuple[str, bool]:
     tokens = strip_honorific(tokens)
     if len(tokens) >= 2:
         name = _display(tokens)
-        longer = [f for f in d.full.values() if fold(f).startswith(fold(name) + "-")]
+        prefix = fold(name) + "-"
+        longer = [f for k, f in d.full.items() if k.startswith(prefix)]
         if len(longer) == 1:
             return longer[0], False  # 'Yoon Chan', a cut-off 'Yoon Chan-young'
         return d.full.get(fold(name), name), False
@@ -169,8 +170,8 @@ def _character_at(text: str, pos: int) -> tuple[str | None, int]:
     skipped = 0
     while skipped < 5:
         m = re.match(r"\s*(?:(?:the|a|an|his|her|their|its)\s+|[a-z][\w-]*\s+|[A-Z][\w'’-]*['’]s\s+)", text[i:])
-        if not m or re.match(r"\s*[A-Z][\w'’.\-]*(?!['’]s)\b", text[i:]) and not re.match(
-                r"\s*[A-Z][\w'’-]*['’]s\s", text[i:]):
+        if not m or (re.match(r"\s*[A-Z][\w'’.\-]*(?!['’]s)\b", text[i:]) and not re.match(
+                r"\s*[A-Z][\w'’-]*['’]s\s", text[i:])):
             break
         if re.match(r"\s*(?:in|on|at|for|from|with|and|or|but|who|which|that|after|before)\s", text[i:]):
             return None, pos
@@ -420,10 +421,10 @@ def _mentions(s: Sentence, d: _Doc) -> tuple[list[Mention], str]:
     for a, b, rep in regions:
         if a < pos:
             continue
-        pieces.append(text[pos:a])
-        pieces.append(rep)
+        pieces.append(text[pos:a].replace("@", "＠"))  # a literal '@' in the text is not a mention marker
+        pieces.append(rep + (" " if rep and text[b:b + 1].isalnum() else ""))  # '@1' never runs into a digit
         pos = b
-    pieces.append(text[pos:])
+    pieces.append(text[pos:].replace("@", "＠"))
     abstract = "".join(pieces)
     abstract = re.sub(r"(@\d+),\s*\d{1,3},", r"\1", abstract)  # ages: 'Reyes, 31, is joined by'
     abstract = re.sub(r"(@\d+),\s*\([^()]{1,40}\)", r"\1", abstract)  # a stray credit: 'A, (Credit), B'
@@ -481,6 +482,9 @@ _BARRIER = re.compile(r"\b(?:that|which|who)\b(?!\s+(?:includes?|included|are|is
                       r"play|join|appear|return|reprise|voice|be|the|its|their|his|her|a|an)\b)[a-z]+\b", re.I)
 
 
+# Crew work a name can share ('will executive produce alongside X', 'co-directs with X').
+_CREW_WORK = re.compile(r"\b(?:produc\w*|direct\w*|co-direct\w*|writ\w*|penn\w*|showrun\w*|helm\w*|script\w*)\b",
+                        re.I)
 _SUBJECT_CHANGE = re.compile(r"\b(?:he|she|they|it|we|you|i|as he|as she)\b", re.I)
 
 
@@ -564,7 +568,8 @@ def _claims_of(s: Sentence, d: _Doc) -> list[Claim]:
         members = [mentions[n] for n in ids]
         pre, post = _clause(abstract, g.start(), g.end(), weak)
         if _CREW_BEFORE.search(pre[-70:]) or _CREW_AFTER.match(post) or (
-                crew_before and re.fullmatch(r"\W*(?:alongside|with|and|along with|as well as|together with)\W*", pre)):
+                crew_before and re.fullmatch(r"\W*(?:alongside|with|and|along with|as well as|together with)\W*", pre)) \
+                or (re.search(r"\b(?:alongside|with|along with|together with)\s*$", pre) and _CREW_WORK.search(pre)):
             d.crew.update(m.name for m in members if not m.single)
             group_status.append(None)
             crew_before = True

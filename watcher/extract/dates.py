@@ -39,9 +39,9 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("part", re.compile(rf"\b{_PART}[\s-]+{_YR_OR_REL}", re.I)),
     ("year", re.compile(rf"\b(?:in|by|for|of|during|a|an|the)?\s*{_YR_OR_REL}(?![\d–-])", re.I)),
     # a month without a year ('will begin in July'): the next such month from the reference date
-    ("bmonth", re.compile(rf"\b(?:in|this|next|until|by|from|early|late|mid|for)\s+(?:early\s+|late\s+|mid-?)?"
-                          rf"(?P<mon>(?-i:January|February|March|April|May|June|July|August|September|October|"
-                          rf"November|December))\b(?!\s+\d)", re.I)),
+    ("bmonth", re.compile(r"\b(?:in|this|next|until|by|from|early|late|mid|for)\s+(?:early\s+|late\s+|mid-?)?"
+                          r"(?P<mon>(?-i:January|February|March|April|May|June|July|August|September|October|"
+                          r"November|December))\b(?!\s+\d)", re.I)),
 ]
 
 

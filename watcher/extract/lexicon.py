@@ -77,7 +77,8 @@ CAST_POST: list[tuple[str, str, str]] = [
     (r"(?:will|would|is|are|was|were|does|do|did)(?: not|n't) (?:be )?(?:return\w*|back|reprising|reprise)|"
      r"won't (?:be )?(?:return\w*|back|reprising|reprise)|not (?:be )?returning|not be back|no longer (?:be|appear)"
      r"|(?:was|were) not announced as part of", "exited", "Dana Reyes will not be returning for season 3"),
-    (r"(?:has|have|had|was|were) (?:been )?(?:fired|replaced|written out|let go|recast)", "exited",
+    (r"(?:has|have|had) been (?:fired|replaced|written out|let go|recast)|(?:was|were|is|are|will be) (?:being )?"
+     r"(?:fired|replaced|written out|let go|recast)", "exited",
      "Dana Reyes has been replaced in the role"),
     (r"(?:is|are) (?:reportedly |currently )?in (?:early |final |advanced )?(?:talks|negotiations)|"
      r"(?:is|are) (?:rumou?red|reported|tipped|linked|being eyed|eyed|said) to|(?:is|are) (?:rumou?red|linked)|"
@@ -91,7 +92,8 @@ CAST_POST: list[tuple[str, str, str]] = [
      r"boards?|(?:is|are|come|comes|coming) aboard|(?:is|are) (?:a |the )?(?:latest|newest|surprise|notable|big|major|welcome) (?:additions?|cast|"
      r"members?)|(?:is|are) (?:also )?(?:set|tapped) to (?:star|play|join|appear)|round(?:s|ing)? out the (?:new )?cast|"
      r"filling out the new|(?:is|are|as) (?:a |the )?new (?:additions?|cast members?|faces?|characters?|"
-     r"series regulars?)|(?:will )?take on the (?:new )?role|make (?:his|her|their) debut|will (?:also )?play "
+     r"series regulars?)|(?:will )?take on the (?:new )?role|make (?:his|her|their) debut|(?:has|have) replaced|replaces|"
+     r"will replace|(?:is|are) replacing|stepp?(?:s|ed|ing)? in for|t(?:akes?|ook) over (?:the role|from)|will (?:also )?play "
      r"(?:a |the )?(?:significant|key|major|recurring|guest|lead|leading|starring|pivotal|main|supporting|"
      r"central) (?:roles?|parts?)|(?:has|have) been announced (?:as|for)", "new",
      "Tom Hale, Ivy Moss and Lee Park have joined the cast"),
@@ -105,8 +107,8 @@ CAST_POST: list[tuple[str, str, str]] = [
      r"counterpart|alter ego)", "listed", "Dana Reyes plays Marta"),
 ]
 CAST_PRE: list[tuple[str, str, str]] = [
-    (r"without|minus|except(?: for)?|(?:fired|replaced|dropped|axed|written out|recast|exit of|departure of|"
-     r"loses)", "exited", "the cast returns without Dana Reyes"),
+    (r"without|minus|except(?: for)?|(?:fired|dropped|axed|written out|exit of|departure of|loses|replacing|"
+     r"replaces|in place of|takes over from|steps in for|stepping in for)", "exited", "the cast returns without Dana Reyes"),
     (r"(?:in talks|rumou?red|linked|tipped|expect|expecting|likely|possibly|could see|may see|might see|"
      r"up in the air (?:are|is)|unconfirmed)", "unconfirmed", "we can expect Dana Reyes and Tom Hale"),
     (r"(?:adds?|added|adding|casts|taps?|tapped|welcomes?|welcomed|recruits?|recruited|hires?|hired|"
@@ -114,7 +116,8 @@ CAST_PRE: list[tuple[str, str, str]] = [
      r"characters?|roles?|actors?|actresses)|"
      r"joined by|joining (?:the|its|this) [\w\s-]{0,30}?(?:cast|series|show|film|ensemble)|"
      r"new [\w\s-]{0,30}?cast members?|(?:has|have) (?:added|cast|tapped)|(?:will|to) add|"
-     r"(?:is|are) joined by)", "new", "The series has added Tom Hale and Ivy Moss"),
+     r"(?:is|are) joined by|replaced by|guest stars? (?:include|are|will be)|guest-starring)", "new",
+     "The series has added Tom Hale and Ivy Moss"),
     (r"(?:returning|reprising|also returning|back are|returnees?|returns include|"
      r"original (?:cast|stars?|actors?|players|cast members?|leads?)|"
      r"additional returns|reprise the entire|(?:return|returning) for|will see the return of)", "returning",
@@ -136,7 +139,8 @@ OTHER_WORK = (r"\b(?:best known|known for|recognized for|recognised for|famous f
               r"last (?:part|seen)|also starred|(?:starred|appeared) in|alum(?:na|nus)?|credits? include|"
               r"who viewers recently saw|most recently (?:seen|starred)|fame)\b")
 # Verbs that introduce a character after a name: "X plays Y", "X will star as Y", "X returns to voice Y".
-CHARACTER_VERBS = (r"(?:(?:is|are|was|were|will|also|now|both|set|to|be|who|currently)\s+)*"
+CHARACTER_VERBS = (r"(?:(?:is|are|was|were|will|also|now|both|set|to|be|who|currently|rumou?red|reportedly|"
+                   r"expected|going|likely|tipped|said|confirmed|officially|finally|has|have|been)\s+)*"
                    r"(?:(?:play|plays|playing|played|portray|portrays|portraying|portrayed|voice|voices|voicing|"
                    r"voiced)|(?:return|returns|returning|back|reprise|reprises|reprising|star|stars|starring|"
                    r"appear|appears|appearing|joins?|joining|cast|recast|debut|debuts)(?:\s+(?:to (?:play|voice)|"

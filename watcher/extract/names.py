@@ -47,6 +47,7 @@ _TOKEN = re.compile(r"(?:[A-Z]\.){2,}|[A-Z]\.(?=\s)|(?:Jr|Sr|St|Dr|Mr|Mrs|Ms)\.|
                     r"|\d+|\S")
 
 
+@functools.lru_cache(maxsize=65536)
 def fold(word: str) -> str:
     """Comparison form of a name token: no diacritics, apostrophes or dots, case-folded."""
     word = unicodedata.normalize("NFKD", word.translate(_APOS))
@@ -105,6 +106,11 @@ def _is_cap(tok: str) -> bool:
 
 def spans(sentence: str) -> list[Span]:
     """Runs of capitalised tokens, split at words that are never part of a name; possessives marked."""
+    return list(_spans(sentence))
+
+
+@functools.lru_cache(maxsize=4096)
+def _spans(sentence: str) -> tuple[Span, ...]:
     s = sentence.translate(_APOS)
     toks = [(m.group(0), m.start(), m.end()) for m in _TOKEN.finditer(s)]
     out: list[Span] = []
@@ -152,7 +158,7 @@ def spans(sentence: str) -> list[Span]:
             continue
         flush()
     flush()
-    return [sp for sp in out if any(ch.isalpha() for ch in sp.text)]
+    return tuple(sp for sp in out if any(ch.isalpha() for ch in sp.text))
 
 
 def _first_word(s: str) -> int:
@@ -160,12 +166,16 @@ def _first_word(s: str) -> int:
     return m.start() if m else -1
 
 
+_HONORIFIC_KEYS = frozenset(h.rstrip(".") for h in HONORIFICS)
+
+
 def strip_honorific(tokens: tuple[str, ...]) -> tuple[str, ...]:
-    while len(tokens) > 1 and fold(tokens[0]) in {fold(h) for h in HONORIFICS}:
+    while len(tokens) > 1 and fold(tokens[0]) in _HONORIFIC_KEYS:
         tokens = tokens[1:]
     return tokens
 
 
+@functools.lru_cache(maxsize=16384)
 def person_evidence(tokens: tuple[str, ...]) -> float:
     """0..1: how much these tokens look like one person's name, from name lists and name shape alone."""
     tokens = strip_honorific(tuple(t for t in tokens if fold(t) not in _SUFFIXES))

@@ -79,6 +79,8 @@ def _is_official(text: str, w: Window) -> bool:
     if _NEGATED_OFFICIAL.search(text[:w.start]) or _TENTATIVE.search(text):
         return False
     before = text[max(0, w.start - 100):w.start]
+    # 'officially renewed ... arriving in 2027': the renewal is official, the date is not
+    before = re.sub(r"\b(?:official(?:ly)?|confirmed|announced)\W+(?:\w+\W+){0,2}renew\w*", " ", before, flags=re.I)
     after = text[w.end:w.end + 40]
     return bool(_OFFICIAL.search(before)) or bool(re.match(r"\W*(?:is|was|has been|as)\s+(?:now\s+)?(?:officially\s+)?"
                                                           r"(?:confirmed|announced|official)", after, re.I))
@@ -201,8 +203,8 @@ def primary_release(cands: list[Candidate]) -> ReleaseFact | None:
     weak = 1.0
     if not any(c.score > 0 for c in cands):
         # only hedged claims about this season: the best of them, at low confidence
-        cands = [c for c in cands if c.score > -1]
-        cands = [dataclasses.replace(c, score=c.score + 1.5) for c in cands]
+        cands = [c for c in cands if c.score > -1.5]
+        cands = [dataclasses.replace(c, score=c.score + 2.0) for c in cands]
         weak = 0.5
     for c in cands:
         if c.score <= 0:

@@ -96,6 +96,9 @@ def renewal(sentences: list[Sentence], target: Target, production_stage: str | N
                 continue  # 'who will not be returning for season 4 is Dana Reyes': an actor, not the show
             if value != "unconfirmed" and re.search(r"\b(?:whether|if)\b", t[:m.start()], re.I):
                 value = "unconfirmed"
+            if value == "renewed" and re.search(r"\b(?:not|n't|never|yet to|no)\s+(?:\w+\s+){0,2}$", t[:m.start()],
+                                                re.I):
+                value = "unconfirmed"  # 'has not yet renewed
             conf = 0.9 if re.search(r"official|confirm|announc", t, re.I) else 0.8
             if value == "unconfirmed":
                 vague = ScalarFact(value=value, evidence=t, confidence=0.6)
