@@ -68,6 +68,11 @@ _NOT_CANCELLED = re.compile(lx.NOT_CANCELLED, re.I)
 _HYPOTHETICAL = re.compile(lx.HYPOTHETICAL, re.I)
 
 
+# Claims about shows in general ('some shows get cancelled after one season') are about no show in particular.
+_GENERIC = re.compile(r"\b(?:some|many|most|other|few|several|these|those|all)\s+(?:\w+\s+){0,2}(?:shows|series|"
+                      r"dramas|films|titles|originals)\b", re.I)
+
+
 def _person_subject(text: str, at: int) -> bool:
     """The words right before position `at` end with a person's name ('Dana Reyes won't return')."""
     before = text[max(0, at - 60):at].rstrip()
@@ -83,7 +88,7 @@ def renewal(sentences: list[Sentence], target: Target, production_stage: str | N
     vague: ScalarFact | None = None
     for s in sentences:
         t = s.text
-        if s.kind == "heading" or other_work(s, target) or not _about_target(s, target):
+        if s.kind == "heading" or other_work(s, target) or _GENERIC.search(t):
             continue
         for rx, value in _RENEWAL:
             m = rx.search(t)

@@ -68,8 +68,9 @@ def _strip_headline(title: str) -> str:
     return t.strip()
 
 
-def _title_run(words: list[str], start: int, forward: bool = True) -> list[str]:
-    """The run of title words from words[start] in one direction; stops at a predicate or descriptor word."""
+def _title_run(words: list[str], start: int, forward: bool = True, introduced: bool = False) -> list[str]:
+    """The run of title words from words[start] in one direction; stops at a predicate or descriptor word
+    (a title introduced by 'Season 3 of' or read back from 'Season 3' may end in 'Show', 'Family' ...)."""
     run: list[str] = []
     idx = range(start, len(words)) if forward else range(start, -1, -1)
     for i in idx:
@@ -83,7 +84,7 @@ def _title_run(words: list[str], start: int, forward: bool = True) -> list[str]:
         if low in _JOIN and capital is False:
             run.append(bare)
             continue
-        cut = _CUT if forward else _CUT_BACK
+        cut = _CUT if forward and not introduced else _CUT_BACK
         if not capital or low in cut or low in _PLATFORM_NAMES or (low.endswith("s") and low[:-1] in cut
                                                                     and "'" in bare):
             break
@@ -117,8 +118,8 @@ def _candidates(headline: str) -> tuple[list[tuple[str, int]], int | None]:
     1: another title run), and the season it names, if any."""
     cands: list[tuple[str, int]] = []
     season: int | None = None
-    for q in re.finditer(r"[\"“‘']([^\"“”‘’']{2,60})[\"”’']", headline):
-        inner = q.group(1).strip()
+    for q in re.finditer(r"[\"“‘]([^\"“”‘’]{2,60})[\"”’]|(?<!\w)'([^']{2,60})'(?!\w)", headline):
+        inner = (q.group(1) or q.group(2)).strip()
         if inner[:1].isupper() and len(inner.split()) <= 9 and not _is_person(inner):
             cands.append((inner, 3))
     words = headline.split()
@@ -130,7 +131,7 @@ def _candidates(headline: str) -> tuple[list[tuple[str, int]], int | None]:
             cands.append((" ".join(_title_run(words, i - 1, forward=False)), 3))
             after = words[i + 2:]
             if after and fold(after[0]) == "of":  # 'Season 4 of Nightfall'
-                cands.insert(0, (" ".join(_title_run(after, 1)), 3))
+                cands.insert(0, (" ".join(_title_run(after, 1, introduced=True)), 3))
         elif re.fullmatch(r"s\d{1,2}", low):  # 'Nightfall S3'
             season = season or int(low[1:])
             cands.append((" ".join(_title_run(words, i - 1, forward=False)), 3))
@@ -145,7 +146,7 @@ def _candidates(headline: str) -> tuple[list[tuple[str, int]], int | None]:
                     j += 1
                     if j > 4:
                         break
-                cands.insert(0, (" ".join(_title_run(rest, j)), 3))
+                cands.insert(0, (" ".join(_title_run(rest, j, introduced=True)), 3))
             else:
                 cands.append((" ".join(_title_run(words, i - 1, forward=False)), 3))
     # the leading title run, and any run after a person's name, a verb or a descriptor ('spin-off Ballerina')
@@ -252,7 +253,8 @@ def detect_topic(title: str | None, headings: tuple[str, ...], text: str) -> tup
     cands, season = _candidates(headline) if headline else ([], None)
     if not cands:
         first = next((clean(line) for line in text.split("\n") if clean(line)), "")
-        cands, season = _candidates(first[:200])
+        cands, first_season = _candidates(first[:200])
+        season = season or first_season
     work: str | None = None
     if cands:
         scored = [(c, prior, _count(body, c), -n) for n, (c, prior) in enumerate(cands)]
