@@ -73,6 +73,7 @@ class Mention:
     status: str | None = None  # a status written beside the name in a list item: '(returning)'
     aliases: list[str] = field(default_factory=list)
     char_phrase: str | None = None  # the character(s) a verb gives: 'return to play A', 'reprise roles as A and B'
+    source: str = ""  # the words of the sentence this mention stands for
 
 
 @dataclass
@@ -232,8 +233,9 @@ def _unchain(text: str, d: _Doc) -> str:
     """'A as B C as D E as F' (pairings run together, as in garbled or machine-made lists): a comma is put
     between each character and the next actor, choosing the split that makes the best person name."""
     parts = re.split(rf"\s+(?:{lx.AS_WORDS})\s+", text)
-    if len(parts) < 3 or not all(re.fullmatch(r"[^\W\d_][\w'’.\- ]*", p.strip(" ,")) for p in parts[1:-1]):
-        return text
+    if len(parts) < 3 or not all(re.fullmatch(r"[^\W\d_][\w'’.\- ]*", p.strip(" ,")) and all(
+            t[:1].isupper() or t in ("the", "of") for t in p.split()) for p in parts[1:-1]):
+        return text  # only runs of capitalised names: 'A as B C as D', never 'A as editor B and C as D'
     out = [parts[0]]
     for mid in parts[1:-1]:
         tokens = mid.split()
@@ -412,6 +414,7 @@ def _mentions(s: Sentence, d: _Doc) -> tuple[list[Mention], str]:
                 d.crew.add(name)
             end += app.end() - 1  # keep the closing comma as a separator
         m.end = end
+        m.source = text[m.start:end]
         covered = max(covered, end)
         mentions.append(m)
     # the abstract: mention regions -> '@i', dropped regions -> ''
@@ -563,6 +566,10 @@ def _claims_of(s: Sentence, d: _Doc) -> list[Claim]:
     groups = [(g, [int(n) for n in re.findall(r"@(\d+)", g.group(0))]) for g in _GROUP.finditer(abstract)]
     weak = {ids[0] for g, ids in groups if len(ids) == 1 and mentions[ids[0]].single
             and not mentions[ids[0]].character and not mentions[ids[0]].char_phrase}
+    if weak:  # a lone capitalised word no cue can make a person is read as the word it is ('Guest stars include')
+        abstract = re.sub(r"@(\d+)", lambda mm: mentions[int(mm.group(1))].source if int(mm.group(1)) in weak
+                          else mm.group(0), abstract)
+        groups = [(g, [int(n) for n in re.findall(r"@(\d+)", g.group(0))]) for g in _GROUP.finditer(abstract)]
     crew_before = False
     for g, ids in groups:
         members = [mentions[n] for n in ids]
@@ -580,8 +587,8 @@ def _claims_of(s: Sentence, d: _Doc) -> list[Claim]:
                 not any(m.character for m in members):
             group_status.append(None)  # a speaker: "..., Davis reveals."
             continue
-        if re.match(r"^\s+(?:stars|actors|actresses|alums?|alumni|veterans|regulars|favourites|favorites)\b", post,
-                    re.I):
+        if re.match(r"^\s+(?:stars|actors|actresses|alums?|alumni|veterans|regulars|favourites|favorites)\s+"
+                    r"(?:join|joined|are|were|have|has|will|set|to|board|sign|return|land|head|lead|from)\b", post, re.I):
             group_status.append(None)  # 'Other Show and Another Show stars join ...': works, not people
             continue
         if _OTHER_WORK.search(pre) and not any(m.character for m in members) and not post.strip(" ,"):
@@ -590,7 +597,7 @@ def _claims_of(s: Sentence, d: _Doc) -> list[Claim]:
         status, side, dist = _cue(pre, post)
         if side == "post" and _OTHER_WORK.search(post[:60]) and status in ("listed", "new"):
             status = None
-        if status is None and re.match(r"^\W*(?:,\s*)?(?:along with|together with|as well as)\s*$", pre) and \
+        if status is None and re.search(r"(?:^|,)\s*(?:along with|together with|as well as)\s*$", pre) and \
                 group_status and group_status[-1]:
             status, side = group_status[-1], "inherit"
         if status in ("new", "returning") and side in ("pre", "post") and _HEDGE.search(pre if side == "pre"

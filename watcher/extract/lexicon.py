@@ -83,7 +83,7 @@ CAST_POST: list[tuple[str, str, str]] = [
     (r"(?:is|are) (?:reportedly |currently )?in (?:early |final |advanced )?(?:talks|negotiations)|"
      r"(?:is|are) (?:rumou?red|reported|tipped|linked|being eyed|eyed|said) to|(?:is|are) (?:rumou?red|linked)|"
      r"(?:had |has |have )?(?:also )?been offered|up in the air|(?:is|are|remains?) (?:still )?unconfirmed|"
-     r"(?:may|might|could|would) (?:also )?(?:return|be back|appear|join|reprise|star)|"
+     r"(?:(?-i:may)|might|could|would) (?:also )?(?:return|be back|appear|join|reprise|star)|"
      r"(?:is|are) (?:expected|likely|hoped|hoping|rumou?red) to (?:return|reprise|be back|join|appear|star)",
      "unconfirmed", "Dana Reyes is in talks to join Nightfall"),
     (r"(?:has|have|had) (?:officially |reportedly |now |just |also )*(?:joined|boarded|signed on|signed up|come aboard|"
@@ -131,7 +131,7 @@ CAST_PRE: list[tuple[str, str, str]] = [
 # Words that turn a following 'new'/'returning' cue into an exit: "will not return", "won't be back".
 NEGATION = r"(?:not|n't|never|no longer|won't|will not)"
 # Hedges anywhere in the clause make a claim unconfirmed ("we can blindly expect", "rumoured").
-HEDGES = (r"\b(?:rumou?r\w*|reportedly in talks|in talks|in negotiations|may|might|could|possibly|likely|"
+HEDGES = (r"\b(?:rumou?r\w*|reportedly in talks|in talks|in negotiations|(?-i:may)|might|could|possibly|likely|"
           r"we can (?:\w+ )?expect|expected to (?:return|join|be back|reprise)|speculat\w*|unconfirmed|"
           r"not (?:yet )?(?:been )?confirmed|hopefully|perhaps|wishlist|fan ?cast|dream cast)\b")
 # A role in another work is not this work's cast: "best known for her role as Marta in Other Show".
@@ -155,7 +155,7 @@ HEADING_STATUS: list[tuple[str, str, str]] = [
      "Who is not returning?"),
     (r"\b(?:new|newcomers?|additions?|joining|new faces|casts?\b.*\badds?)\b", "new", "The New Cast"),
     (r"\b(?:returning|returns?|back|reprising|coming back|original cast)\b", "returning", "The Returning Cast"),
-    (r"\b(?:rumou?red|expected|could return|might|may|unconfirmed|wishlist)\b", "unconfirmed",
+    (r"\b(?:rumou?red|expected|could return|might|(?-i:may)|unconfirmed|wishlist)\b", "unconfirmed",
      "Who might return?"),
 ]
 

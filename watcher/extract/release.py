@@ -44,7 +44,7 @@ _OFFICIAL = re.compile(r"\b(official(?:ly)?|confirmed|announced|revealed|set for
                        r"entering|moved|pushed|delayed|the release date is|release date (?:is|of))\b", re.I)
 _NEGATED_OFFICIAL = re.compile(r"\b(not (?:yet )?(?:been )?(?:officially )?(?:announced|confirmed)|until .* "
                                r"officially|no official|unofficial|no release date|not known)\b", re.I)
-_TENTATIVE = re.compile(r"\b(expected|likely|rumou?r\w*|reportedly|could|may|might|possibl\w*|speculat\w*|"
+_TENTATIVE = re.compile(r"\b(expected|likely|rumou?r\w*|reportedly|could|(?-i:may)|might|possibl\w*|speculat\w*|"
                         r"predict\w*|estimat\w*|hope\w*|if|tentative\w*|would love|think|should)\b", re.I)
 _PAST = re.compile(r"\b(debuted|premiered|released|arrived|dropped|aired|launched|came out|opened)\b", re.I)
 _NEGATED = re.compile(r"\b(?:neither|never|no longer|won't|will not|not)\b[^.]{0,30}$", re.I)
