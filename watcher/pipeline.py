@@ -409,6 +409,7 @@ class Pipeline:
                         ) -> CheckResult:
         from watcher.changes import record_snapshot, record_unchanged, save_events
         from watcher.notify import enqueue_alerts
+        from watcher.store.topics import adopt_orphans, assign_topic
 
         now = utcnow()
         status = "not_modified" if outcome.status == "not_modified" else "changed" if changed else "unchanged"
@@ -436,10 +437,14 @@ class Pipeline:
                                                             Snapshot.entry_key == doc.entry_key)
                                      .order_by(Snapshot.id.desc()).limit(1)).first()
                 topic = facts.topic()
+                if wc.topic is None:  # one work stays one topic across versions and sources (store/topics.py)
+                    topic = assign_topic(s, w.id, topic, previous)
+                    adopt_orphans(s, w.id, topic)
                 snap = Snapshot(
                     watch_id=w.id, entry_key=doc.entry_key, fetched_at=now, content_hash=doc.content_hash(),
                     url=doc.url, title=doc.title, published=doc.published, modified=doc.modified,
-                    topic_key=topic.key if topic else None, work=facts.work, season=facts.season,
+                    topic_key=topic.key if topic else None, work=facts.work,
+                    season=topic.season if topic else facts.season,
                     content_z=encode_document(doc), facts=facts.to_json_dict())
                 s.add(snap)
                 s.flush()

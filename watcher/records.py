@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -63,6 +64,18 @@ def name_key(name: str) -> str:
     return normalise_name(name).casefold()
 
 
+def work_key(work: str) -> str:
+    """One key for every spelling of a work: case, accents, punctuation, dashes, '&'/'and' and a leading
+    article folded ('NIGHTFALL', 'The Nightfall', 'Night-fall' are one work); a subtitle after ':' is kept, since
+    'Nightfall: The Reckoning' is another film than 'Nightfall'. Idempotent: work_key(work_key(w)) == work_key(w)."""
+    text = unicodedata.normalize("NFKC", work).casefold().replace("&", " and ")
+    text = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+    text = re.sub(r"[\u2010-\u2015\u2212-]", " ", text)
+    text = re.sub(r"[^\w\s:]", "", text)
+    text = re.sub(r"\s*:\s*", ": ", " ".join(text.split()))
+    return re.sub(r"^(?:the|a|an)\s+", "", text).strip(" :")
+
+
 # --------------------------------------------------------------------------- topic
 
 
@@ -73,10 +86,16 @@ class Topic:
     work: str
     season: int | None = None
 
+    @staticmethod
+    def normalise_key(key: str) -> str:
+        """A stored or typed key in today's form ('The Society#2' -> 'society#2')."""
+        work, _, season = key.partition("#")
+        return safe_key(f"{work_key(work)}#{season}" if season else work_key(work), TOPIC_KEY_LENGTH)
+
     @property
     def key(self) -> str:
-        """Stable key used in the database and URLs: 'all of us are dead#2'."""
-        base = name_key(self.work)
+        """Stable key used in the database and URLs: 'all of us are dead#2' (records.work_key of the work)."""
+        base = work_key(self.work)
         return safe_key(f"{base}#{self.season}" if self.season is not None else base, TOPIC_KEY_LENGTH)
 
     def label(self) -> str:

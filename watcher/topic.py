@@ -116,7 +116,7 @@ def resolve_topic_key(text: str) -> str:
 
 def topic_key_of(text: str) -> str:
     """A stored key ('all of us are dead#2') as is; anything a user writes resolved to one."""
-    return text if "#" in text and text == text.casefold() else resolve_topic_key(text)
+    return Topic.normalise_key(text) if "#" in text and text == text.casefold() else resolve_topic_key(text)
 
 
 def source_of(url: str) -> str:

@@ -13,12 +13,14 @@ Nightfall'), else part of a film's title ('Nightfall 2', a sequel).
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
 
 from watcher.extract.lexicon import NEVER_NAME_WORDS, PLATFORMS, ROLE_NOUNS
 from watcher.extract.names import fold, person_evidence, spans
 from watcher.extract.text import clean
+from watcher.records import work_key
+
+__all__ = ["detect_topic", "work_key"]
 
 _NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
                  "nine": 9, "ten": 10, "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6,
@@ -267,18 +269,3 @@ def detect_topic(title: str | None, headings: tuple[str, ...], text: str) -> tup
     if work and season is None:
         work = _full_title(work, body)
     return (work or None), season
-
-
-_THE = re.compile(r"^(?:the|a|an)\s+", re.I)
-
-
-def work_key(work: str) -> str:
-    """One key for every spelling of a work: case, accents, punctuation, '&'/'and' and a leading article folded.
-    'NIGHTFALL', 'Nightfall', 'The Nightfall' and 'Night-fall' share it; a subtitle after ':' is kept (films)."""
-    text = unicodedata.normalize("NFKC", work).casefold().replace("&", " and ")
-    text = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
-    text = re.sub(r"[\u2010-\u2015\u2212-]", " ", text)
-    text = re.sub(r"[^\w\s:]", "", text)
-    text = re.sub(r"\s*:\s*", ": ", text)
-    text = _THE.sub("", " ".join(text.split()))
-    return text.strip(" :")
