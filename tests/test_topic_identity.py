@@ -65,3 +65,32 @@ def test_spellings_and_sources_share_one_topic(server, store, database_url):
     config = make_config(server, database_url, [{"name": n, "url": server.url(f"/{n}")} for n in "abc"])
     cycle(store, config)
     assert keys(store) == {"nightfall#3"}
+
+
+def test_migration_rewrites_stored_keys_to_one_per_work(database_url):
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from watcher.store.db import make_engine, upgrade
+
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as c:  # a database left at the first schema, keys in the old form
+            c.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+        upgrade(engine, "0001")
+        now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+        with engine.begin() as c:
+            c.execute(sa.text("INSERT INTO watches (id, name, url, kind, config, enabled, created_at, "
+                              "consecutive_failures, failure_reported) VALUES (1, 'w', 'http://x', 'html', '{}', "
+                              ":t, :now, 0, :f)"), {"now": now, "t": True, "f": False})
+            for i, key in enumerate(["the society#2", "society#2", "cats & dogs"], 1):
+                c.execute(sa.text("INSERT INTO snapshots (id, watch_id, entry_key, fetched_at, content_hash, url, "
+                                  "topic_key, content_z, facts) VALUES (:i, 1, '', :now, 'h', 'u', :k, :z, '{}')"),
+                          {"i": i, "now": now, "k": key, "z": b"x"})
+        upgrade(engine)
+        with engine.connect() as c:
+            got = sorted(r[0] for r in c.execute(sa.text("SELECT topic_key FROM snapshots")))
+        assert got == ["cats and dogs", "society#2", "society#2"]
+    finally:
+        engine.dispose()

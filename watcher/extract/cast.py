@@ -50,7 +50,8 @@ _AS = re.compile(rf"^\s*,?\s*(?:{lx.AS_WORDS})\s+(?!(?:well|part|soon|much|long|
 _ROLE_AFTER = re.compile(r"^\s+(?:" + "|".join(sorted(lx.ROLE_NOUNS, key=len, reverse=True)) + r")\b", re.I)
 _GROUP = re.compile(r"@\d+(?:(?:\s*,\s*(?:and\s+|&\s+)?|\s+(?:and|&)\s+|,?\s+as well as\s+)@\d+)*")
 # Clause boundaries: a cue on the far side of one of these does not govern the names.
-_BOUNDARY = re.compile(r"[.;!?()\[\]]|:(?=\s*(?:[a-z\"“‘']|$))|,\s*(?:but|though|although|while|whereas|meanwhile|however|yet|"
+_BOUNDARY = re.compile(r"[.;!?()\[\]]|:(?=\s*(?:[a-z\"“‘']|$))|,\s*(?:but|though|although|while|whereas|"
+                       r"meanwhile|however|yet|"
                        r"so|after|before|because|since|despite|which|where|when)\b|\b(?:but|though|although|"
                        r"whereas|while)\b")
 _TITLE_WORDS = frozenset(fold(w) for w in """dr dr. doctor detective det dci di ds dc dcs inspector sergeant sgt
@@ -575,7 +576,8 @@ def _claims_of(s: Sentence, d: _Doc) -> list[Claim]:
         members = [mentions[n] for n in ids]
         pre, post = _clause(abstract, g.start(), g.end(), weak)
         if _CREW_BEFORE.search(pre[-70:]) or _CREW_AFTER.match(post) or (
-                crew_before and re.fullmatch(r"\W*(?:alongside|with|and|along with|as well as|together with)\W*", pre)) \
+                crew_before and re.fullmatch(r"\W*(?:alongside|with|and|along with|as well as|"
+                                             r"together with)\W*", pre)) \
                 or (re.search(r"\b(?:alongside|with|along with|together with)\s*$", pre) and _CREW_WORK.search(pre)):
             d.crew.update(m.name for m in members if not m.single)
             group_status.append(None)
@@ -588,7 +590,8 @@ def _claims_of(s: Sentence, d: _Doc) -> list[Claim]:
             group_status.append(None)  # a speaker: "..., Davis reveals."
             continue
         if re.match(r"^\s+(?:stars|actors|actresses|alums?|alumni|veterans|regulars|favourites|favorites)\s+"
-                    r"(?:join|joined|are|were|have|has|will|set|to|board|sign|return|land|head|lead|from)\b", post, re.I):
+                    r"(?:join|joined|are|were|have|has|will|set|to|board|sign|return|land|head|lead|"
+                    r"from)\b", post, re.I):
             group_status.append(None)  # 'Other Show and Another Show stars join ...': works, not people
             continue
         if _OTHER_WORK.search(pre) and not any(m.character for m in members) and not post.strip(" ,"):

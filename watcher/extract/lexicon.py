@@ -89,11 +89,15 @@ CAST_POST: list[tuple[str, str, str]] = [
     (r"(?:has|have|had) (?:officially |reportedly |now |just |also )*(?:joined|boarded|signed on|signed up|come aboard|"
      r"been cast|been tapped|been added|been recruited|been hired|been brought on|landed)|joins?|joining|will join|"
      r"to join|(?:is|are|was|were) (?:now |also )?(?:cast|tapped|added|recruited|hired)|signs? on|signed on|"
-     r"boards?|(?:is|are|come|comes|coming) aboard|(?:is|are) (?:a |the )?(?:latest|newest|surprise|notable|big|major|welcome) (?:additions?|cast|"
-     r"members?)|(?:is|are) (?:also )?(?:set|tapped) to (?:star|play|join|appear)|round(?:s|ing)? out the (?:new )?cast|"
+     r"boards?|(?:is|are|come|comes|coming) aboard|(?:is|are) (?:a |the )?(?:latest|newest|surprise|notable|big|"
+     r"major|welcome) (?:additions?|cast|"
+     r"members?)|(?:is|are) (?:also )?(?:set|tapped) to (?:star|play|join|appear)|round(?:s|"
+     r"ing)? out the (?:new )?cast|"
      r"filling out the new|(?:is|are|as) (?:a |the )?new (?:additions?|cast members?|faces?|characters?|"
-     r"series regulars?)|(?:will )?take on the (?:new )?role|make (?:his|her|their) debut|(?:has|have) replaced|replaces|"
-     r"will replace|(?:is|are) replacing|stepp?(?:s|ed|ing)? in for|t(?:akes?|ook) over (?:the role|from)|will (?:also )?play "
+     r"series regulars?)|(?:will )?take on the (?:new )?role|make (?:his|her|their) debut|(?:has|have) replaced|"
+     r"replaces|"
+     r"will replace|(?:is|are) replacing|stepp?(?:s|ed|ing)? in for|t(?:akes?|ook) over (?:the role|from)|"
+     r"will (?:also )?play "
      r"(?:a |the )?(?:significant|key|major|recurring|guest|lead|leading|starring|pivotal|main|supporting|"
      r"central) (?:roles?|parts?)|(?:has|have) been announced (?:as|for)", "new",
      "Tom Hale, Ivy Moss and Lee Park have joined the cast"),
@@ -108,7 +112,8 @@ CAST_POST: list[tuple[str, str, str]] = [
 ]
 CAST_PRE: list[tuple[str, str, str]] = [
     (r"without|minus|except(?: for)?|(?:fired|dropped|axed|written out|exit of|departure of|loses|replacing|"
-     r"replaces|in place of|takes over from|steps in for|stepping in for)", "exited", "the cast returns without Dana Reyes"),
+     r"replaces|in place of|takes over from|steps in for|"
+     r"stepping in for)", "exited", "the cast returns without Dana Reyes"),
     (r"(?:in talks|rumou?red|linked|tipped|expect|expecting|likely|possibly|could see|may see|might see|"
      r"up in the air (?:are|is)|unconfirmed)", "unconfirmed", "we can expect Dana Reyes and Tom Hale"),
     (r"(?:adds?|added|adding|casts|taps?|tapped|welcomes?|welcomed|recruits?|recruited|hires?|hired|"
@@ -338,7 +343,8 @@ TRAILER: list[tuple[str, str, str]] = [
      r"(?:has|have|is|are)(?:n't| not)\b|\byet to (?:release|drop|share) (?:a|any|the) (?:trailer|teaser)|"
      r"\b(?:bring|bringing|expect|expected|will (?:get|see|release|drop)|upcoming|later|over the summer|probably)"
      r"\b[^.]{0,40}\b(?:trailers?|teasers?)", "none", "There is no trailer yet"),
-    (r"\bteaser(?! poster| image| visual| art| photo| still)(?: trailer)?\b[^.]{0,60}?\b(?:released|dropped|unveiled|arrived|debuted|revealed|out|shared|"
+    (r"\bteaser(?! poster| image| visual| art| photo| still)(?: trailer)?\b[^.]{0,60}?\b(?:released|dropped|"
+     r"unveiled|arrived|debuted|revealed|out|shared|"
      r"showed|shows)\b|\b(?:released|dropped|unveiled|shared|debuted|revealed) (?:a |an |the |its )?(?:first |new |"
      r"official )?teaser\b|\bfirst teaser\b|\bin the (?:first |new |official )?teaser\b", "teaser",
      "A teaser trailer was released in May"),

@@ -29,7 +29,8 @@ _PRODUCTION_NOUN = re.compile(r"\b(filming|filmed|shoot\w*|shot|photography|prod
 # Events that are not the release: a date right after one of these dates it ('renewed in December 2021').
 _EVENT_VERB = re.compile(r"\b(renew\w*|greenl\w*|green-lit|order\w*|announc\w*|confirm\w*|reveal\w*|cancel\w*|"
                          r"said|told|report\w*|revived|picked up|casting|cast)\b", re.I)
-_PRODUCTION_VERB = re.compile(r"\b(begin|began|begun|start\w*|filming|filmed|shoot\w*|shot|wrap\w*|finish\w*|production|"
+_PRODUCTION_VERB = re.compile(r"\b(begin|began|begun|start\w*|filming|filmed|shoot\w*|shot|wrap\w*|finish\w*|"
+                              r"production|"
                               r"photography|slate|line-?up|casting|news|hit in|since|gap)\b", re.I)
 _HEDGE_BEFORE = re.compile(r"\b(chance|unlikely|rather than|not|either|or|surprise|hop\w*|than|possib\w*|"
                            r"rumou?r\w*|could|might|may)\W+(?:\w+\W+){0,3}$", re.I)
@@ -148,7 +149,8 @@ def candidates(sentences: list[Sentence], target: int | None, ref: dt.date | Non
             verb_before = RELEASE_VERBS.search(text[max(0, w.start - 80):w.start])
             if verb_before and _NEGATED.search(text[max(0, w.start - 80):w.start][:verb_before.start()]):
                 continue  # 'neither show will return this fall'
-            if _PAST.search(text) and not re.search(r"\b(?:will|is set|set to|now|scheduled|slated)\b", text, re.I) and \
+            if _PAST.search(text) and not re.search(r"\b(?:will|is set|set to|now|scheduled|"
+                                                    r"slated)\b", text, re.I) and \
                     (target is None or target not in seasons_mentioned(text, target)) and w.precision != "day":
                 continue  # a past release ('which premiered in late 2019') is history
             if ref is not None and w.latest < ref and w.precision != "day" and not _OFFICIAL.search(text):

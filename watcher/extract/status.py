@@ -195,7 +195,8 @@ _PLATFORM_RX = re.compile(r"(?<![\w+])(" + "|".join(re.escape(sp) for sp, _ in _
 _CANON = {sp: canon for sp, canon in _SPELLINGS}
 _CONTEXT = re.compile(lx.PLATFORM_CONTEXT, re.I)
 _THEATRICAL = re.compile(lx.THEATRICAL, re.I)
-_HEDGE = re.compile(r"\b(?:rumou?r\w*|likely|(?-i:may)|might|could|possibly|reportedly|negotiat\w*|if|whether|hope\w*)\b",
+_HEDGE = re.compile(r"\b(?:rumou?r\w*|likely|(?-i:may)|might|could|possibly|reportedly|negotiat\w*|if|whether|"
+                    r"hope\w*)\b",
                     re.I)
 _CATCH_UP = frozenset({"BBC iPlayer", "ABC iview", "Nine", "Channel 4"})
 

@@ -234,7 +234,8 @@ def _full_title(work: str, text: str) -> str:
         return m.group(1).strip(" ,.:\"”’")
     base = re.sub(r"\s+(?:\d{1,2}|II|III|IV)$", "", work)
     for cand in dict.fromkeys((work, base)):
-        sub = re.search(re.escape(cand) + r"\s*:\s+((?:(?:[A-Z0-9][\w'’.-]*|of|the|a|an|and|in|to|be)(?:\s+|(?=[\"”″’,.]"
+        sub = re.search(re.escape(cand) + r"\s*:\s+((?:(?:[A-Z0-9][\w'’.-]*|of|the|a|an|and|in|to|be)(?:\s+|"
+                                          r"(?=[\"”″’,.]"
                         r"|$))){1,7})", text)
         if sub:
             subtitle = sub.group(1).strip(" ,.")
