@@ -192,3 +192,24 @@ def test_production_phrasings() -> None:
                         ("The second season will continue filming in Spain.", "filming")):
         p = facts("Nightfall Season 2", body).facts.production
         assert p is not None and p.value == stage, body
+
+
+def test_a_cancellation_is_not_an_actor_exit_and_another_show_renewal_does_not_count() -> None:
+    fs = facts("Nightfall cancelled at Streamco after two seasons",
+               "Streamco has cancelled Nightfall after two seasons. The drama, which starred Dana Reyes and Tom "
+               "Hale, will not return for a third season. Streamco has also renewed its comedy Glass Road for a "
+               "fourth season.")
+    assert fs.season == 3 and fs.facts.renewal is not None and fs.facts.renewal.value == "cancelled"
+    assert {k: v.status for k, v in fs.facts.cast.items()} == {"Dana Reyes": "listed", "Tom Hale": "listed"}
+
+
+def test_a_name_learnt_from_its_construction_resolves_its_surname() -> None:
+    got = cast("Nightfall Season 2 adds three", "Priya Raman and Kofi Mensah have been cast as series regulars. "
+               "Raman will play Dr. Leila Shah, and Mensah will portray the mayor, Ruth Vance.")
+    assert got == {"Priya Raman": ("new", "Dr. Leila Shah"), "Kofi Mensah": ("new", "Ruth Vance")}
+
+
+def test_a_past_month_without_year_is_the_last_one() -> None:
+    f = facts("Nightfall 2 gets a date", "Nightfall 2 will hit theaters on March 22, 2027. Filming wrapped in "
+              "February.", published=dt.date(2026, 6, 1)).facts
+    assert f.filming is not None and str(f.filming.end) == "2026-02-01"

@@ -121,8 +121,8 @@ def _learn_names(sentences: list[Sentence], work: str | None) -> _Doc:
             if person_evidence(toks) >= 0.5:
                 name = _display(toks)
                 d.full.setdefault(fold(name), name)
-        for m in re.finditer(rf"\b(?:{lx.AS_WORDS}|character,?|role of|named)\s+((?:[A-Z][\w'’.-]*\s*){{1,3}})",
-                             s.text):
+        for m in re.finditer(rf"(?<!\bwell )(?<!\bsuch )\b(?:{lx.AS_WORDS}|character,?|role of|named)\s+"
+                             rf"((?:[A-Z][\w'’.-]*\s*){{1,3}})", s.text):
             d.characters.add(fold(m.group(1).strip()))
         for m in re.finditer(r"\b(?:plays?|playing|played|portrays?|portraying|portrayed|voices?|voicing)\s+(?!by\b)",
                              s.text):
@@ -171,7 +171,8 @@ def _character_at(text: str, pos: int) -> tuple[str | None, int]:
     i = pos
     skipped = 0
     while skipped < 5:
-        m = re.match(r"\s*(?:(?:the|a|an|his|her|their|its)\s+|[a-z][\w-]*\s+|[A-Z][\w'’-]*['’]s\s+)", text[i:])
+        m = re.match(r"\s*(?:(?:the|a|an|his|her|their|its)\s+[a-z][\w-]*,\s+(?=[A-Z])|(?:the|a|an|his|her|their|"
+                     r"its)\s+|[a-z][\w-]*\s+|[A-Z][\w'’-]*['’]s\s+)", text[i:])  # 'the mayor, Ruth Vance'
         if not m or (re.match(r"\s*[A-Z][\w'’.\-]*(?!['’]s)\b", text[i:]) and not re.match(
                 r"\s*[A-Z][\w'’-]*['’]s\s", text[i:])):
             break
@@ -203,8 +204,8 @@ def _character_at(text: str, pos: int) -> tuple[str | None, int]:
     if not words:
         return None, pos
     name = " ".join(words).rstrip(".,")
-    if fold(words[0]) in lx.NEVER_NAME_WORDS and fold(words[0]) not in _TITLE_WORDS:
-        return None, pos
+    if fold(words[0]) in lx.FUNCTION_WORDS:
+        return None, pos  # 'as The ...', 'as It ...': no name
     if all(fold(w) in _TITLE_WORDS for w in words):
         after = re.match(r",\s*([A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*){0,2})", text[j:])
         if after:
@@ -221,7 +222,7 @@ def _distribute(chars: str) -> list[str]:
 
 # --------------------------------------------------------------------------- one sentence
 
-_QUOTED = re.compile(r"[\"“][^\"“”]{1,90}[\"”]|‘[^‘’]{1,60}’")
+_QUOTED = re.compile(r"[\"“][^\"“”]{1,90}[\"”]|‘[^‘’]{1,60}’|(?<!\w)'[A-Z][^']{0,60}'(?!\w)")
 # A noun-phrase appositive after a name ('Norman Reedus, the face behind ..., has been tapped'): absorbed.
 _APPOSITIVE = re.compile(r"^,\s+(?:the|a|an|star of|best known|known|fresh off|late)\b[^,;:()]{0,110}?,", re.I)
 _CONTRACTION = re.compile(r"['’](?:ll|d|re|ve|m|t)$", re.I)
@@ -288,8 +289,10 @@ def _character_phrase(text: str, pos: int) -> tuple[str | None, int]:
         if not m:
             break
         nxt, nend = _character_at(text, end + m.end())
-        if not nxt or _AS.match(text[nend:]) or re.match(r"\s*\(", text[nend:]):
-            break  # the next actor of a list, not another character
+        if not nxt or _AS.match(text[nend:]) or re.match(r"\s*\(", text[nend:]) or re.match(
+                r"\s+(?:will|is|are|was|were|has|have|had|plays?|joins?|returns?|stars?|portrays?|voices?|also|who)\b",
+                text[nend:]):
+            break  # the next actor of a list, or the subject of the next clause, not another character
         names.append(nxt)
         end = nend
     return ", ".join(names[:-1]) + (" and " if len(names) > 1 else "") + names[-1], end
@@ -529,7 +532,8 @@ def _cue(pre: str, post: str) -> tuple[str | None, str, int]:
 
 
 _DEFINING = re.compile(r"(?<![\w-])(?:alongside|opposite|(?:played|portrayed|voiced|essayed) by|joining (?:them|him|"
-                       r"her))\s*$", re.I)
+                       r"her)|(?:which|that|who) (?:also )?(?:starred|stars|starring|features|featured|co-starred)|"
+                       r"^\W*(?:also )?(?:starred|co-starred|featured))\s*$", re.I)
 
 
 def _heading_status(text: str | None) -> str | None:
@@ -789,13 +793,27 @@ def _merge(claims: list[Claim], d: _Doc) -> dict[str, CastFact]:
 def extract_cast(doc: Document, sentences: list[Sentence], work: str | None = None) -> dict[str, CastFact]:
     """The cast a document states, each with status, character (when paired) and the sentence it came from."""
     d = _learn_names(sentences, work)
+    claims = _read(doc, sentences, d)
+    # A full name the lists do not know ('Priya Raman') is learnt from the construction that made it cast; a
+    # second reading then resolves its surname alone ('Raman will play ...').
+    learnt = {c.actor for c in claims if c.strength >= 2 and " " in c.actor and fold(c.actor) not in d.full}
+    if learnt:
+        for name in learnt:
+            d.full[fold(name)] = name
+            d.by_last.setdefault(fold(name.split()[-1]), set()).add(name)
+        d.characters -= {fold(n) for n in learnt}
+        claims = _read(doc, sentences, d)
+    return _merge(claims, d)
+
+
+def _read(doc: Document, sentences: list[Sentence], d: _Doc) -> list[Claim]:
     claims: list[Claim] = []
     _from_tables(doc, claims)
     for s in sentences:
         if s.kind == "row" and doc.tables:
             continue  # table rows are read by column above
         claims.extend(_claims_of(s, d))
-    return _merge(claims, d)
+    return claims
 
 
 __all__ = ["Span", "extract_cast", "status_of"]

@@ -14,7 +14,8 @@ that this these those there here when where while who whom whose which what why 
 is are was were be been being am has have had do does did would shall should can could may might must
 he she they it we i you his her their its our my your him them us me one all both each every some any no not
 also just only even still again now new more most other another such very really about after before since
-until during per via vs via despite though although because however meanwhile plus minus
+until during per via vs via despite though although because however meanwhile plus minus including includes
+featuring two three four five six seven eight nine ten eleven twelve dozen several
 yes okay hey well won't wont can't cant don't dont isn't isnt""".split()
 # Month abbreviations are left out: 'Jun', 'Jan' and 'Mar' are also names ('Suk-ho Jun').
 _CALENDAR = """january february march april may june july august september october november december
@@ -32,11 +33,13 @@ tenth final last next upcoming original latest first-look look photo photos imag
 source via credit courtesy getty instagram twitter facebook youtube tiktok weibo reddit deadline variety
 """.split()
 NEVER_NAME_WORDS = frozenset(_FUNCTION + _CALENDAR + _NEWS)
+FUNCTION_WORDS = frozenset(_FUNCTION) - {"two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+                                         "eleven", "twelve", "one", "no"}
 
 # Nouns that describe a person ('Australian actor Cody Fern', 'Ray Donovan alum Paula Malcomson'): never a name.
-ROLE_NOUNS = frozenset("""actor actors actress actresses star stars co-star co-stars costar alum alumna alumnus
-alumni veteran newcomer newcomers lead leads regular regulars cast-member member members performer performers
-singer rapper comedian model host presenter winner nominee legend icon favorite favourite heartthrob idol
+ROLE_NOUNS = frozenset("""actor actors actress actresses star stars co-star co-stars costar castmate castmates alum
+alumna alumnus alumni veteran newcomer newcomers lead leads regular regulars cast-member member members performer
+performers singer rapper comedian model host presenter winner nominee legend icon favorite favourite heartthrob idol
 director directors producer producers writer writers showrunner showrunners creator creators author novelist
 screenwriter cinematographer composer executive executives ceo coo president chairman chief boss head editor
 reporter critic fans fan viewers audiences""".split())
@@ -150,7 +153,8 @@ CHARACTER_VERBS = (r"(?:(?:is|are|was|were|will|also|now|both|set|to|be|who|curr
                    r"voiced)|(?:return|returns|returning|back|reprise|reprises|reprising|star|stars|starring|"
                    r"appear|appears|appearing|joins?|joining|cast|recast|debut|debuts)(?:\s+(?:to (?:play|voice)|"
                    r"(?:his|her|their|the)\s+(?:roles?|parts?)(?:\s+from\s+[^,;]+?)?\s+as|in (?:the )?(?:role|part) "
-                   r"of|as))|take on the (?:new )?role of|(?:the )?(?:role|part) of|is playing|as)")
+                   r"of|as))|take on the (?:new )?role of|(?:the )?(?:role|part) of|is playing|"
+                   r"as(?! well| part| soon| of| if| though| a result| such| usual| long| far| much| expected))")
 # 'X how Y' is how some machine translations write 'X as Y' in cast lists.
 AS_WORDS = r"as|how"
 

@@ -78,7 +78,7 @@ def surname_rank(token: str) -> int | None:
 # family's syllables is name-shaped in that language even when no list holds it.
 _JA = re.compile(r"^(?:(?:ky|gy|sh|ch|ny|hy|my|ry|by|py|ts|[kgsztdnhbpmyrwfj])?[aeiouāēīōū]u?|n(?![aeiouy]))+$")
 _KO_SYL = r"(?:[bcdghjkmnprstwy]|ch|kk|tt|pp|ss|jj|ph|th|kh)?(?:[aeiou]|ae|eo|eu|oe|ui|ya|yeo|yo|yu|ye|wa|wo|we|wi|" \
-          r"oo|ee)(?:ng|n|m|l|k|p|t|r)?"
+          r"oo|ee)(?:ng|n|m|l|k|p|t|r|h)?"
 _KO = re.compile(rf"^{_KO_SYL}(?:-?{_KO_SYL})?$")
 _PINYIN = re.compile(r"^(?:(?:zh|ch|sh|[bpmfdtnlgkhjqxrzcsyw])?(?:iang|iong|uang|ang|eng|ing|ong|ian|iao|uai|uan|ai|ei|"
                      r"ao|ou|an|en|in|un|ia|ie|iu|ua|uo|ui|ue|er|a|e|i|o|u|v)){1,3}$")

@@ -226,9 +226,10 @@ def primary_release(cands: list[Candidate]) -> ReleaseFact | None:
                 support[key] += 0.5 * support[other]
     key = max(support, key=lambda k: (support[k], order[best[k].window.precision], best[k].sentence.index))
     c = best[key]
+    official = any(x.official for x in cands if (x.window.earliest, x.window.latest) == key and x.score > 0)
     total = sum(support.values())
     conf = round(min(0.95, 0.4 + 0.5 * support[key] / total) * weak, 2)
-    return ReleaseFact(announced=c.official, text=c.window.text, earliest=c.window.earliest, latest=c.window.latest,
+    return ReleaseFact(announced=official, text=c.window.text, earliest=c.window.earliest, latest=c.window.latest,
                        precision=c.window.precision, evidence=c.sentence.text, confidence=conf)  # type: ignore[arg-type]
 
 

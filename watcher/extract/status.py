@@ -73,6 +73,40 @@ _GENERIC = re.compile(r"\b(?:some|many|most|other|few|several|these|those|all)\s
                       r"dramas|films|titles|originals)\b", re.I)
 
 
+_OBJECT_TITLE = re.compile(r"^\s+(?:(?:its|the|their|his|her|a)\s+)?(?:(?:comedy|drama|series|show|thriller|hit|"
+                           r"sitcom|procedural|anime|reality|animated|fantasy|sci-fi|horror|limited|docuseries|"
+                           r"spin-?off|k-drama|crime|teen|medical|legal|period|romantic|new)\s+){0,3}((?:[A-Z][\w'’:-]*"
+                           r"(?:\s+(?:of|the|and|in|on|to|a))?\s*){1,6})")
+_SUBJECT_TITLE = re.compile(r"((?:[A-Z][\w'’:-]*\s+(?:(?:of|the|and|in|on|to|a)\s+)?){1,6})(?:(?:has|have|was|were|is|"
+                            r"had|been|also|officially|now)\s+){1,3}$")
+
+
+def _names_other_title(t: str, m: re.Match[str], target: Target) -> bool:
+    """A renewal verb whose object or subject is a title other than the target's."""
+    titles = []
+    obj = _OBJECT_TITLE.match(t[m.end():])
+    if obj and re.search(r"(?:renew\w*|cancel\w*|axe[ds]?|greenl\w*|picked up|pick up|order\w*)\s*$", m.group(0),
+                         re.I) and not re.search(r"\b(?:been|was|were|is|are|wasn't|isn't|not)\b", m.group(0), re.I):
+        titles.append(obj.group(1).strip())
+    subj = _SUBJECT_TITLE.search(t[:m.start()])
+    if subj:
+        titles.append(subj.group(1).strip())
+    for title in titles:
+        words = title.split()
+        if target.named_in(title) or not words or fold(words[0]) in lx.PLATFORM_WORDS or _is_platform(title) or \
+                person_evidence(tuple(words)) >= 0.6 or re.match(r"(?:Season|Series|The series|The show|It|This|"
+                                                                 r"Netflix|The network|The streamer)\b", title):
+            continue
+        if re.search(r"\b(?:season|series|episode)\b", title, re.I):
+            continue
+        return True
+    return False
+
+
+def _is_platform(text: str) -> bool:
+    return any(canon for canon, _a, _b in _platform_mentions(text))
+
+
 def _person_subject(text: str, at: int) -> bool:
     """The words right before position `at` end with a person's name ('Dana Reyes won't return')."""
     before = text[max(0, at - 60):at].rstrip()
@@ -96,6 +130,8 @@ def renewal(sentences: list[Sentence], target: Target, production_stage: str | N
                 continue
             if value == "cancelled" and (_NOT_CANCELLED.search(t) or _person_subject(t, m.start())):
                 continue
+            if _names_other_title(t, m, target):
+                continue  # 'the network also renewed its comedy Other Show': another work's renewal
             if value == "cancelled" and re.match(r"(?:will not|won't|isn't|is not|not)\b", m.group(0), re.I) and \
                     s.kind != "title" and not (target.named_in(t[:m.start()]) or _SELF.search(t[:m.start()])):
                 continue  # 'who will not be returning for season 4 is Dana Reyes': an actor, not the show
@@ -159,10 +195,10 @@ def filming(sentences: list[Sentence], target: Target, ref: dt.date | None) -> F
         if not _FILM_CTX.search(t) or other_work(s, target) or re.search(r"\b(?:might|could|would|if|hope|"
                                                                           r"hoping)\b", t, re.I):
             continue
-        windows = [(w.earliest, w.precision, w.start) for w in find_windows(t, ref)]
+        windows = [(w.earliest, w.precision, w.start, bool(re.search(r"\d{4}", w.text))) for w in find_windows(t, ref)]
         if ref is not None:
-            windows += [(ref, "day", m.start()) for m in re.finditer(r"\btoday\b", t, re.I)]
-        for day, precision, at in windows:
+            windows += [(ref, "day", m.start(), True) for m in re.finditer(r"\btoday\b", t, re.I)]
+        for day, precision, at, has_year in windows:
             if precision not in ("day", "month"):
                 continue
             before = t[max(0, at - 60):at]
@@ -175,6 +211,14 @@ def filming(sentences: list[Sentence], target: Target, ref: dt.date | None) -> F
                 continue
             if ref is not None and day > ref and re.search(r"\b(?:will|set to|scheduled|slated)\b", before, re.I):
                 continue  # a planned start is not a start
+            if ref is not None and day > ref and not has_year and re.search(r"\b(?:began|started|wrapped|finished|"
+                                                                            r"completed|ended|"
+                                                           r"kicked off|commenced|got under ?way|resumed)\b", before,
+                                                           re.I):
+                try:  # 'filming wrapped in February', read in June: the February before
+                    day = day.replace(year=day.year - 1)
+                except ValueError:
+                    continue
             if (max(starts) if starts else -1) > (max(ends) if ends else -1):
                 if start is None:
                     start = (day, t)

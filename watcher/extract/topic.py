@@ -198,11 +198,29 @@ def _body_season(text: str, work: str | None) -> int | None:
         if owner and work and fold(work) not in fold(owner.group(1)) and not re.search(
                 r"\b(?:The|This|Its|A|Next|New|Upcoming|Second|Third)\s+$", owner.group(1)) and m.group(1):
             continue  # 'Other Show season 2': another work's season
+        if m.group(2) and work and _other_owner(text[max(0, m.start() - 60):m.start()], work):
+            continue  # 'renewed its comedy Other Show for a fourth season'
         nums[n] += 1
+    # 'cancelled after two seasons': the season that will not be is the next one
+    for m in re.finditer(rf"\b(?:after|following)\s+({_NUM}|\w+)\s+seasons\b", text, re.I):
+        n = _season_number(m.group(1))
+        if n is not None and re.search(r"\b(?:cancel\w*|axed|end\w*|renew\w*|conclud\w*|final)\b",
+                                       text[max(0, m.start() - 80):m.end() + 20], re.I):
+            nums[n + 1] += 1
     later = {n: c for n, c in nums.items() if n > 1}
     if later:
         return max(later.items(), key=lambda kv: (kv[1], kv[0]))[0]
     return None
+
+
+def _other_owner(before: str, work: str) -> bool:
+    """The words before 'a fourth season' name another title as its owner ('renewed Other Show for a')."""
+    m = re.search(r"((?:[A-Z][\w'’:-]*\s+){1,5})(?:for|gets?|got|with)\s+(?:a|an|its|their)\s+$", before)
+    if not m:
+        return False
+    owner = m.group(1).strip()
+    return fold(work) not in fold(owner) and not _is_person(owner) and not re.match(
+        r"(?:The|This|Its|It|A|Next|New)$", owner)
 
 
 def _numbered(work: str, text: str) -> tuple[str, int | None]:
