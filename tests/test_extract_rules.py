@@ -213,3 +213,21 @@ def test_a_past_month_without_year_is_the_last_one() -> None:
     f = facts("Nightfall 2 gets a date", "Nightfall 2 will hit theaters on March 22, 2027. Filming wrapped in "
               "February.", published=dt.date(2026, 6, 1)).facts
     assert f.filming is not None and str(f.filming.end) == "2026-02-01"
+
+
+def test_she_after_a_sentence_about_one_cast_member_is_that_member() -> None:
+    got = cast("Nightfall Season 3: Dana Reyes joins", "Exclusive: Dana Reyes (Glass Road) has joined the cast as a "
+               "series regular. She will play Agent Nora Pike, a federal investigator.")
+    assert got == {"Dana Reyes": ("new", "Agent Nora Pike")}
+
+
+def test_the_stars_whose_film_it_is() -> None:
+    got = cast("Tom Hale, Ivy Moss's Nightfall gets a release date", "Tom Hale and Ivy Moss's upcoming thriller "
+               "Nightfall will hit theatres on August 15. The film also features Lee Park in a pivotal role.")
+    assert got == {"Tom Hale": ("listed", None), "Ivy Moss": ("listed", None), "Lee Park": ("listed", None)}
+
+
+def test_short_lines_after_a_lead_in_are_its_items() -> None:
+    got = cast("Nightfall Season 2 reveals more cast", "The newly announced cast members include:\nDana Reyes as "
+               "Lord Veyl\nTom Hale as Sister Ilse\n\nThe season premieres in April.")
+    assert got == {"Dana Reyes": ("new", "Lord Veyl"), "Tom Hale": ("new", "Sister Ilse")}

@@ -13,6 +13,7 @@ Tables with an actor column are read by column (header-aware).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 
@@ -59,6 +60,8 @@ officer captain capt chief commander colonel col general gen major lieutenant lt
 father mother sister brother uncle aunt king queen prince princess lord lady duke duchess count countess baron
 sir dame mayor president governor senator judge vicar reverend rev pastor nurse coach principal commissioner
 vice""".split())
+_NOT_A_ROLE = lx.ROLE_NOUNS | {"series", "recurring", "guest", "co-lead", "main", "villain", "narrator", "cameo",
+                               "himself", "herself", "themselves", "lead", "leads", "role", "part"}
 _KIND_RANK = {"row": 4, "item": 3, "prose": 2, "heading": 1, "title": 1}
 _STATUS_RANK = {"exited": 5, "returning": 4, "new": 4, "unconfirmed": 2, "listed": 1}
 
@@ -204,8 +207,8 @@ def _character_at(text: str, pos: int) -> tuple[str | None, int]:
     if not words:
         return None, pos
     name = " ".join(words).rstrip(".,")
-    if fold(words[0]) in lx.FUNCTION_WORDS:
-        return None, pos  # 'as The ...', 'as It ...': no name
+    if fold(words[0]) in lx.FUNCTION_WORDS or all(fold(w) in _NOT_A_ROLE for w in words):
+        return None, pos  # 'as The ...', 'as Series Regular', 'as co-lead': no character
     if all(fold(w) in _TITLE_WORDS for w in words):
         after = re.match(r",\s*([A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*){0,2})", text[j:])
         if after:
@@ -271,6 +274,13 @@ def _namey(token: str) -> bool:
         fold(token) in EAST_ASIAN_SURNAMES
 
 
+def _is_work_after(text: str, at: int, d: _Doc) -> bool:
+    """The words after a possessive at `at` are the work ('Dana Reyes's upcoming thriller Nightfall')."""
+    m = re.match(r"^['’‘]s?\s+(?:(?:upcoming|new|next|latest|highly[- ]anticipated|[a-z]+)\s+){0,3}((?:[A-Z][\w'’:-]*"
+                 r"\s*){1,5})", text[at:])
+    return bool(m) and all(fold(w) in d.work_words for w in re.findall(r"[^\W\d_][\w'’-]*", m.group(1)))
+
+
 def _owner_is_person(tokens: tuple[str, ...], d: _Doc) -> bool:
     if len(strip_honorific(tokens)) >= 2:
         return person_evidence(tokens) >= 0.6 and fold(_display(tokens)) not in d.characters
@@ -329,6 +339,14 @@ def _mentions(s: Sentence, d: _Doc) -> tuple[list[Mention], str]:
         # 'Ray Donovan alum Paula Malcomson', 'Australian actor Cody Fern': a descriptor, not a person
         if _ROLE_AFTER.match(after) and nxt is not None and re.match(r"^\s+[\w-]+\s+$", text[sp.end:nxt.start]):
             drop.append((sp.start, nxt.start))
+            continue
+        if sp.possessive and d.work_words and _is_work_after(text, sp.end, d):
+            # "Kabir Anand, Meera Joshi's Nightfall": the people whose film it is are its cast
+            name, single = _resolve(strip_honorific(sp.tokens), d)
+            m = Mention(name, sp.start, sp.end, None, single, person_evidence(sp.tokens), status="listed")
+            m.source = text[sp.start:sp.end]
+            mentions.append(m)
+            covered = sp.end
             continue
         if sp.possessive and nxt is not None and re.match(r"^['’‘]s?\s+$", text[sp.end:nxt.start]):
             if _owner_is_person(sp.tokens, d) and _CAST_CONTEXT.search(text):
@@ -611,7 +629,7 @@ def _claims_of(s: Sentence, d: _Doc) -> list[Claim]:
                                                                                         else post):
             status = "unconfirmed"
         strength = 3
-        has_char = any(m.character or m.char_phrase for m in members)
+        has_char = any(m.character or m.char_phrase or m.status == "listed" for m in members)
         if status == "listed" or status is None:
             if default is not None and (status is not None or has_char or len(members) > 1 or whole_item
                                         or name_line):
@@ -632,7 +650,7 @@ def _claims_of(s: Sentence, d: _Doc) -> list[Claim]:
                 continue
             char = m.character or (chars[k] if len(chars) == len(members) else None) or (
                 _distribute(m.char_phrase)[0] if m.char_phrase else None)
-            if m.status == "listed":  # the actor's character is the subject of what follows
+            if m.status == "listed" and status in ("listed", None):  # the character's story follows, not the actor's
                 out.append(Claim(m.name, char, "listed", 1, s.kind, s.text, s.index))
                 continue
             st = m.status or status
@@ -806,14 +824,37 @@ def extract_cast(doc: Document, sentences: list[Sentence], work: str | None = No
     return _merge(claims, d)
 
 
+_PRONOUN_START = re.compile(r"^(?:He|She)\s+(?=(?:will|is|also|has|plays?|portrays?|joins?|returns?|stars?|was)\b)")
+
+
 def _read(doc: Document, sentences: list[Sentence], d: _Doc) -> list[Claim]:
     claims: list[Claim] = []
     _from_tables(doc, claims)
+    previous: tuple[Sentence, list[Claim]] | None = None
     for s in sentences:
         if s.kind == "row" and doc.tables:
             continue  # table rows are read by column above
-        claims.extend(_claims_of(s, d))
+        subject = _subject(previous, d)
+        if subject and _PRONOUN_START.match(s.text):
+            # 'Dana Reyes has joined the cast. She will play Marta.': she is the one cast member just named
+            stand_in = dataclasses.replace(s, text=_PRONOUN_START.sub(subject + " ", s.text, count=1))
+            found = [dataclasses.replace(c, evidence=s.text) for c in _claims_of(stand_in, d)]
+        else:
+            found = _claims_of(s, d)
+        claims.extend(found)
+        previous = (s, found)
     return claims
+
+
+def _subject(previous: tuple[Sentence, list[Claim]] | None, d: _Doc) -> str | None:
+    """The cast member a sentence opened with ('Dana Reyes has joined ...'), for a 'She' in the next one."""
+    if previous is None or not previous[1]:
+        return None
+    sp = spans(previous[0].text)
+    if not sp or not re.fullmatch(r"\W*(?:[A-Z]\w*:\s*)?\W*", previous[0].text[:sp[0].start]):
+        return None  # the sentence must open with the name ('Exclusive: Dana Reyes has joined ...' does)
+    name, _single = _resolve(strip_honorific(sp[0].tokens), d)
+    return name if any(c.actor == name for c in previous[1]) else None
 
 
 __all__ = ["Span", "extract_cast", "status_of"]

@@ -123,7 +123,8 @@ CAST_PRE: list[tuple[str, str, str]] = [
      r"newcomers?|new additions?|additions?|new (?:cast|faces|stars|series regulars|members|castings?|people|"
      r"characters?|roles?|actors?|actresses)|"
      r"joined by|joining (?:the|its|this) [\w\s-]{0,30}?(?:cast|series|show|film|ensemble)|"
-     r"new [\w\s-]{0,30}?cast members?|(?:has|have) (?:added|cast|tapped)|(?:will|to) add|"
+     r"new [\w\s-]{0,30}?cast members?|newly (?:announced|added|cast|revealed|confirmed|unveiled)|"
+     r"(?:has|have) (?:added|cast|tapped)|(?:will|to) add|"
      r"(?:is|are) joined by|replaced by|guest stars? (?:include|are|will be)|guest-starring)", "new",
      "The series has added Tom Hale and Ivy Moss"),
     (r"(?:returning|reprising|also returning|back are|returnees?|returns include|"

@@ -135,6 +135,8 @@ def document_sentences(doc: Document) -> tuple[list[Sentence], dt.date | None, b
             kind = "heading"
         else:
             kind = "prose"
+        if kind == "heading" and lead is not None and (_listy(line) or len(line.split()) <= 6):
+            kind = "item"  # a short line right after 'The new cast members include:' is an item of that list
         if kind == "heading":
             heading, lead = line, None
             out.append(Sentence(line[:_MAX_SENTENCE], len(out), kind, heading))
@@ -145,6 +147,8 @@ def document_sentences(doc: Document) -> tuple[list[Sentence], dt.date | None, b
             out.append(Sentence(part, len(out), kind, heading, own_lead))
         if kind == "prose":
             lead = line if line.rstrip().endswith(":") else (lead if own_lead is not None and _listy(line) else None)
+        elif kind == "item" and lead is None and line.rstrip().endswith(":"):
+            lead = line
     return out, dated, has_day
 
 

@@ -13,7 +13,7 @@ Keys compare through records.work_key, so spellings ('NIGHTFALL', 'The Nightfall
 
 from __future__ import annotations
 
-from sqlalchemy import distinct, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from watcher.records import Topic, work_key
@@ -28,7 +28,7 @@ def assign_topic(s: Session, watch_id: int, extracted: Topic | None, previous: S
     if previous is not None and previous.work and previous.season is not None and work_key(previous.work) == base:
         return Topic(extracted.work, previous.season)
     seasons = {key.partition("#")[2] for key in s.scalars(
-        select(distinct(Snapshot.topic_key)).where(Snapshot.topic_key.like(f"{_escape_like(base)}#%", escape="\\")))
+        select(Snapshot.topic_key).distinct().where(Snapshot.topic_key.like(f"{_escape_like(base)}#%", escape="\\")))
         if key and key.partition("#")[0] == base}
     if len(seasons) == 1 and next(iter(seasons)).isdigit():
         return Topic(extracted.work, int(next(iter(seasons))))
@@ -42,7 +42,7 @@ def adopt_orphans(s: Session, watch_id: int, topic: Topic | None) -> int:
     if topic is None or topic.season is None:
         return 0
     orphan = Topic(topic.work).key
-    seasons = {key for key in s.scalars(select(distinct(Snapshot.topic_key)).where(
+    seasons = {key for key in s.scalars(select(Snapshot.topic_key).distinct().where(
         Snapshot.topic_key.like(f"{_escape_like(orphan)}#%", escape="\\"))) if key and key.partition("#")[0] == orphan}
     where = Snapshot.topic_key == orphan
     if seasons - {topic.key}:
