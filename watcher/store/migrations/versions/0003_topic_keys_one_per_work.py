@@ -1,7 +1,7 @@
 """topic keys: one per work, whatever its spelling
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-11-25
 
 Topic keys were the case-folded work name; they are now records.work_key (a leading article, punctuation,
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 from watcher.records import Topic
 
-revision = '0002'
-down_revision = '0001'
+revision = '0003'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 
@@ -30,6 +30,20 @@ def upgrade() -> None:
             new = Topic.normalise_key(old)
             if new != old:
                 conn.execute(sa.update(t).where(t.c.topic_key == old).values(topic_key=new))
+    # one agreed value per topic and fact: where two spellings both had one, the new spelling's row stays
+    t = sa.table("topic_consensus", sa.column("id", sa.Integer), sa.column("topic_key", sa.String),
+                 sa.column("fact", sa.String))
+    rows = list(conn.execute(sa.select(t.c.id, t.c.topic_key, t.c.fact)))
+    taken = {(k, f) for _i, k, f in rows if Topic.normalise_key(k) == k}
+    for row_id, old, fact in rows:
+        new = Topic.normalise_key(old)
+        if new == old:
+            continue
+        if (new, fact) in taken:
+            conn.execute(sa.delete(t).where(t.c.id == row_id))
+        else:
+            conn.execute(sa.update(t).where(t.c.id == row_id).values(topic_key=new))
+            taken.add((new, fact))
 
 
 def downgrade() -> None:
