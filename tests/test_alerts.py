@@ -311,8 +311,10 @@ def test_new_feed_entry_is_one_article_added_per_subscriber(server, store, datab
     assert result.alerts == 3
     assert article.topic_key == "nightfall#2" and article.source_url == "http://news.example/c"
     assert article.new["title"] == "Nightfall Season 2 is coming in March 2027"
-    assert article.new["facts"]["release"] == "March 2027" and article.new["facts"]["platform"] == "Netflix"
-    assert article.summary.startswith("new article: Nightfall Season 2 is coming in March 2027 — release March 2027")
+    # 'will premiere in March 2027 ..., the streamer said' is a set date (extraction's 'announced')
+    assert article.new["facts"]["release"] == "officially March 2027" and article.new["facts"]["platform"] == "Netflix"
+    assert article.summary.startswith("new article: Nightfall Season 2 is coming in March 2027 — release officially "
+                                      "March 2027")
     cycle(store, config)  # seen again: nothing new
     items[2] = (*items[2][:2], items[2][2] + " Filming wrapped in May 2026.")  # updated, not new
     cycle(store, config)

@@ -170,3 +170,10 @@ def test_primary_release_sums_support() -> None:
         cands.append(Candidate(w, score, Sentence(text, i), False))
     r = primary_release(cands)
     assert r is not None and r.text == "early 2027" and r.precision == "year-part"
+
+
+def test_the_stage_a_text_states_as_present_wins() -> None:
+    p = production(S("Filming of the second season began in March and the season is now in post-production."), T2)
+    assert p is not None and p.value == "post-production"
+    p = production(S("Filming began last year.", "The new season is currently in development again."), T2)
+    assert p is not None and p.value == "development"

@@ -159,12 +159,19 @@ _RANK = {"development": 0, "pre-production": 1, "filming": 2, "post-production":
 
 
 def production(sentences: list[Sentence], target: Target) -> ScalarFact | None:
-    """The most advanced stage stated as fact (not hypothetical) for the target work and season."""
+    """The most advanced stage stated as fact (not hypothetical) for the target work and season; a stage the
+    text states as the present one ('is now in post-production') wins over what is inferred from past events."""
     best: ScalarFact | None = None
+    stated: ScalarFact | None = None
     for s in sentences:
         t = s.text
         if other_work(s, target):
             continue
+        now = _NOW_IN.search(t)
+        if now and not _HYPOTHETICAL.search(t[max(0, now.start() - 40):now.start()]):
+            stage = {"production": "filming"}.get(now.group(1).lower().replace("postp", "post-p").replace(
+                "prep", "pre-p"), now.group(1).lower())
+            stated = ScalarFact(value=stage, evidence=t, confidence=0.85)
         for stage, rx in _STAGES:
             m = rx.search(t)
             if not m:
@@ -177,7 +184,11 @@ def production(sentences: list[Sentence], target: Target) -> ScalarFact | None:
             if best is None or _RANK[stage] > _RANK[best.value]:
                 best = ScalarFact(value=stage, evidence=t, confidence=0.8 if s.kind != "title" else 0.7)
             break
-    return best
+    return stated or best
+
+
+_NOW_IN = re.compile(r"\b(?:is|are)\s+(?:now|currently)\s+(?:deep\s+)?in\s+(pre-?production|post-?production|"
+                     r"development|production)\b", re.I)
 
 
 _FILM_START = re.compile(r"\b(began|begin|begun|start\w*|commenc\w*|kick\w* off|shoot start|rolling|under ?way|"
