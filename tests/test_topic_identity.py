@@ -78,7 +78,7 @@ def test_migration_rewrites_stored_keys_to_one_per_work(database_url):
     try:
         with engine.begin() as c:  # a database left at the first schema, keys in the old form
             c.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
-        upgrade(engine, "0003")
+        upgrade(engine, "0004")
         now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
         with engine.begin() as c:
             c.execute(sa.text("INSERT INTO watches (id, name, url, kind, config, enabled, created_at, "

@@ -1,7 +1,7 @@
 """topic keys: one per work, whatever its spelling
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-25
 
 Topic keys were the case-folded work name; they are now records.work_key (a leading article, punctuation,
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 from watcher.records import Topic
 
-revision = '0004'
-down_revision = '0003'
+revision = '0005'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
