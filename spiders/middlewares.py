@@ -17,6 +17,7 @@ from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware as _Scrap
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 from scrapy.http.request import NO_CALLBACK
+from scrapy.logformatter import LogFormatter
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.misc import build_from_crawler
@@ -252,3 +253,11 @@ class RobotsTxtMiddleware(_ScrapyRobotsTxtMiddleware):
 
     def _parse(self, body: bytes) -> Any:
         return build_from_crawler(self._parserimpl, self.crawler, body)
+
+
+class QuietLogFormatter(LogFormatter):
+    """Scrapy's log formatter without the per-response "Crawled (200) <GET ...>" record: a monitor logs
+    one line per check itself, and building that record for every response is measurable work."""
+
+    def crawled(self, request: Request, response: Response, spider: Any) -> None:  # type: ignore[override]
+        return None

@@ -1,4 +1,11 @@
-"""Scrapy settings built from the [fetch] config: polite by default."""
+"""Scrapy settings built from the [fetch] config: polite by default, and trimmed to what a monitor uses.
+
+A monitor sends one request per watch and reads one response; it never follows links, exports items or
+needs crawl statistics. Scrapy's defaults carry a middleware or extension for each of those, and some
+cost time on every request (the stats middleware renders each response as raw HTTP to count its bytes;
+the scraper starts CONCURRENT_ITEMS tasks per response to process items a callback never yields). So
+the component lists below are complete, not additions to Scrapy's defaults: what is not listed is off.
+"""
 
 from __future__ import annotations
 
@@ -9,23 +16,46 @@ from watcher.config import FetchConfig
 # Statuses the spider sees itself (classified as failures with their reason) rather than Scrapy dropping them.
 HANDLED_STATUSES = [304, *range(400, 600)]
 
+_MW = "scrapy.downloadermiddlewares"
+
+# Every downloader middleware the fetcher runs, by order. Left out: offsite (no link following), cookies
+# (off: a re-check must not depend on session state), stats, HTTP cache.
+DOWNLOADER_MIDDLEWARES: dict[str, int] = {
+    # First of all: a refused address is never asked for robots.txt either.
+    "spiders.middlewares.EgressMiddleware": 50,
+    "spiders.middlewares.RobotsTxtMiddleware": 100,  # politeness; a no-op when obey_robots is false
+    f"{_MW}.httpauth.HttpAuthMiddleware": 300,
+    f"{_MW}.downloadtimeout.DownloadTimeoutMiddleware": 350,
+    f"{_MW}.defaultheaders.DefaultHeadersMiddleware": 400,
+    f"{_MW}.useragent.UserAgentMiddleware": 500,
+    f"{_MW}.retry.RetryMiddleware": 550,
+    "spiders.middlewares.ConditionalGetMiddleware": 560,
+    f"{_MW}.redirect.MetaRefreshMiddleware": 580,
+    f"{_MW}.httpcompression.HttpCompressionMiddleware": 590,
+    f"{_MW}.redirect.RedirectMiddleware": 600,
+    f"{_MW}.httpproxy.HttpProxyMiddleware": 750,
+}
+# Scale-out workers only. Last before the downloader: a domain lease is held for the transfer only, and
+# every retry and redirect (which come back through the engine) takes its own.
+SHARED_POLITENESS = {"spiders.politeness.SharedPolitenessMiddleware": 950}
+
+# Spider middlewares: only the status filter (statuses outside HANDLED_STATUSES become errors) and the
+# Referer one that RedirectMiddleware asks for. No depth, URL length or offsite checks: nothing is followed.
+SPIDER_MIDDLEWARES: dict[str, int] = {
+    "scrapy.spidermiddlewares.httperror.HttpErrorMiddleware": 50,
+    "scrapy.spidermiddlewares.referer.RefererMiddleware": 700,
+}
+
+# Extensions: AutoThrottle only (it is itself off unless fetch.autothrottle). No stats, log counters,
+# telnet console, memory watchdog, feed exports or close conditions.
+EXTENSIONS: dict[str, int] = {"scrapy.extensions.throttle.AutoThrottle": 0}
+
 
 def scrapy_settings(fetch: FetchConfig, **overrides: Any) -> dict[str, Any]:
     """Settings for the in-process crawler. With `WATCHER_REDIS_URL` (a scale-out worker), per-domain
     concurrency and delay, AutoThrottle and robots.txt verdicts are shared by all workers through Redis
     (spiders/politeness.py), so the local delay and AutoThrottle step aside."""
     shared = bool(overrides.get("WATCHER_REDIS_URL"))
-    middlewares: dict[str, int | None] = {
-        # First of all: a refused address is never asked for robots.txt either.
-        "spiders.middlewares.EgressMiddleware": 50,
-        "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
-        "spiders.middlewares.RobotsTxtMiddleware": 100,
-        "spiders.middlewares.ConditionalGetMiddleware": 560,
-    }
-    if shared:
-        # Last before the downloader: a domain lease is held for the transfer only, and every retry and
-        # redirect (which come back through the engine) takes its own.
-        middlewares["spiders.politeness.SharedPolitenessMiddleware"] = 950
     slots = {}
     for host in fetch.domains:
         concurrency, delay = fetch.domain_policy(host)
@@ -53,6 +83,9 @@ def scrapy_settings(fetch: FetchConfig, **overrides: Any) -> dict[str, Any]:
         "COOKIES_ENABLED": False,
         "TELNETCONSOLE_ENABLED": False,
         "LOG_ENABLED": False,
+        # One "Crawled (200)" record per response is work even when no handler prints it.
+        "LOG_FORMATTER": "spiders.middlewares.QuietLogFormatter",
+        "STATS_CLASS": "scrapy.statscollectors.DummyStatsCollector",
         "STATS_DUMP": False,
         "LOGSTATS_INTERVAL": 0,
         "MEMUSAGE_ENABLED": False,
@@ -65,9 +98,18 @@ def scrapy_settings(fetch: FetchConfig, **overrides: Any) -> dict[str, Any]:
         "DOWNLOAD_HANDLERS_BASE": {"http": "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler",
                                    "https": "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler"},
         "WATCHER_ALLOW_PRIVATE": list(fetch.allow_private),
-        "DOWNLOADER_MIDDLEWARES": middlewares,
+        "DOWNLOADER_MIDDLEWARES_BASE": {**DOWNLOADER_MIDDLEWARES, **(SHARED_POLITENESS if shared else {})},
+        "DOWNLOADER_MIDDLEWARES": {},
+        "SPIDER_MIDDLEWARES_BASE": SPIDER_MIDDLEWARES,
+        "SPIDER_MIDDLEWARES": {},
+        "EXTENSIONS_BASE": EXTENSIONS,
+        "EXTENSIONS": {},
+        # The callback hands its outcome to the pipeline and yields nothing: one item slot is plenty.
+        "CONCURRENT_ITEMS": 1,
         "WATCHER_FETCH_CONFIG": fetch,
         "SCHEDULER_PRIORITY_QUEUE": "scrapy.pqueues.DownloaderAwarePriorityQueue",
+        # Scrapy's own, with CONCURRENT_REQUESTS_PER_DOMAIN enforced on the asyncio reactor (see the module).
+        "DOWNLOADER": "spiders.downloader.Downloader",
         # Requests are injected by the scheduler; the spider never runs out of them by itself.
         "CLOSESPIDER_TIMEOUT": 0,
     }

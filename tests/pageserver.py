@@ -31,6 +31,10 @@ class PageServer:
     def __init__(self) -> None:
         self.routes: dict[str, Reply | Handler] = {}
         self.hits: Counter[str] = Counter()
+        self.connections = 0  # TCP connections accepted (a client that keeps them alive opens few)
+        self.max_in_flight = 0  # most requests being answered at the same time
+        in_flight = [0]
+        lock = threading.Lock()
         self.requests: list[tuple[str, dict[str, str]]] = []
         outer = self
 
@@ -38,6 +42,16 @@ class PageServer:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
+                with lock:
+                    in_flight[0] += 1
+                    outer.max_in_flight = max(outer.max_in_flight, in_flight[0])
+                try:
+                    self._get()
+                finally:
+                    with lock:
+                        in_flight[0] -= 1
+
+            def _get(self) -> None:
                 path = self.path
                 outer.hits[path] += 1
                 outer.requests.append((path, dict(self.headers)))
@@ -69,6 +83,10 @@ class PageServer:
         class Server(http.server.ThreadingHTTPServer):
             def handle_error(self, request: object, client_address: object) -> None:
                 pass  # clients that hang up early (size limits, timeouts) are what some tests are about
+
+            def process_request(self, request: object, client_address: object) -> None:
+                outer.connections += 1
+                super().process_request(request, client_address)  # type: ignore[arg-type]
 
         self.httpd = Server(("127.0.0.1", 0), H)
         self.httpd.daemon_threads = True

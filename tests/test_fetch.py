@@ -117,3 +117,64 @@ def test_robots_applies_to_every_request_waiting_on_the_first_download(server):
     outcomes = fetch(*reqs)
     assert [o.reason for o in outcomes] == ["robots"] * 6
     assert not any(path.startswith("/private") for path in server.hits)
+
+
+def test_connections_are_kept_alive_and_reused(server):
+    for i in range(40):
+        server.route(f"/p{i}", Reply(body=HTML, headers={"Content-Type": "text/html"}))
+    config = FAST.model_copy(update={"concurrency_per_domain": 4, "concurrency": 16, "retries": 0})
+    outcomes = fetch(*(FetchRequest(f"p{i}", server.url(f"/p{i}"), "html") for i in range(40)), config=config)
+    assert {o.status for o in outcomes} == {"ok"}
+    requests = sum(server.hits.values())  # the 40 pages and robots.txt
+    assert requests == 41
+    # HTTP/1.1 keep-alive: at most one connection per concurrent request slot, not one per request.
+    assert server.connections <= 4 + 1, (server.connections, requests)
+
+
+def test_a_site_never_gets_more_than_its_concurrency(server):
+    """Politeness: `concurrency_per_domain` bounds the requests one site answers at once, however many
+    checks are waiting (Scrapy's own downloader let them all through on the asyncio reactor)."""
+    for i in range(12):
+        server.route(f"/p{i}", Reply(body=HTML, headers={"Content-Type": "text/html"}, delay=0.2))
+    config = FAST.model_copy(update={"concurrency_per_domain": 2, "concurrency": 16, "retries": 0})
+    outcomes = fetch(*(FetchRequest(f"p{i}", server.url(f"/p{i}"), "html") for i in range(12)), config=config)
+    assert {o.status for o in outcomes} == {"ok"}
+    assert server.max_in_flight <= 2, server.max_in_flight
+
+
+def test_the_crawler_runs_only_what_a_monitor_uses(server):
+    """The component lists in spiders/settings.py are the whole of what runs: no stats, no item machinery
+    or link-following middlewares, the per-response log record switched off."""
+    from scrapy.statscollectors import DummyStatsCollector
+
+    from spiders.fetch import Fetcher
+    from spiders.settings import DOWNLOADER_MIDDLEWARES, EXTENSIONS, SPIDER_MIDDLEWARES
+
+    server.route("/page", Reply(body=HTML, headers={"Content-Type": "text/html"}))
+
+    async def go():
+        fetcher = Fetcher(FAST)
+        await fetcher.start()
+        try:
+            outcome = await fetcher.fetch(FetchRequest("p", server.url("/page"), "html"))
+            engine = fetcher.crawler.engine
+            running = {
+                "downloader": [type(m).__module__ + "." + type(m).__name__
+                               for m in engine.downloader.middleware.middlewares],
+                "spider": [type(m).__module__ + "." + type(m).__name__ for m in engine.scraper.spidermw.middlewares],
+                "extensions": [type(m).__module__ + "." + type(m).__name__
+                               for m in fetcher.crawler.extensions.middlewares],
+            }
+            return outcome, running, fetcher.crawler.stats, fetcher.crawler.logformatter
+        finally:
+            await fetcher.close()
+
+    outcome, running, stats, logformatter = run_sync(go)
+    assert outcome.status == "ok"
+    assert set(running["downloader"]) <= set(DOWNLOADER_MIDDLEWARES)
+    assert "scrapy.downloadermiddlewares.stats.DownloaderStats" not in running["downloader"]
+    assert "spiders.middlewares.ConditionalGetMiddleware" in running["downloader"]
+    assert set(running["spider"]) <= set(SPIDER_MIDDLEWARES)
+    assert set(running["extensions"]) <= set(EXTENSIONS)
+    assert isinstance(stats, DummyStatsCollector)
+    assert logformatter.crawled(None, None, None) is None
