@@ -97,3 +97,29 @@ def test_hostile_html_never_raises_unexpectedly(parts: list[str]) -> None:
         except DocumentError:
             continue
         extract(doc)
+
+
+def _main_of(xml: str | None) -> bytes | None:
+    import lxml.etree
+
+    if not xml:
+        return None
+    main = lxml.etree.fromstring(xml.encode()).find("main")
+    return None if main is None else lxml.etree.tostring(main)
+
+
+def test_main_text_is_what_trafilatura_extract_gives(corpus: Path) -> None:
+    """normalise calls trafilatura's steps itself to skip the fingerprint `extract` computes for XML output;
+    the main content must stay exactly `extract`'s (the content hash of every stored snapshot depends on it)."""
+    import lxml.html
+    import trafilatura
+
+    from benchmarks.pages import page
+    from watcher.document import TRAFILATURA_OPTIONS, _trafilatura_xml
+
+    wp = parse_wordpress((corpus / "seeds" / "blueroads-wp-post-161.json").read_bytes(), "https://example.test/wp")
+    bodies = [page(i, version) for i in range(12) for version in (0, 1)] + [
+        f"<html><body><article>{wp.body}</article></body></html>", "<html><body><p>too short</p></body></html>"]
+    for body in bodies:
+        html = lxml.html.tostring(lxml.html.fromstring(body), encoding="unicode")
+        assert _main_of(_trafilatura_xml(html)) == _main_of(trafilatura.extract(html, **TRAFILATURA_OPTIONS))

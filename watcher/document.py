@@ -176,7 +176,6 @@ def _trafilatura_main(container: object) -> object | None:
     """
     import lxml.etree
     import lxml.html
-    import trafilatura
 
     html = lxml.html.tostring(container, encoding="unicode")  # type: ignore[call-overload]
     if getattr(container, "tag", "") != "html":
@@ -184,9 +183,7 @@ def _trafilatura_main(container: object) -> object | None:
         # bare fragments, so give it the page structure it expects
         html = f"<html><body><article>{html}</article></body></html>"
     try:
-        xml = trafilatura.extract(html, output_format="xml", include_tables=True, include_comments=False,
-                                  include_images=False, include_links=False, favor_recall=True,
-                                  with_metadata=False, deduplicate=False)
+        xml = _trafilatura_xml(html)
     except Exception:  # trafilatura is a heuristic parser: any failure falls back to our own walk
         return None
     if not xml:
@@ -197,6 +194,32 @@ def _trafilatura_main(container: object) -> object | None:
         return None
     main = root.find("main")
     return main if main is not None and len(main) else None
+
+
+# What `trafilatura.extract(html, output_format="xml", ...)` is called with (the reference in the tests).
+TRAFILATURA_OPTIONS = {"output_format": "xml", "include_tables": True, "include_comments": False,
+                       "include_images": False, "include_links": False, "favor_recall": True,
+                       "with_metadata": False, "deduplicate": False}
+
+
+def _trafilatura_xml(html: str) -> str | None:
+    """`trafilatura.extract(html, **TRAFILATURA_OPTIONS)`, the same steps in the same order but one: for XML
+    output `extract` also computes a SimHash fingerprint of the whole text (about 40% of its time on a
+    news article) for metadata this call never outputs."""
+    from trafilatura import bare_extraction
+    from trafilatura.core import determine_returnstring
+    from trafilatura.metadata import Document as TrafilaturaDocument
+    from trafilatura.settings import DEFAULT_CONFIG, Extractor
+
+    options = Extractor(config=DEFAULT_CONFIG, output_format="xml", fast=False, precision=False, recall=True,
+                        comments=False, formatting=None, links=False, images=False, tables=True, dedup=False,
+                        lang=None, url=None, with_metadata=False, only_with_metadata=False, tei_validation=False,
+                        author_blacklist=None, url_blacklist=None, date_params=None)
+    document = bare_extraction(html, options=options)
+    if not document or not isinstance(document, TrafilaturaDocument):
+        return None
+    result: str = determine_returnstring(document, options)
+    return result
 
 
 def _xml_text(el: object) -> str:
