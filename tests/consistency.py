@@ -6,9 +6,9 @@ import itertools
 
 from sqlalchemy import func, select
 
-from tests.pageserver import PageServer
-from tests.test_pipeline import page
-from watcher.store.models import ChangeEventRow, Check, Fact, Snapshot
+from tests.pageserver import PageServer, Reply
+from tests.test_pipeline import PAGE, page
+from watcher.store.models import ChangeEventRow, Check, Fact, Snapshot, Watch
 
 WINDOWS = ["late 2026", "early 2027", "mid 2027", "late 2027", "2028"]
 
@@ -20,6 +20,26 @@ def moving_pages(server: PageServer, count: int) -> str:
         server.route(f"/p{i}", lambda _, c=counter: page(WINDOWS[next(c) % len(WINDOWS)]))
     return "\n".join(f'[[watch]]\nname = "p{i}"\nurl = "{server.url(f"/p{i}")}"\ninterval = "1s"\njitter = "0s"\n'
                      for i in range(count))
+
+
+def static_pages(server: PageServer, count: int, prefix: str = "s") -> str:
+    """`count` pages that never change (their re-checks are batched bookkeeping); their [[watch]] TOML."""
+    for i in range(count):
+        body = PAGE.format(window=WINDOWS[i % len(WINDOWS)], stamp="today").replace("Show", f"Quiet{i}")
+        server.route(f"/{prefix}{i}", Reply(body=body.encode(), headers={"Content-Type": "text/html"}))
+    return "\n".join(f'[[watch]]\nname = "{prefix}{i}"\nurl = "{server.url(f"/{prefix}{i}")}"\ninterval = "1s"\n'
+                     f'jitter = "0s"\n' for i in range(count))
+
+
+def assert_watch_rows_agree(s) -> None:
+    """A watch row and its newest check are written in the same transaction (one check's, or a batch's of
+    unchanged checks): after any crash the row's last check time and status are those of its newest check."""
+    newest = select(Check.watch_id, func.max(Check.id).label("id")).group_by(Check.watch_id).subquery()
+    rows = s.execute(select(Watch.name, Watch.last_check_at, Watch.last_status, Check.at, Check.outcome)
+                     .join(newest, newest.c.watch_id == Watch.id).join(Check, Check.id == newest.c.id)).all()
+    assert rows, "no checks at all"
+    disagree = [r for r in rows if (r.last_check_at, r.last_status) != (r.at, r.outcome)]
+    assert not disagree, f"watch rows that disagree with their newest check: {disagree[:5]}"
 
 
 def assert_consistent(s) -> None:

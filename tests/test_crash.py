@@ -1,5 +1,6 @@
-"""Crash safety: SIGKILL the daemon in the middle of its work (fetching, writing snapshots, sending alerts),
-restart it, kill it again; the database stays consistent and no event or alert is lost or duplicated."""
+"""Crash safety: SIGKILL the daemon in the middle of its work (fetching, writing snapshots, writing a batch of
+unchanged checks, sending alerts), restart it, kill it again; the database stays consistent, no event or
+alert is lost or duplicated, and the killed daemon's processing workers do not outlive it."""
 
 from __future__ import annotations
 
@@ -13,21 +14,57 @@ import time
 import pytest
 from sqlalchemy import func, select, text
 
-from tests.consistency import assert_consistent, moving_pages
+from tests.consistency import assert_consistent, assert_watch_rows_agree, moving_pages, static_pages
 from tests.pageserver import PageServer
 from tests.receivers import HookReceiver
 from watcher.store import Store
-from watcher.store.models import AlertEvent, AlertRow, ChangeEventRow, Snapshot
+from watcher.store.models import AlertEvent, AlertRow, ChangeEventRow, Check, Snapshot, Watch
 
 WATCHES = 20
+
+
+def _children(pid: int) -> set[int]:
+    """Process ids whose parent is `pid` (the daemon's processing workers)."""
+    out = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rpartition(")")[2].split()[1]) == pid:
+                        out.add(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _progress(database_url: str) -> tuple[int, int]:
+    """(snapshots, unchanged checks) stored so far."""
+    store = Store.open(database_url, migrate=False)
+    try:
+        with store.session() as s:
+            return (s.scalar(select(func.count()).select_from(Snapshot)) or 0,
+                    s.scalar(select(func.count()).select_from(Check).where(Check.outcome == "unchanged")) or 0)
+    except Exception:  # not migrated yet
+        return 0, 0
+    finally:
+        store.close()
 
 
 @pytest.mark.slow
 def test_sigkill_mid_cycle_leaves_a_consistent_database(database_url, tmp_path):
     hook = HookReceiver()
     with PageServer() as server:
-        # Every fetch moves the release window: a snapshot, facts, an event and an alert per check.
-        watches = moving_pages(server, WATCHES)
+        # Every fetch of a moving page moves the release window: a snapshot, facts, an event and an alert
+        # per check. The static pages never change: their re-checks go through the batch of unchanged checks.
+        watches = moving_pages(server, WATCHES) + "\n" + static_pages(server, WATCHES)
         cfg = tmp_path / "watcher.toml"
         cfg.write_text(f"""
 [watcher]
@@ -47,20 +84,28 @@ webhook = "{hook.url}"
 {watches}""")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         kills = 0
-        for run_for in (5.0, 3.0, 4.5):
-            before = dict(server.hits)
+        workers: set[int] = set()
+        for extra in (0.3, 1.1, 0.7):
+            before = _progress(database_url)
             proc = subprocess.Popen([sys.executable, "-m", "watcher", "-c", str(cfg), "run"], env=env,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(run_for)
-            # On a loaded machine the daemon may not have finished a check yet: a page fetched twice in this
-            # run had its first check completed (one check of a watch at a time), so wait for half of them.
+            # Kill it once it is doing both kinds of work (however slow the machine), a moment later still.
             deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and sum(
-                    server.hits[f"/p{i}"] - before.get(f"/p{i}", 0) >= 2 for i in range(WATCHES)) < WATCHES // 2:
-                time.sleep(0.1)
+            while time.monotonic() < deadline and proc.poll() is None:
+                now = _progress(database_url)
+                if now[0] > before[0] and now[1] > before[1]:
+                    break
+                time.sleep(0.2)
+            time.sleep(extra)
+            workers |= _children(proc.pid)
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
             kills += 1
+        assert workers, "the daemon started no processing workers"
+        deadline = time.monotonic() + 30
+        while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [p for p in workers if _alive(p)], "processing workers outlived their killed daemon"
         hits_before_drain = len(hook.hits)
         time.sleep(1.2)  # claims of the killed senders expire
         drain = subprocess.run([sys.executable, "-m", "watcher", "-c", str(cfg), "sender", "--once", "--json"],
@@ -80,14 +125,22 @@ webhook = "{hook.url}"
                 assert orphans == 0
         with store.session() as s:
             snapshots = s.scalar(select(func.count()).select_from(Snapshot))
-            # Enough work to test anything: every watch stored, and some of them changed since.
-            assert snapshots > WATCHES + 5, "the daemon did too little work to test anything"
+            # Enough work to test anything: every moving watch stored, and some of them changed since.
+            moving = s.scalar(select(func.count()).select_from(Snapshot).join(Watch).where(Watch.name.like("p%")))
+            assert moving > WATCHES + 5, "the daemon did too little work to test anything"
             assert_consistent(s)
+            assert_watch_rows_agree(s)
+            unchanged = s.scalar(select(func.count()).select_from(Check).where(Check.outcome == "unchanged"))
+            assert unchanged >= WATCHES  # the batches of unchanged checks were written, kills or not
             events = s.scalar(select(func.count()).select_from(ChangeEventRow))
             # Every non-first snapshot of a watch raised its release event (nothing lost).
             changed = s.scalar(select(func.count()).select_from(ChangeEventRow)
                                .where(ChangeEventRow.type == "release_changed"))
             watches_seen = s.scalar(select(func.count(func.distinct(Snapshot.watch_id))))
+            # A page that never changed has its one snapshot, whatever state the kills left in memory.
+            per_static = s.scalars(select(func.count()).select_from(Snapshot).join(Watch)
+                                   .where(Watch.name.like("s%")).group_by(Watch.id)).all()
+            assert per_static and set(per_static) == {1}, per_static
             assert changed == snapshots - watches_seen
             alerts = list(s.scalars(select(AlertRow)))
             # Every event reached the one subscriber, in exactly one alert (an alert per check).

@@ -68,11 +68,13 @@ def _content_uid(event: ChangeEvent, watch_id: int | None) -> str:
 
 def record_snapshot(s: Session, *, watch: Watch, snapshot: Snapshot, previous: Snapshot | None,
                     confirm: int = 1, watch_config: WatchConfig | None = None,
-                    stale_after: dt.timedelta = DEFAULT_STALE_AFTER) -> list[ChangeEventRow]:
+                    stale_after: dt.timedelta = DEFAULT_STALE_AFTER, first_of_watch: bool | None = None
+                    ) -> list[ChangeEventRow]:
     """Store the events of a new snapshot; return those to alert now (confirmed ones).
 
     `watch_config` brings the watch's noise control: `ignore` patterns (applied to the previous text too,
-    so adding a pattern is not itself a change) and `text_changes = false` (facts only)."""
+    so adding a pattern is not itself a change) and `text_changes = false` (facts only). `first_of_watch`:
+    whether the watch had no snapshot before this fetch, when the caller knows (else it is read)."""
     new = load_facts(snapshot)
     to_alert: list[ChangeEventRow] = []
     suppressed: set[tuple[str, str, Any]] = set()
@@ -82,7 +84,7 @@ def record_snapshot(s: Session, *, watch: Watch, snapshot: Snapshot, previous: S
         # Flicker A -> B -> A: B was never alerted, so neither is the way back to A.
         suppressed = {(event_kind(_as_event(r)), r.subject, _cmp(r, "old")) for r in dropped}
     events: list[ChangeEvent] = []
-    baseline = _first_of_watch(s, watch, snapshot)
+    baseline = _first_of_watch(s, watch, snapshot) if first_of_watch is None else first_of_watch
     if previous is not None:
         old = load_facts(previous)
         old_text, new_text = decode_document(previous.content_z).text, decode_document(snapshot.content_z).text
@@ -229,4 +231,4 @@ def _store_facts(s: Session, watch: Watch, snapshot: Snapshot, facts: FactSet) -
                      "confidence": fact.confidence, "published": snapshot.modified or snapshot.published,
                      "fetched_at": snapshot.fetched_at or dt.datetime.now(dt.UTC)})
     if rows:
-        s.execute(insert(Fact), rows)
+        s.connection().execute(insert(Fact.__table__), rows)  # Core: no ORM bookkeeping for these rows

@@ -344,6 +344,8 @@ class Settings(_Model):
     web_token_env: str = Field(default="WATCHER_WEB_TOKEN", pattern=r"^[A-Z_][A-Z0-9_]*$")
     # The daemon re-reads this file when it changes (and on SIGHUP either way).
     reload_on_change: bool = True
+    # Processes that normalise and extract fetched pages: unset = one per core; 0 = in the checking process.
+    process_workers: int | None = Field(default=None, ge=0, le=64)
 
 
 class Config(_Model):

@@ -28,6 +28,10 @@ class FetchError(WatcherError):
         super().__init__(message)
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Picklable with both arguments: it crosses from the processing workers to the checking process.
+        return (self.__class__, (self.reason, str(self)))
+
 
 class DocumentError(WatcherError):
     """A fetched body could not be turned into a document (malformed JSON, feed, binary, ...)."""
@@ -35,6 +39,10 @@ class DocumentError(WatcherError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Picklable with both arguments: it crosses from the processing workers to the checking process.
+        return (self.__class__, (self.reason, str(self)))
 
 
 class NotifyError(WatcherError):

@@ -1,9 +1,23 @@
 """One check of one watch, end to end: fetch -> document -> extract -> store -> diff -> outbox.
 
 `Pipeline.check(name)` is what the scheduler runs per watch and what `watcher check` runs for a cycle.
-Fetching is asynchronous (Scrapy on the shared loop); the CPU and database part runs in a worker thread
-so the loop keeps fetching. Everything a check writes (check row, snapshots, facts, events, alerts) is
-one database transaction: a crash leaves either all of it or none of it.
+
+Where the work happens:
+- Fetching is asynchronous (Scrapy on the shared loop).
+- What a re-check compares against (validators, body hash, latest content hashes) is in memory
+  (`self.states`, loaded once by `start()`), so deciding "unchanged" reads nothing from the database.
+- Normalise + extract run in a pool of processes (`watcher.processing`), off this process's GIL.
+- An unchanged check is bookkeeping only (a check row, a few watch columns): it joins a batch that is
+  written in one transaction with other checks (`watcher.batch`), at least every second.
+- Everything else a check writes (snapshots, facts, events, alerts, a failure) is one transaction of its
+  own, in a database thread: a crash leaves either all of it or none of it.
+- Every check ends: the fetch within `fetch.fetch_deadline`, normalise + extract within
+  `fetch.processing_budget` (watcher.processing enforces it in the worker), else it is recorded `timeout`.
+
+Several processes may check the same watches (workers of a scaled-out deployment, a `watcher check` run
+next to the daemon). The in-memory state is then only a guess: each write is applied only if the
+watch's `state_rev` is still the one the check started from (see watcher/store/bookkeeping.py), and a
+check whose guess was stale is made again from the database's state.
 """
 
 from __future__ import annotations
@@ -12,26 +26,32 @@ import asyncio
 import datetime as dt
 import hashlib
 import logging
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from watcher.batch import UnchangedBatch
 from watcher.config import Config, WatchConfig
 from watcher.errors import ConfigError, DocumentError
 from watcher.health import HEALTH, describe, is_database_unavailable
 from watcher.logs import redact
-from watcher.records import ChangeEvent, Document, FetchOutcome, FetchRequest
+from watcher.processing import GRACE, Processed, ProcessJob, Processor, shared_processor
+from watcher.records import ChangeEvent, FetchOutcome, FetchRequest
 from watcher.store import Store
+from watcher.store.bookkeeping import MAX_CACHED_ENTRIES, UnchangedCheck, WatchState, latest_hashes, load_states
 from watcher.store.codec import encode_document
 from watcher.store.models import ChangeEventRow, Check, Snapshot, Watch, utcnow
 
 log = logging.getLogger(__name__)
+
+# A check whose state turned out stale is made again from the database's state, at most this many times.
+STALE_RETRIES = 2
+
 
 
 class FetchStage(Protocol):
@@ -65,66 +85,24 @@ class CycleReport:
 
 
 @dataclass(slots=True)
-class _WatchState:
-    etag: str | None
-    last_modified: str | None
-    backoff_until: dt.datetime | None
-    hashes: dict[str, str]
-    raw_hash: str | None = None
-    due_done: int | None = None
+class _Work:
+    """A fetch outcome after processing: what the check found."""
+
+    outcome: FetchOutcome
+    changed: list[Processed] = field(default_factory=list)
+    same_keys: list[str] = field(default_factory=list)
+
+    @property
+    def unchanged(self) -> bool:
+        return self.outcome.status in ("same_body", "not_modified", "ok") and not self.changed
+
+
+class StaleState(Exception):
+    """The watch's state moved (another process wrote it) since the check read it."""
 
 
 class DueAlreadyStored(Exception):
     """Another check already stored this due time (or a later one) of the watch: this one stores nothing."""
-
-
-class CheckAbandoned(Exception):
-    """A check's processing stopped at a safe point: its deadline passed, or the daemon gave up on it."""
-
-
-class Budget:
-    """The processing deadline of one check, shared by the event loop and the worker thread.
-
-    The clock starts when a worker thread takes the check up (not while it waits for one). The thread calls
-    `checkpoint()` between steps and `commit()` just before its final transaction commits; the loop calls
-    `abandon()` when the thread overruns, which succeeds unless the final commit is already under way.
-    That lock makes "recorded as timeout by the loop" and "stored by the thread" exclusive.
-    """
-
-    GRACE = 5.0  # how long past the budget the loop waits for the thread to notice by itself
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.started: float | None = None
-        self.abandoned = False
-        self.committing = False
-        self._lock = threading.Lock()
-
-    def begin(self) -> None:
-        self.started = time.monotonic()
-
-    def overrun(self) -> bool:
-        return self.started is not None and time.monotonic() - self.started > self.seconds
-
-    def checkpoint(self) -> None:
-        if self.abandoned or self.overrun():
-            raise CheckAbandoned
-
-    def commit(self) -> None:
-        with self._lock:
-            if self.abandoned:
-                raise CheckAbandoned
-            self.committing = True
-
-    def abandon(self) -> bool:
-        with self._lock:
-            if self.committing:
-                return False
-            self.abandoned = True
-            return True
-
-    def give_up_at(self) -> float | None:
-        return None if self.started is None else self.started + self.seconds + self.GRACE
 
 
 def backoff_delay(failures: int, retry_after: float | None, max_backoff: float) -> float:
@@ -138,22 +116,52 @@ def _episode_uid(watch: str, kind: str, since: dt.datetime) -> str:
 
 
 class Pipeline:
-    def __init__(self, store: Store, config: Config, fetcher: FetchStage, *, workers: int = 2) -> None:
+    def __init__(self, store: Store, config: Config, fetcher: FetchStage, *, workers: int = 2,
+                 processor: Processor | None = None, batch_rows: int = 500, batch_seconds: float = 1.0,
+                 shared: bool = False) -> None:
         self.store = store
         self.config = config
         self.fetcher = fetcher
-        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="watcher-process")
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="watcher-db")
+        self.processor = processor or shared_processor(config.watcher.process_workers)
+        self.batch = UnchangedBatch(store, max_rows=batch_rows, max_seconds=batch_seconds)
+        self.states: dict[str, WatchState] = {}
+        # Other processes check these watches too (workers of a scaled-out deployment): the state in memory
+        # is checked against the database's revision before each fetch, not trusted until a write fails.
+        self.shared = shared
         self._running: set[str] = set()
         self._due: dict[str, int] = {}  # watch -> the due time its running check serves (scale-out workers)
-        # Backpressure: fetching outruns extraction, and every fetched body waits in memory until it is
+        self._busy = 0  # checks under way that may still add to the batch
+        # Backpressure: fetching outruns processing, and every fetched body waits in memory until it is
         # processed. At most this many checks sit between "fetch started" and "stored".
         self._in_flight = asyncio.Semaphore(max(4, 2 * config.fetch.concurrency))
 
+    async def start(self, names: list[str] | None = None) -> None:
+        """Load the re-check state of the named (default: all) watches, and start the processing pool."""
+        self.processor.start()
+        self.states.update(await self._in_thread(self._load_states, names))
+
+    def forget(self, names: list[str]) -> None:
+        """Drop the in-memory state of these watches (changed by a config reload): read again when next checked."""
+        for name in names:
+            self.states.pop(name, None)
+
+    async def aclose(self) -> None:
+        """Write the unchanged checks still waiting, then stop the database threads."""
+        await self.batch.aclose()
+        await asyncio.get_running_loop().run_in_executor(None, self.close)
+
     def close(self) -> None:
+        """Stop the database threads (a check that returned has its rows written: it waited for them)."""
+        self.batch.close()
         self.executor.shutdown(wait=True, cancel_futures=True)
 
     async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    def _load_states(self, names: list[str] | None) -> dict[str, WatchState]:
+        with self.store.session() as s:
+            return load_states(s, names)
 
     # ------------------------------------------------------------------ async part
 
@@ -164,8 +172,8 @@ class Pipeline:
 
         `due` (scale-out workers): the due time this check serves, in ms since the epoch. A due time at or
         before the watch's last stored one is skipped unfetched, and the check's rows are committed only if
-        no other check stored that due time first (compared in the same transaction, `_watch_row`), so a
-        due time is stored at most once however many workers run it."""
+        no other check stored that due time first (compared in the same transaction), so a due time is
+        stored at most once however many workers run it."""
         try:
             wc = self.config.watch_by_name(name)
         except ConfigError:  # removed by a config reload after its run was due
@@ -175,89 +183,112 @@ class Pipeline:
         self._running.add(name)
         if due is not None:
             self._due[name] = due
+        busy = _Busy(self)
         started = time.monotonic()
         try:
-            result = await self._check(wc, honour_backoff)
-        finally:
-            self._running.discard(name)
-            self._due.pop(name, None)
-        result.duration_ms = int((time.monotonic() - started) * 1000)
-        HEALTH.checked(name, result.outcome, result.reason)
-        return result
-
-    async def _check(self, wc: WatchConfig, honour_backoff: bool) -> CheckResult:
-        name = wc.name
-        try:
-            state: _WatchState = await self._in_thread(self._load_state, name)
-            HEALTH.database_ok()
-            due = self._due.get(name)
-            if due is not None and state.due_done is not None and state.due_done >= due:
-                return CheckResult(name, "skipped", reason="already-done")
-            if honour_backoff and state.backoff_until and state.backoff_until > utcnow():
-                return CheckResult(name, "skipped", reason="backoff")
-            async with self._in_flight:
-                outcome = await self._fetch(wc, state)
-                return await self._process(wc, outcome, state)
+            result = await self._check(wc, honour_backoff, busy)
         except asyncio.CancelledError:
             raise
         except DueAlreadyStored:
-            return CheckResult(name, "skipped", reason="already-done")
+            result = CheckResult(name, "skipped", reason="already-done")
         except Exception as e:
+            self.states.pop(name, None)  # whatever it was, read the watch's state afresh next time
             if is_database_unavailable(e):
                 # Not the watch's fault, and nowhere to record it: the health view and one log line per
                 # outage say it; the watch is checked again at its next run.
                 HEALTH.database_failed(e, f"check of {name}")
                 self.store.recover(e)
-                return CheckResult(name, "failed", reason="database-unavailable", error=describe(e))
-            if isinstance(e, ConfigError):  # e.g. the variable named by auth.password_env is not set
-                return await self._record_crash(wc, e, "config-error", str(e))
-            log.exception("check of %s crashed", name)  # a bug in one watch must not stop the others
-            return await self._record_crash(wc, e)
+                result = CheckResult(name, "failed", reason="database-unavailable", error=describe(e))
+            elif isinstance(e, ConfigError):  # e.g. the variable named by auth.password_env is not set
+                result = await self._record_crash(wc, e, "config-error", str(e))
+            else:
+                log.exception("check of %s crashed", name)  # a bug in one watch must not stop the others
+                result = await self._record_crash(wc, e)
+        finally:
+            self._running.discard(name)
+            self._due.pop(name, None)
+            busy.done()
+        result.duration_ms = int((time.monotonic() - started) * 1000)
+        HEALTH.checked(name, result.outcome, result.reason)
+        return result
 
-    async def _fetch(self, wc: WatchConfig, state: _WatchState) -> FetchOutcome:
-        req = FetchRequest(watch=wc.name, url=wc.url, kind=wc.kind, etag=state.etag,
-                           last_modified=state.last_modified, body_hash=state.raw_hash if state.hashes else None,
+    async def _check(self, wc: WatchConfig, honour_backoff: bool, busy: _Busy) -> CheckResult:
+        state = await self._state(wc.name)
+        due = self._due.get(wc.name)
+        if due is not None and state.due_done is not None and state.due_done >= due:
+            return CheckResult(wc.name, "skipped", reason="already-done")
+        if honour_backoff and state.backoff_until and state.backoff_until > utcnow():
+            return CheckResult(wc.name, "skipped", reason="backoff")
+        outcome: FetchOutcome | None = None
+        for attempt in range(STALE_RETRIES + 1):
+            validate = attempt < STALE_RETRIES  # the last attempt writes whatever it found
+            async with self._in_flight:
+                if outcome is None:
+                    outcome = await self._fetch(wc, state, conditional=attempt == 0)
+                work = await self._process(wc, outcome, state)
+                batched = work.unchanged and state.batchable and validate
+                if not batched:
+                    try:
+                        result, fresh = await self._in_thread(self._record, wc, work, state, validate)
+                    except StaleState:
+                        pass
+                    else:
+                        HEALTH.database_ok()
+                        self.states[wc.name] = fresh
+                        return result
+            if batched:
+                busy.done()  # nothing more from this check for the batch to wait for
+                stored = await self.batch.add(self._unchanged_row(state, work, due))
+                if stored == "stored":
+                    self._remember_unchanged(state, work, due)
+                    return CheckResult(wc.name, "not_modified" if outcome.status == "not_modified" else "unchanged",
+                                       outcome.http_status)
+                if stored == "done":
+                    return CheckResult(wc.name, "skipped", reason="already-done")
+                busy.again()
+            # Another process wrote this watch since its state was read: decide again from the database's
+            # state. A fetched body is judged again as it is; "same as before" and 304 carry no body and were
+            # judged against the stale state, so only those are fetched again (without validators).
+            state = await self._reload(wc.name)
+            if outcome.status in ("same_body", "not_modified"):
+                outcome = None
+        raise AssertionError("unreachable: the last attempt does not validate")
+
+    async def _state(self, name: str) -> WatchState:
+        """The watch's state: from memory; read from the database when absent, or, when other processes
+        check the same watches (`shared`), when its revision moved."""
+        state = self.states.get(name)
+        if state is None:
+            return await self._reload(name)
+        if self.shared:
+            rev, due_done = await self._in_thread(self._current, state.watch_id)
+            if rev != state.rev:
+                return await self._reload(name)
+            state.due_done = due_done  # unchanged checks store due times without moving the revision
+        return state
+
+    async def _reload(self, name: str) -> WatchState:
+        state: WatchState = (await self._in_thread(self._load_states, [name]))[name]
+        self.states[name] = state
+        return state
+
+    def _current(self, watch_id: int) -> tuple[int | None, int | None]:
+        with self.store.session() as s:
+            row = s.execute(select(Watch.state_rev, Watch.due_done).where(Watch.id == watch_id)).first()
+            return (row.state_rev, row.due_done) if row else (None, None)
+
+    async def _fetch(self, wc: WatchConfig, state: WatchState, *, conditional: bool) -> FetchOutcome:
+        req = FetchRequest(watch=wc.name, url=wc.url, kind=wc.kind, etag=state.etag if conditional else None,
+                           last_modified=state.last_modified if conditional else None,
+                           body_hash=state.body_hash if conditional and state.has_snapshot else None,
                            auth=wc.auth.credentials(wc.name) if wc.auth else None)
         # The fetch stage resolves by itself within its deadline; this bound holds for any fetch stage.
-        deadline = self.config.fetch.fetch_deadline.total_seconds() + Budget.GRACE
+        deadline = self.config.fetch.fetch_deadline.total_seconds() + GRACE
         try:
             return await asyncio.wait_for(self.fetcher.fetch(req), deadline)
         except TimeoutError:
             return FetchOutcome(watch=wc.name, url=wc.url, status="failed", reason="timeout",
                                 error=f"the fetch did not end within {deadline:.0f}s")
-
-    async def _process(self, wc: WatchConfig, outcome: FetchOutcome, state: _WatchState) -> CheckResult:
-        budget = Budget(self.config.fetch.processing_budget.total_seconds())
-        fut = asyncio.get_running_loop().run_in_executor(self.executor, self.process, wc, outcome, state.hashes,
-                                                         state.raw_hash, budget)
-        try:
-            while True:
-                give_up_at = budget.give_up_at()
-                # Waiting for a worker thread does not count against the budget: look again later.
-                wait = budget.seconds + Budget.GRACE if give_up_at is None else give_up_at - time.monotonic()
-                done, _ = await asyncio.wait({fut}, timeout=max(0.0, wait))
-                if done:
-                    return fut.result()
-                if give_up_at is not None and time.monotonic() >= give_up_at:
-                    break
-        except asyncio.CancelledError:
-            budget.abandon()
-            raise
-        if not budget.abandon():  # the thread is committing its result: take it
-            return await fut
-        fut.add_done_callback(lambda f: f.cancelled() or f.exception())  # its CheckAbandoned is expected
-        # The thread is stuck in one step (it stops at its next checkpoint and writes nothing more);
-        # record the timeout from another thread, since this pipeline's workers may all be busy.
-        log.warning("%s: processing overran fetch.processing_budget (%.0fs); recorded as timeout", wc.name,
-                    budget.seconds)
-        return await asyncio.to_thread(self._record_failure, wc, self._overrun(wc, outcome, budget))
-
-    @staticmethod
-    def _overrun(wc: WatchConfig, outcome: FetchOutcome, budget: Budget, stored: str = "") -> FetchOutcome:
-        return FetchOutcome(watch=wc.name, url=wc.url, status="failed", reason="timeout",
-                            http_status=outcome.http_status, size=outcome.size, duration_ms=outcome.duration_ms,
-                            error=f"processing took longer than fetch.processing_budget ({budget.seconds:.0f}s)"
-                                  f"{stored}")
 
     async def _record_crash(self, wc: WatchConfig, e: Exception, reason: str = "internal-error",
                             error: str | None = None) -> CheckResult:
@@ -265,7 +296,8 @@ class Pipeline:
         outcome = FetchOutcome(watch=wc.name, url=wc.url, status="failed", reason=reason,
                                error=redact(error or f"{e.__class__.__name__}: {e}")[:2000])
         try:
-            return await asyncio.to_thread(self._record_failure, wc, outcome)
+            result, _ = await self._in_thread(self._record, wc, _Work(outcome), None, False)
+            return result
         except DueAlreadyStored:
             return CheckResult(wc.name, "skipped", reason="already-done")
         except Exception as e2:
@@ -292,184 +324,229 @@ class Pipeline:
         results = await asyncio.gather(*(one(n) for n in wanted))
         return CycleReport(list(results), time.monotonic() - started)
 
-    # ------------------------------------------------------------------ sync part (worker thread)
-
-    def _load_state(self, name: str) -> _WatchState:
-        with self.store.session() as s:
-            w = s.scalars(select(Watch).where(Watch.name == name)).one()
-            latest = (select(Snapshot.entry_key, func.max(Snapshot.id).label("id"))
-                      .where(Snapshot.watch_id == w.id).group_by(Snapshot.entry_key).subquery())
-            rows = s.execute(select(Snapshot.entry_key, Snapshot.content_hash)
-                             .join(latest, Snapshot.id == latest.c.id)).all()
-            return _WatchState(w.etag, w.last_modified, w.backoff_until, {k: h for k, h in rows},
-                               w.config.get("_raw_hash"), w.due_done)
-
-    def _normalise(self, wc: WatchConfig, outcome: FetchOutcome, budget: Budget) -> list[Document]:
-        from watcher.document import drop_ignored, normalise
-
-        docs = []
-        for raw in outcome.documents:
-            budget.checkpoint()
-            docs.append(drop_ignored(normalise(raw, wc.scope), wc.ignore))
-        return docs
-
-    def process(self, wc: WatchConfig, outcome: FetchOutcome, hashes: dict[str, str],
-                raw_hash: str | None = None, budget: Budget | None = None) -> CheckResult:
-        """Turn a fetch outcome into stored rows. CPU work happens before the transaction opens."""
-        budget = budget or Budget(self.config.fetch.processing_budget.total_seconds())
-        budget.begin()
+    async def _process(self, wc: WatchConfig, outcome: FetchOutcome, state: WatchState) -> _Work:
+        """Normalise and extract what was fetched (in the processing pool); unchanged entries are not extracted."""
+        if outcome.status != "ok":
+            return _Work(outcome)
+        known = state.hashes
+        if known is None:  # a long feed: its hashes are not kept in memory
+            known = await self._in_thread(self._latest_hashes, state.watch_id)
         try:
-            return self._process_outcome(wc, outcome, hashes, raw_hash, budget)
-        except CheckAbandoned:
-            if budget.abandoned:
-                raise  # the loop gave up on this check and recorded it
-            return self._record_failure(wc, self._overrun(wc, outcome, budget), budget)
+            processed = await self.processor.run(ProcessJob(
+                documents=outcome.documents, scope=wc.scope, topic=wc.topic.topic() if wc.topic else None,
+                known=known, today=utcnow().date(), budget=self.config.fetch.processing_budget.total_seconds(),
+                ignore=tuple(wc.ignore)))
+        except DocumentError as e:
+            return _Work(FetchOutcome(watch=outcome.watch, url=outcome.url, status="failed", reason=e.reason,
+                                      error=str(e), http_status=outcome.http_status, size=outcome.size,
+                                      duration_ms=outcome.duration_ms))
+        return _Work(outcome, changed=[p for p in processed if p.facts is not None],
+                     same_keys=[p.document.entry_key for p in processed if p.facts is None])
 
-    def _process_outcome(self, wc: WatchConfig, outcome: FetchOutcome, hashes: dict[str, str],
-                         raw_hash: str | None, budget: Budget) -> CheckResult:
-        body_hash = outcome.body_hash
-        if outcome.status == "same_body":
-            # Byte-identical to the last fetch (the fetcher compared hashes and did not even parse it).
-            return self._record_success(wc, outcome, [], unchanged_keys=list(hashes), raw_hash=body_hash,
-                                        budget=budget)
-        docs: list[Document] = []
-        if outcome.status == "ok":
-            try:
-                docs = self._normalise(wc, outcome, budget)
-            except (DocumentError, RecursionError) as e:
-                reason = e.reason if isinstance(e, DocumentError) else "too-deep"
-                error = str(e) if isinstance(e, DocumentError) else "the document is nested too deeply to read"
-                outcome = FetchOutcome(watch=outcome.watch, url=outcome.url, status="failed", reason=reason,
-                                       error=error, http_status=outcome.http_status, size=outcome.size)
-        if outcome.status == "failed":
-            return self._record_failure(wc, outcome, budget)
-        fresh = [d for d in docs if hashes.get(d.entry_key) != d.content_hash()]
-        same = [d.entry_key for d in docs if hashes.get(d.entry_key) == d.content_hash()]
-        changed = []
-        for d in fresh:
-            budget.checkpoint()
-            changed.append((d, self._extract(wc, d)))
-        budget.checkpoint()
-        return self._record_success(wc, outcome, changed, unchanged_keys=same, raw_hash=body_hash, budget=budget)
+    def _latest_hashes(self, watch_id: int) -> dict[str, str]:
+        with self.store.session() as s:
+            return latest_hashes(s, watch_id)
 
-    def _extract(self, wc: WatchConfig, doc: Document) -> Any:
-        from watcher.extract import extract
+    @staticmethod
+    def _unchanged_row(state: WatchState, work: _Work, due: int | None) -> UnchangedCheck:
+        o = work.outcome
+        return UnchangedCheck(
+            watch_id=state.watch_id, rev=state.rev, at=utcnow(),
+            outcome="not_modified" if o.status == "not_modified" else "unchanged", http_status=o.http_status,
+            duration_ms=o.duration_ms, etag=o.etag, last_modified=o.last_modified,
+            body_hash=state.body_hash if o.status == "not_modified" else o.body_hash, due=due)
 
-        ref = doc.published or doc.modified or utcnow().date()
-        return extract(doc, reference_date=ref, topic=wc.topic.topic() if wc.topic else None)
+    @staticmethod
+    def _remember_unchanged(state: WatchState, work: _Work, due: int | None) -> None:
+        o = work.outcome
+        state.etag, state.last_modified = o.etag, o.last_modified
+        if o.status != "not_modified":
+            state.body_hash = o.body_hash
+        state.consecutive_failures, state.backoff_until = 0, None
+        if due is not None:
+            state.due_done = due
 
-    def _watch_row(self, s: Session, name: str) -> Watch:
-        """The watch's row, locked for this transaction; for a check that serves a due time, also the claim
-        of that due time: refused (the whole transaction rolls back) if it or a later one is stored."""
+    # ------------------------------------------------------------------ sync part (database thread)
+
+    def _record(self, wc: WatchConfig, work: _Work, state: WatchState | None, validate: bool
+                ) -> tuple[CheckResult, WatchState]:
+        """Write one check in one transaction; return its result and the watch's state after it.
+
+        With `validate`, the transaction applies only if the watch's revision is still `state.rev`
+        (StaleState otherwise); `state` is then current, and the state after the write is derived from it
+        and what was written, without reading it back."""
+        with self.store.session() as s:
+            w = self._claim(s, wc.name, state.rev if validate and state else None)
+            if work.outcome.status == "failed":
+                result = self._record_failure(s, w, wc, work.outcome)
+            else:
+                result = self._record_success(s, w, wc, work, first_of_watch=not state.has_snapshot
+                                              if validate and state else None)
+            if not validate or state is None:  # `state` may be stale: read what the database now holds
+                s.flush()
+                return result, load_states(s, [wc.name])[wc.name]
+            hashes = state.hashes if work.outcome.status == "failed" else _hashes_after(state.hashes, work.changed)
+            pending = (state.pending or wc.confirm > 1) and s.scalar(
+                select(ChangeEventRow.id).where(ChangeEventRow.watch_id == w.id, ChangeEventRow.state == "pending")
+                .limit(1)) is not None
+            return result, WatchState(w.id, w.state_rev, w.etag, w.last_modified, w.body_hash, hashes,
+                                      w.backoff_until, w.consecutive_failures, bool(w.failure_reported), pending,
+                                      w.due_done)
+
+    def _claim(self, s: Session, name: str, expected_rev: int | None) -> Watch:
+        """Lock the watch row for this transaction and bump its state revision; raise StaleState when the
+        revision is no longer `expected_rev`, DueAlreadyStored when the due time this check serves (or a
+        later one) is stored. The UPDATE comes first: it takes the lock on both backends."""
+        cond = [Watch.name == name]
+        if expected_rev is not None:
+            cond.append(Watch.state_rev == expected_rev)
+        bumped = s.execute(update(Watch).where(*cond).values(state_rev=Watch.state_rev + 1)
+                           .execution_options(synchronize_session=False))
+        if bumped.rowcount == 0:
+            raise StaleState(name)
         w = s.scalars(select(Watch).where(Watch.name == name).with_for_update()).one()
         due = self._due.get(name)
-        if due is not None:
+        if due is not None:  # the claim of the due time this check serves (scale-out workers)
             if w.due_done is not None and w.due_done >= due:
-                raise DueAlreadyStored(name, due)
+                raise DueAlreadyStored(name, due)  # the whole transaction rolls back
             w.due_done = due
         return w
 
-    def _record_failure(self, wc: WatchConfig, outcome: FetchOutcome, budget: Budget | None = None) -> CheckResult:
+    def _record_failure(self, s: Session, w: Watch, wc: WatchConfig, outcome: FetchOutcome) -> CheckResult:
         from watcher.changes import save_events
         from watcher.notify import enqueue_alerts
 
         now = utcnow()
         error = redact(outcome.error or outcome.reason or "failed")[:2000]
         result = CheckResult(wc.name, "failed", outcome.http_status, outcome.reason, error)
-        with self.store.session() as s:
-            w = self._watch_row(s, wc.name)
-            if w.consecutive_failures == 0 or w.last_status != "failed":
-                w.config = {**w.config, "_failing_since": now.isoformat()}
-            w.consecutive_failures += 1
-            w.last_check_at, w.last_status, w.last_error = now, "failed", f"{outcome.reason}: {error}"
-            delay = backoff_delay(w.consecutive_failures, outcome.retry_after,
-                                  self.config.fetch.max_backoff.total_seconds())
-            w.backoff_until = now + dt.timedelta(seconds=delay)
-            s.add(Check(watch_id=w.id, at=now, outcome="failed", http_status=outcome.http_status,
-                        duration_ms=outcome.duration_ms, reason=(outcome.reason or "")[:64], error=error,
-                        due=self._due.get(wc.name)))
-            if w.consecutive_failures >= self.config.fetch.failures_before_event and not w.failure_reported:
-                since = dt.datetime.fromisoformat(w.config.get("_failing_since", now.isoformat()))
-                event = ChangeEvent(
-                    type="fetch_failed", subject=outcome.reason or "", new={"reason": outcome.reason, "error": error,
-                                                                         "failures": w.consecutive_failures},
-                    summary=f"{wc.name}: {w.consecutive_failures} failed checks in a row ({outcome.reason})",
-                    evidence=error, confidence=1.0, topic=_topic_key(wc), watch=wc.name, source_url=wc.url,
-                    detected_at=now, uid=_episode_uid(wc.name, "fetch_failed", since))
-                rows = save_events(s, [event], watch_id=w.id, snapshot_id=None, topic_key=_topic_key(wc))
-                w.failure_reported = True
-                result.events = len(rows)
-                result.alerts = enqueue_alerts(s, rows)
-            if budget is not None:
-                budget.commit()
+        if w.consecutive_failures == 0 or w.last_status != "failed":
+            w.config = {**w.config, "_failing_since": now.isoformat()}
+        w.consecutive_failures += 1
+        w.last_check_at, w.last_status, w.last_error = now, "failed", f"{outcome.reason}: {error}"
+        delay = backoff_delay(w.consecutive_failures, outcome.retry_after,
+                              self.config.fetch.max_backoff.total_seconds())
+        w.backoff_until = now + dt.timedelta(seconds=delay)
+        s.add(Check(watch_id=w.id, at=now, outcome="failed", http_status=outcome.http_status,
+                    duration_ms=outcome.duration_ms, reason=(outcome.reason or "")[:64], error=error,
+                    due=self._due.get(wc.name)))
+        if w.consecutive_failures >= self.config.fetch.failures_before_event and not w.failure_reported:
+            since = dt.datetime.fromisoformat(w.config.get("_failing_since", now.isoformat()))
+            event = ChangeEvent(
+                type="fetch_failed", subject=outcome.reason or "", new={"reason": outcome.reason, "error": error,
+                                                                     "failures": w.consecutive_failures},
+                summary=f"{wc.name}: {w.consecutive_failures} failed checks in a row ({outcome.reason})",
+                evidence=error, confidence=1.0, topic=_topic_key(wc), watch=wc.name, source_url=wc.url,
+                detected_at=now, uid=_episode_uid(wc.name, "fetch_failed", since))
+            rows = save_events(s, [event], watch_id=w.id, snapshot_id=None, topic_key=_topic_key(wc))
+            w.failure_reported = True
+            result.events = len(rows)
+            result.alerts = enqueue_alerts(s, rows)
         return result
 
-    def _record_success(self, wc: WatchConfig, outcome: FetchOutcome, changed: list[tuple[Document, Any]],
-                        unchanged_keys: list[str], raw_hash: str | None = None, budget: Budget | None = None
-                        ) -> CheckResult:
+    def _record_success(self, s: Session, w: Watch, wc: WatchConfig, work: _Work, *,
+                        first_of_watch: bool | None = None) -> CheckResult:
         from watcher.changes import record_snapshot, record_unchanged, save_events
         from watcher.notify import enqueue_alerts
         from watcher.store.topics import adopt_orphans, assign_topic
 
+        outcome = work.outcome
         now = utcnow()
+        changed = [p for p in work.changed if p.facts is not None]
         status = "not_modified" if outcome.status == "not_modified" else "changed" if changed else "unchanged"
         result = CheckResult(wc.name, status, outcome.http_status)
-        with self.store.session() as s:
-            w = self._watch_row(s, wc.name)
-            events: list[ChangeEventRow] = []
-            if w.failure_reported:
-                since = dt.datetime.fromisoformat(w.config.get("_failing_since", now.isoformat()))
-                events += save_events(s, [ChangeEvent(
-                    type="fetch_recovered", old={"failures": w.consecutive_failures, "error": w.last_error},
-                    summary=f"{wc.name}: fetching works again after {w.consecutive_failures} failures",
-                    topic=_topic_key(wc), watch=wc.name, source_url=wc.url, detected_at=now,
-                    uid=_episode_uid(wc.name, "fetch_recovered", since))],
-                    watch_id=w.id, snapshot_id=None, topic_key=_topic_key(wc))
-            w.consecutive_failures, w.failure_reported, w.backoff_until = 0, False, None
-            w.last_check_at, w.last_status, w.last_error = now, status, None
-            w.etag, w.last_modified = outcome.etag, outcome.last_modified
-            if status != "not_modified" and raw_hash != w.config.get("_raw_hash"):
-                w.config = {**w.config, "_raw_hash": raw_hash}
-            last_snapshot_id = None
-            # In topic order: consensus locks each topic it touches (PostgreSQL), always in the same order.
-            for doc, facts in sorted(changed, key=lambda c: c[1].topic().key if c[1].topic() else ""):
-                previous = s.scalars(select(Snapshot).where(Snapshot.watch_id == w.id,
-                                                            Snapshot.entry_key == doc.entry_key)
-                                     .order_by(Snapshot.id.desc()).limit(1)).first()
-                topic = facts.topic()
-                if wc.topic is None:  # one work stays one topic across versions and sources (store/topics.py)
-                    topic = assign_topic(s, w.id, topic, previous)
-                    adopt_orphans(s, w.id, topic)
-                snap = Snapshot(
-                    watch_id=w.id, entry_key=doc.entry_key, fetched_at=now, content_hash=doc.content_hash(),
-                    url=doc.url, title=doc.title, published=doc.published, modified=doc.modified,
-                    topic_key=topic.key if topic else None, work=facts.work,
-                    season=topic.season if topic else facts.season,
-                    content_z=encode_document(doc), facts=facts.to_json_dict())
-                s.add(snap)
-                s.flush()
-                last_snapshot_id = snap.id
-                events += record_snapshot(s, watch=w, snapshot=snap, previous=previous, confirm=wc.confirm,
-                                          watch_config=wc, stale_after=self.config.topics.stale_after)
-            if status == "not_modified":
-                unchanged_keys = list(self._latest_keys(s, w.id))
-            for key in unchanged_keys:
-                latest = s.scalars(select(Snapshot).where(Snapshot.watch_id == w.id, Snapshot.entry_key == key)
-                                   .order_by(Snapshot.id.desc()).limit(1)).first()
-                if latest is not None:
-                    events += record_unchanged(s, watch=w, snapshot=latest, confirm=wc.confirm)
-            s.add(Check(watch_id=w.id, at=now, outcome=status, http_status=outcome.http_status,
-                        duration_ms=outcome.duration_ms, snapshot_id=last_snapshot_id, due=self._due.get(wc.name)))
-            result.snapshots = len(changed)
-            result.events = len(events)
-            result.alerts = enqueue_alerts(s, events) if events else 0
-            if budget is not None:
-                budget.commit()
+        events: list[ChangeEventRow] = []
+        if w.failure_reported:
+            since = dt.datetime.fromisoformat(w.config.get("_failing_since", now.isoformat()))
+            events += save_events(s, [ChangeEvent(
+                type="fetch_recovered", old={"failures": w.consecutive_failures, "error": w.last_error},
+                summary=f"{wc.name}: fetching works again after {w.consecutive_failures} failures",
+                topic=_topic_key(wc), watch=wc.name, source_url=wc.url, detected_at=now,
+                uid=_episode_uid(wc.name, "fetch_recovered", since))],
+                watch_id=w.id, snapshot_id=None, topic_key=_topic_key(wc))
+        w.consecutive_failures, w.failure_reported, w.backoff_until = 0, False, None
+        w.last_check_at, w.last_status, w.last_error = now, status, None
+        w.etag, w.last_modified = outcome.etag, outcome.last_modified
+        if status != "not_modified":
+            w.body_hash = outcome.body_hash
+        last_snapshot_id = None
+        # In topic order: consensus locks each topic it touches (PostgreSQL), always in the same order.
+        for p in sorted(changed, key=lambda p: _topic_of(p.facts)):
+            doc, facts = p.document, p.facts
+            assert facts is not None
+            previous = s.scalars(select(Snapshot).where(Snapshot.watch_id == w.id, Snapshot.entry_key == doc.entry_key)
+                                 .order_by(Snapshot.id.desc()).limit(1)).first()
+            topic = facts.topic()
+            if wc.topic is None:  # one work stays one topic across versions and sources (store/topics.py)
+                topic = assign_topic(s, w.id, topic, previous)
+                adopt_orphans(s, w.id, topic)
+            snap = Snapshot(
+                watch_id=w.id, entry_key=doc.entry_key, fetched_at=now, content_hash=p.content_hash,
+                url=doc.url, title=doc.title, published=doc.published, modified=doc.modified,
+                topic_key=topic.key if topic else None, work=facts.work,
+                season=topic.season if topic else facts.season,
+                content_z=encode_document(doc), facts=facts.to_json_dict())
+            s.add(snap)
+            s.flush()
+            last_snapshot_id = snap.id
+            events += record_snapshot(s, watch=w, snapshot=snap, previous=previous, confirm=wc.confirm,
+                                      watch_config=wc, stale_after=self.config.topics.stale_after,
+                                      first_of_watch=first_of_watch)
+        unchanged_keys = work.same_keys
+        if outcome.status in ("same_body", "not_modified"):
+            unchanged_keys = list(self._latest_keys(s, w.id))
+        for key in unchanged_keys:
+            latest = s.scalars(select(Snapshot).where(Snapshot.watch_id == w.id, Snapshot.entry_key == key)
+                               .order_by(Snapshot.id.desc()).limit(1)).first()
+            if latest is not None:
+                events += record_unchanged(s, watch=w, snapshot=latest, confirm=wc.confirm)
+        s.execute(insert(Check), [{"watch_id": w.id, "at": now, "outcome": status, "http_status": outcome.http_status,
+                                   "duration_ms": outcome.duration_ms, "snapshot_id": last_snapshot_id,
+                                   "due": self._due.get(wc.name)}])
+        result.snapshots = len(changed)
+        result.events = len(events)
+        result.alerts = enqueue_alerts(s, events) if events else 0
         return result
 
     @staticmethod
     def _latest_keys(s: Session, watch_id: int) -> set[str]:
         return set(s.scalars(select(Snapshot.entry_key).where(Snapshot.watch_id == watch_id).distinct()))
+
+
+class _Busy:
+    """Counts a check as under way until it has nothing more to add to the batch; when none is under
+    way, the batch is written at once instead of waiting for its timer."""
+
+    __slots__ = ("active", "pipeline")
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.active = True
+        pipeline._busy += 1
+
+    def done(self) -> None:
+        if self.active:
+            self.active = False
+            self.pipeline._busy -= 1
+            if self.pipeline._busy == 0:
+                self.pipeline.batch.flush_soon()
+
+    def again(self) -> None:
+        if not self.active:
+            self.active = True
+            self.pipeline._busy += 1
+
+
+def _hashes_after(before: dict[str, str] | None, stored: list[Processed]) -> dict[str, str] | None:
+    """The latest content hash per entry once `stored` snapshots are written (None: not kept in memory)."""
+    if before is None:
+        return None
+    after = {**before, **{p.document.entry_key: p.content_hash for p in stored}}
+    return after if len(after) <= MAX_CACHED_ENTRIES else None
+
+
+def _topic_of(facts: Any) -> str:
+    topic = facts.topic() if facts is not None else None
+    return topic.key if topic else ""
 
 
 def _topic_key(wc: WatchConfig) -> str | None:
@@ -482,10 +559,11 @@ async def run_cycle(store: Store, config: Config, names: list[str] | None = None
     from spiders.fetch import Fetcher
 
     fetcher = Fetcher(config.fetch, **fetch_settings)
-    await fetcher.start()
     pipeline = Pipeline(store, config, fetcher)
     try:
+        await fetcher.start()
+        await pipeline.start(names or [w.name for w in config.watch if w.enabled])
         return await pipeline.cycle(names, progress=progress)
     finally:
         await fetcher.close()
-        await asyncio.get_running_loop().run_in_executor(None, pipeline.close)
+        await pipeline.aclose()

@@ -632,10 +632,14 @@ class Worker:
             self.fetcher = Fetcher(self.config.fetch, WATCHER_REDIS_URL=self.config.redis.url,
                                    WATCHER_WORKER_ID=self.id, WATCHER_LEASE=self.lease)
         await self.fetcher.start()
-        self.pipeline = Pipeline(self.store, self.config, self.fetcher)
+        # Other workers check the same watches: the pipeline checks each watch's state revision before it
+        # fetches (watcher/pipeline.py), so a state this worker kept from an earlier due time is never trusted.
+        self.pipeline = Pipeline(self.store, self.config, self.fetcher, shared=True)
+        await self.pipeline.start()
 
         async def apply(change: ConfigChange) -> None:
             self.config = self.pipeline.config = change.config
+            self.pipeline.forget(change.added + change.removed + change.changed)
 
         follower = asyncio.ensure_future(follow_config(self.config, apply, stop, hup))
         await _retry_until(stop, self.queue.ensure_group, "create the job stream")
@@ -750,7 +754,7 @@ class Worker:
             await self.fetcher.close()
         await self.r.aclose()
         if getattr(self, "pipeline", None) is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self.pipeline.close)
+            await self.pipeline.aclose()  # writes the unchanged checks still waiting in the batch
 
 
 async def _retry_until(stop: asyncio.Event, fn: Callable[[], Awaitable[Any]], what: str) -> None:

@@ -117,12 +117,12 @@ async def run_daemon(store: Store, config: Config, *, stop: asyncio.Event | None
     from watcher.reload import ConfigChange, follow_config
 
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
     store.sync_watches(config.watch)
     store.sync_subscribers(config.subscriber)
     fetcher = fetcher or Fetcher(config.fetch)
     await fetcher.start()
     pipeline = Pipeline(store, config, fetcher)
+    await pipeline.start()
     _pipeline = pipeline
     scheduler = create_scheduler(store)
     scheduler.start(paused=True)
@@ -137,6 +137,7 @@ async def run_daemon(store: Store, config: Config, *, stop: asyncio.Event | None
         await asyncio.to_thread(store.sync_watches, new.watch)
         await asyncio.to_thread(store.sync_subscribers, new.subscriber)
         pipeline.config = new
+        pipeline.forget(change.added + change.removed + change.changed)
         sync_jobs(scheduler, new)
 
     from watcher.rechecks import serve_requests
@@ -154,7 +155,8 @@ async def run_daemon(store: Store, config: Config, *, stop: asyncio.Event | None
     finally:
         log.warning("watcher stopping")
         scheduler.shutdown(wait=False)
-        # In-flight checks are abandoned: their transactions either committed or never began.
+        # In-flight checks are abandoned: their transactions either committed or never began (an unchanged
+        # one already in the batch is still written by aclose below).
         running = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and
                    getattr(t.get_coro(), "__qualname__", "").startswith(("run_watch", "Pipeline."))]
         for t in running:
@@ -166,4 +168,4 @@ async def run_daemon(store: Store, config: Config, *, stop: asyncio.Event | None
             except (TimeoutError, asyncio.CancelledError):
                 t.cancel()
         _pipeline = None
-        await loop.run_in_executor(None, pipeline.close)
+        await pipeline.aclose()  # writes the unchanged checks still waiting in the batch

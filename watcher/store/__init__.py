@@ -100,12 +100,13 @@ class Store:
                     w = Watch(name=c.name)
                     s.add(w)
                     existing[c.name] = w
-                # Keys starting with "_" are runtime state (raw hash, failure episode), not config: keep them.
+                # Keys starting with "_" are runtime state (failure episode), not config: keep them.
                 state = {k: v for k, v in (w.config or {}).items() if k.startswith("_")}
                 if w.url is not None and (w.url != c.url or w.kind != c.kind):
-                    # Edited to read another resource: the old one's validators and body hash do not apply.
-                    w.etag = w.last_modified = None
-                    state.pop("_raw_hash", None)
+                    # Edited to read another resource: the old one's validators and body hash do not apply,
+                    # here or in the memory of a running process (the revision tells it).
+                    w.etag = w.last_modified = w.body_hash = None
+                    w.state_rev = (w.state_rev or 0) + 1
                 w.url = c.url
                 w.kind = c.kind
                 w.topic_work = c.topic.work if c.topic else None

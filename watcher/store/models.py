@@ -88,6 +88,12 @@ class Watch(Base):
     # Scale-out: the latest due time (ms since the epoch) whose check is stored. A worker stores a check for
     # a due time only if it is later than this, in the same transaction, so no due time is stored twice.
     due_done: Mapped[int | None] = mapped_column(BigInteger)
+    # sha256 of the last body fetched: a byte-identical body is unchanged without being parsed.
+    body_hash: Mapped[str | None] = mapped_column(SafeString(64))
+    # Bumped by every write that changes what a re-check compares against (a snapshot stored, a failure
+    # recorded, a recovery). Batched "unchanged" writes apply only if it still holds the value the check
+    # started from, so a process whose cached state went stale never records a change as unchanged.
+    state_rev: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     checks: Mapped[list[Check]] = relationship(back_populates="watch", passive_deletes=True)
 

@@ -1,0 +1,178 @@
+"""What a re-check needs to know about each watch, and the batched writes of checks that found no change.
+
+Almost every check of a long-running daemon finds its page unchanged. Deciding that needs only the
+watch's validators (ETag, Last-Modified), the hash of the body fetched last time and the content hash of
+the latest snapshot of each entry: `load_states` reads them for every watch once, and the pipeline keeps
+them in memory. Recording it needs one check row and a few columns of the watch row:
+`write_unchanged` writes those for a whole batch of checks in one transaction (one bulk UPDATE, one bulk
+INSERT).
+
+Staleness: another process (a second worker, a `watcher check` run by hand) may store a snapshot of a
+watch after this process loaded its state. Every write that changes what a re-check compares against
+bumps `watches.state_rev`; `write_unchanged` applies a check only where the row still has the revision
+the check was decided against and returns the others, which the caller checks again from fresh state.
+So a stale cache can cost a second fetch, never a change recorded as "unchanged".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from watcher.store.models import ChangeEventRow, Check, Snapshot, Watch
+
+# Entry hashes are kept in memory only for watches with at most this many entries (a page, a post, a
+# short feed); a long feed's would cost kilobytes per watch, so its hashes are read when its body changed.
+MAX_CACHED_ENTRIES = 8
+
+
+@dataclass(slots=True)
+class WatchState:
+    """A watch as the last check left it: what the next check sends and compares against."""
+
+    watch_id: int
+    rev: int
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    # entry_key -> content hash of its latest snapshot; None when not cached (more than MAX_CACHED_ENTRIES).
+    hashes: dict[str, str] | None = field(default_factory=dict)
+    backoff_until: dt.datetime | None = None
+    consecutive_failures: int = 0
+    failure_reported: bool = False
+    # Events of the latest snapshots wait for confirmation (`confirm` > 1): re-checks must count sightings.
+    pending: bool = False
+    # Scale-out: the latest due time stored for the watch (see Pipeline.check).
+    due_done: int | None = None
+
+    @property
+    def has_snapshot(self) -> bool:
+        return self.hashes is None or bool(self.hashes)
+
+    @property
+    def batchable(self) -> bool:
+        """Whether an unchanged re-check of this watch is pure bookkeeping (no event can come of it)."""
+        return not self.failure_reported and not self.pending
+
+
+@dataclass(frozen=True, slots=True)
+class UnchangedCheck:
+    """One check that found its watch unchanged, waiting in a batch."""
+
+    watch_id: int
+    rev: int  # the state revision the check was decided against
+    at: dt.datetime
+    outcome: str  # unchanged | not_modified
+    http_status: int | None
+    duration_ms: int | None
+    etag: str | None
+    last_modified: str | None
+    body_hash: str | None
+    due: int | None = None  # the due time the check served (scale-out workers)
+
+
+def load_states(s: Session, names: Iterable[str] | None = None) -> dict[str, WatchState]:
+    """The re-check state of the named watches (all watches when None), by name, in three queries."""
+    wanted = None if names is None else set(names)
+    # A long list of names reads everything and filters here: IN lists have backend limits.
+    ids = None if wanted is None or len(wanted) > 1000 else wanted
+    q = select(Watch.id, Watch.name, Watch.state_rev, Watch.etag, Watch.last_modified, Watch.body_hash,
+               Watch.backoff_until, Watch.consecutive_failures, Watch.failure_reported, Watch.due_done)
+    if ids is not None:
+        q = q.where(Watch.name.in_(ids))
+    by_id = {row.id: (row.name, WatchState(row.id, row.state_rev, row.etag, row.last_modified, row.body_hash, {},
+                                           row.backoff_until, row.consecutive_failures, bool(row.failure_reported),
+                                           due_done=row.due_done))
+             for row in s.execute(q) if wanted is None or row.name in wanted}
+    latest = select(Snapshot.watch_id, Snapshot.entry_key, func.max(Snapshot.id).label("id")) \
+        .group_by(Snapshot.watch_id, Snapshot.entry_key)
+    if ids is not None:
+        latest = latest.where(Snapshot.watch_id.in_(list(by_id)))
+    sub = latest.subquery()
+    for watch_id, key, content_hash in s.execute(
+            select(Snapshot.watch_id, Snapshot.entry_key, Snapshot.content_hash).join(sub, Snapshot.id == sub.c.id)):
+        found = by_id.get(watch_id)
+        if found is None or found[1].hashes is None:
+            continue
+        state = found[1]
+        if len(state.hashes) >= MAX_CACHED_ENTRIES:
+            state.hashes = None
+        else:
+            state.hashes[key] = content_hash
+    pending = select(ChangeEventRow.watch_id).where(ChangeEventRow.state == "pending").distinct()
+    if ids is not None:
+        pending = pending.where(ChangeEventRow.watch_id.in_(list(by_id)))
+    for watch_id in s.scalars(pending):
+        if watch_id in by_id:
+            by_id[watch_id][1].pending = True
+    return dict(by_id.values())
+
+
+def latest_hashes(s: Session, watch_id: int) -> dict[str, str]:
+    """entry_key -> content hash of the latest snapshot of each entry of one watch."""
+    sub = select(Snapshot.entry_key, func.max(Snapshot.id).label("id")).where(Snapshot.watch_id == watch_id) \
+        .group_by(Snapshot.entry_key).subquery()
+    return {k: h for k, h in s.execute(select(Snapshot.entry_key, Snapshot.content_hash)
+                                       .join(sub, Snapshot.id == sub.c.id))}
+
+
+_watches = Watch.__table__
+_SET = {"last_check_at": bindparam("w_at"), "last_status": bindparam("w_outcome"), "last_error": None,
+        "etag": bindparam("w_etag"), "last_modified": bindparam("w_last_modified"),
+        "body_hash": bindparam("w_body_hash"), "consecutive_failures": 0, "backoff_until": None}
+_UPDATE = update(_watches).where(_watches.c.id == bindparam("w_id"), _watches.c.state_rev == bindparam("w_rev")) \
+    .values(**_SET)
+# A check that serves a due time (scale-out workers) also claims it: only if no later one is stored.
+_UPDATE_DUE = update(_watches).where(
+    _watches.c.id == bindparam("w_id"), _watches.c.state_rev == bindparam("w_rev"),
+    or_(_watches.c.due_done.is_(None), _watches.c.due_done < bindparam("w_due"))) \
+    .values(**_SET, due_done=bindparam("w_due"))
+
+
+def _params(c: UnchangedCheck) -> dict[str, object]:
+    return {"w_id": c.watch_id, "w_rev": c.rev, "w_at": c.at, "w_outcome": c.outcome, "w_etag": c.etag,
+            "w_last_modified": c.last_modified, "w_body_hash": c.body_hash, "w_due": c.due}
+
+
+def write_unchanged(s: Session, checks: list[UnchangedCheck]) -> tuple[list[UnchangedCheck], list[UnchangedCheck]]:
+    """Record a batch of unchanged checks in the session's transaction. Returns (stale, done): the checks
+    whose watch's `state_rev` moved since they read it, and those whose due time another check stored
+    first. Neither writes anything: no watch columns, no check row.
+
+    The UPDATEs come first so the transaction holds the write lock (SQLite) or the row locks (PostgreSQL)
+    before it reads revisions back. Checks without a due time (one process checks its watches) go in one
+    bulk UPDATE; those with one (scale-out workers) one by one, since each must know whether its claim held.
+    """
+    if not checks:
+        return [], []
+    # Per watch in time order, so the newest check's values are the ones left on the row; sorted by id so
+    # two processes writing batches take their row locks in the same order.
+    ordered = sorted(checks, key=lambda c: (c.watch_id, c.at))
+    plain = [c for c in ordered if c.due is None]
+    conn = s.connection()
+    if plain:
+        conn.execute(_UPDATE, [_params(c) for c in plain])
+    claimed = {id(c) for c in ordered if c.due is not None and conn.execute(_UPDATE_DUE, _params(c)).rowcount}
+    ids = sorted({c.watch_id for c in ordered})
+    current: dict[int, int] = {}
+    for i in range(0, len(ids), 500):
+        for watch_id, rev in s.execute(select(Watch.id, Watch.state_rev).where(Watch.id.in_(ids[i:i + 500]))):
+            current[watch_id] = rev
+    stale = [c for c in ordered if current.get(c.watch_id) != c.rev]
+    done = [c for c in ordered if c.due is not None and current.get(c.watch_id) == c.rev and id(c) not in claimed]
+    left = {id(c) for c in stale + done}
+    fresh = [c for c in ordered if id(c) not in left]
+    if fresh:
+        s.execute(insert(Check), [
+            {"watch_id": c.watch_id, "at": c.at, "outcome": c.outcome, "http_status": c.http_status,
+             "duration_ms": c.duration_ms, "due": c.due} for c in fresh])
+    return stale, done
+
+
+def bump_rev(watch: Watch) -> None:
+    """Mark a write that changes what re-checks compare against (see the module docstring)."""
+    watch.state_rev = (watch.state_rev or 0) + 1
