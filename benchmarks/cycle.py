@@ -1,8 +1,10 @@
-"""Measure a check cycle: `python -m benchmarks.cycle --pages 100 --pages 1000 [--urlwatch] [--postgres URL]
-[--daemon-watches 10000] [--profile]`. See benchmarks/README.md for what each figure means.
+"""Measure check cycles: `python -m benchmarks.cycle [--pages N ...] [--backend sqlite|postgresql ...]
+[--urlwatch] [--changedetection] [--daemon-watches N] [--extraction] [--profile N] [--out FILE]`.
 
-Every measurement runs in a fresh subprocess (clean peak RSS, fresh database), against a page server in
-another process. Results print as a table and are saved as JSON under benchmarks/results/.
+With no --pages it runs 100, 1,000 and 10,000 pages; with no --backend, SQLite. See benchmarks/README.md for
+what each figure means. Every measurement runs in a fresh subprocess (clean peak RSS, fresh database)
+against a page server in another process. Results print as tables and are saved as JSON and Markdown
+under benchmarks/results/ (and to --out).
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ from typing import Any
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 URLWATCH_VENV = HERE / ".venv-urlwatch"
+CYCLES = ("first", "unchanged", "changed_10pct")
+DEFAULT_PAGES = (100, 1000, 10000)
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/watcher_bench"
+CLK = os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -58,18 +64,65 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_self_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def cpu_of_s(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def proc_kb(pid: int, key: str) -> int:
+    """A /proc/<pid>/status field in kB (VmRSS, VmHWM), 0 when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def pss_kb(pid: int) -> int:
+    """Proportional set size: shared pages (libraries, the interpreter) divided among the processes sharing
+    them, so the sum over a process tree does not count them twice."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def machine() -> dict[str, Any]:
+    return {"cores": len(os.sched_getaffinity(0)), "load_avg_1_5_15": [round(x, 2) for x in os.getloadavg()],
+            "at": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
 # --------------------------------------------------------------------------- watcher, one process per N
 
 
 def config_for(base: str, pages: int, database_url: str, *, interval: str = "6h") -> Any:
-    from watcher.config import Config
+    from watcher.config import Config, FetchConfig
 
-    return Config.model_validate({
-        "watcher": {"database_url": database_url},
+    fetch: dict[str, Any] = {
         # All pages live on one host here; a real deployment spreads over many hosts and keeps the
         # per-domain default of 2. The same parallelism is what urlwatch gets (its thread pool).
-        "fetch": {"concurrency": 32, "concurrency_per_domain": 32, "autothrottle": False, "retries": 0,
-                  "timeout": "60s"},
+        "concurrency": 32, "concurrency_per_domain": 32, "autothrottle": False, "retries": 0, "timeout": "60s"}
+    if "allow_private" in FetchConfig.model_fields:  # the egress policy must let the local page server through
+        fetch["allow_private"] = [base.split("://", 1)[1]]
+    return Config.model_validate({
+        "watcher": {"database_url": database_url},
+        "fetch": fetch,
         "watch": [{"name": f"p{i}", "url": f"{base}/page/{i}", "interval": interval, "jitter": "0s"}
                   for i in range(pages)],
     })
@@ -88,15 +141,15 @@ def db_bytes(store: Any) -> int:
 
 @contextlib.contextmanager
 def sampled(path: Path | None) -> Iterator[None]:
-    """py-spy sampling this process while the block runs (raw collapsed stacks into `path`)."""
+    """py-spy sampling this process and its children while the block runs (raw collapsed stacks)."""
     if path is None:
         yield
         return
     import signal
 
     spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(os.getpid()),
-                            "-r", "250", "-f", "raw", "-o", str(path)], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+                            "-r", "250", "-f", "raw", "--subprocesses", "-o", str(path)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)  # let py-spy attach
     try:
         yield
@@ -107,14 +160,19 @@ def sampled(path: Path | None) -> Iterator[None]:
 
 def measure_watcher(pages: int, database_url: str | None, profile_dir: Path | None = None) -> dict[str, Any]:
     from watcher.pipeline import run_cycle
+    from watcher.processing import shared_processor
     from watcher.runtime import install_reactor, run_sync
     from watcher.store import Store
 
     install_reactor()
     tmp = tempfile.mkdtemp(prefix="watcher-bench-")
     url = database_url or f"sqlite:///{tmp}/bench.db"
-    out: dict[str, Any] = {"tool": "watcher", "pages": pages, "database": url.split(":")[0]}
+    out: dict[str, Any] = {"tool": "watcher", "pages": pages, "database": url.split(":")[0].split("+")[0],
+                           "machine_before": machine()}
+    processor = shared_processor(None)
     try:
+        if database_url:
+            _reset_pg(database_url)
         with page_server(pages) as base:
             store = Store.open(url)
             config = config_for(base, pages, url)
@@ -122,15 +180,25 @@ def measure_watcher(pages: int, database_url: str | None, profile_dir: Path | No
             empty = db_bytes(store)
 
             def cycle(label: str) -> None:
+                workers_cpu = sum(cpu_of_s(p) for p in processor.pids())
+                cpu, stats = cpu_self_s(), json.loads(control(base, "/_stats"))
                 with sampled(profile_dir / f"profile-{pages}-{label}.txt" if profile_dir else None):
                     started = time.perf_counter()
                     report = run_sync(lambda: run_cycle(store, config))
                     seconds = time.perf_counter() - started
+                cpu = cpu_self_s() - cpu
+                workers_cpu = sum(cpu_of_s(p) for p in processor.pids()) - workers_cpu
+                after = json.loads(control(base, "/_stats"))
                 outcomes: dict[str, int] = {}
                 for r in report.results:
                     outcomes[r.outcome] = outcomes.get(r.outcome, 0) + 1
                 out[label] = {"seconds": round(seconds, 2), "pages_per_s": round(pages / seconds, 1),
-                              "outcomes": outcomes, "db_bytes": db_bytes(store)}
+                              "ms_per_page": round(1000 * seconds / pages, 3),
+                              "cpu_s": round(cpu + workers_cpu, 2), "cpu_checking_process_s": round(cpu, 2),
+                              "cpu_processing_workers_s": round(workers_cpu, 2), "outcomes": outcomes,
+                              "requests": after["hits"] - stats["hits"] - 1,
+                              "connections": after["connections"] - stats["connections"] - 1,
+                              "db_bytes": db_bytes(store)}
 
             cycle("first")
             out["first"]["db_bytes_per_page"] = round((out["first"]["db_bytes"] - empty) / pages)
@@ -142,12 +210,32 @@ def measure_watcher(pages: int, database_url: str | None, profile_dir: Path | No
             out["changed_10pct"]["growth_per_page"] = round(
                 (out["changed_10pct"]["db_bytes"] - out["unchanged"]["db_bytes"]) / pages, 1)
             store.close()
+        out["peak_rss_mb_checking_process"] = round(peak_rss_mb(), 1)
+        out["peak_rss_mb_processing_workers"] = round(sum(proc_kb(p, "VmHWM") for p in processor.pids()) / 1024, 1)
+        out["peak_rss_mb"] = round(out["peak_rss_mb_checking_process"] + out["peak_rss_mb_processing_workers"], 1)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if database_url:
             _reset_pg(database_url)
-    out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    out["machine_after"] = machine()
     return out
+
+
+def ensure_pg(url: str) -> str:
+    """Create the scratch database if it does not exist yet; returns the URL."""
+    import sqlalchemy as sa
+
+    from watcher.store.db import normalise_url
+
+    parsed = sa.make_url(normalise_url(url))
+    admin = sa.create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            if not c.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": parsed.database}).first():
+                c.execute(sa.text(f'CREATE DATABASE "{parsed.database}"'))
+    finally:
+        admin.dispose()
+    return url
 
 
 def _reset_pg(url: str) -> None:
@@ -160,17 +248,26 @@ def _reset_pg(url: str) -> None:
 
 
 def measure_daemon(watches: int, seconds: float) -> dict[str, Any]:
-    """RSS of the daemon with `watches` watches loaded and scheduled (their first runs spread over 30 s,
-    so the window includes the first checks of the pages the server answers)."""
+    """Memory of the daemon with `watches` watches loaded and scheduled (their first runs spread over 30 s,
+    so the window includes the first checks of the pages the server answers). Sampled every 0.5 s over the
+    whole process tree: the checking process and its processing workers."""
     import asyncio
 
+    from watcher.processing import shared_processor
     from watcher.runtime import install_reactor, reactor_loop, run_sync
     from watcher.scheduler import run_daemon
     from watcher.store import Store
 
     install_reactor()
     tmp = tempfile.mkdtemp(prefix="watcher-daemon-")
-    samples: list[float] = []
+    samples: list[tuple[float, float, float]] = []  # (checking process RSS, tree RSS, tree PSS) in MB
+    processor = shared_processor(None)
+
+    def sample() -> None:
+        pids = [os.getpid(), *processor.pids()]
+        samples.append((proc_kb(os.getpid(), "VmRSS") / 1024, sum(proc_kb(p, "VmRSS") for p in pids) / 1024,
+                        sum(pss_kb(p) for p in pids) / 1024))
+
     try:
         with page_server(watches) as base:
             url = f"sqlite:///{tmp}/daemon.db"
@@ -183,9 +280,9 @@ def measure_daemon(watches: int, seconds: float) -> dict[str, Any]:
             async def go() -> None:
                 async def sampler() -> None:
                     while not stop.is_set():
-                        samples.append(_rss_now_mb())
+                        sample()
                         await asyncio.sleep(0.5)
-                    samples.append(_rss_now_mb())
+                    sample()
 
                 async def stopper() -> None:
                     await asyncio.sleep(seconds)
@@ -204,16 +301,11 @@ def measure_daemon(watches: int, seconds: float) -> dict[str, Any]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {"tool": "watcher-daemon", "watches": watches, "seconds": round(elapsed, 1), "checks_done": checked,
-            "rss_mb_after_load": round(samples[1] if len(samples) > 1 else samples[0], 1),
-            "rss_mb_peak": round(peak_rss_mb(), 1), "rss_mb_end": round(samples[-1], 1)}
-
-
-def _rss_now_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+            "processing_workers": len(processor.pids()),
+            "rss_mb_checking_process_peak": round(max(s[0] for s in samples), 1),
+            "rss_mb_tree_peak": round(max(s[1] for s in samples), 1),
+            "pss_mb_tree_peak": round(max(s[2] for s in samples), 1),
+            "rss_mb_tree_end": round(samples[-1][1], 1), "machine": machine()}
 
 
 def measure_extraction(pages: int = 300) -> dict[str, Any]:
@@ -269,21 +361,32 @@ def measure_urlwatch(pages: int) -> dict[str, Any]:
             for label in ("first", "unchanged", "changed_10pct"):
                 if label == "changed_10pct":
                     control(base, "/_mutate?fraction=0.1")
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), cpu_children_s()
                 proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HOME": str(tmp)})
                 seconds = time.perf_counter() - started
                 out[label] = {"seconds": round(seconds, 2), "pages_per_s": round(pages / seconds, 1),
+                              "ms_per_page": round(1000 * seconds / pages, 3),
+                              "cpu_s": round(cpu_children_s() - cpu, 2),
                               "rc": proc.returncode, "db_bytes": (tmp / "cache.db").stat().st_size}
+            # Before the page server exits: the largest urlwatch process so far, not the server.
+            out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def cpu_children_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
 
 
 # --------------------------------------------------------------------------- profile
 
 
 IDLE = ("Condition.wait", "EpollSelector.select", "_worker (concurrent", "Event.wait", "Queue.get",
-        "_wait_for_tstate_lock")
+        "_wait_for_tstate_lock", "_PollLikeSelector.select", "SocketIO.readinto", "_recv_bytes",
+        "_recv (multiprocessing", "wait (threading")
 CATEGORIES = [  # first match, checking each sampled stack from the innermost frame outwards
     ("database", ("sqlalchemy", "sqlite3", "psycopg", "alembic")),
     ("extraction", ("watcher/extract/",)),
@@ -291,33 +394,50 @@ CATEGORIES = [  # first match, checking each sampled stack from the innermost fr
                              "htmldate", "courlan", "charset_normalizer")),
     ("fetching (scrapy/twisted)", ("scrapy", "twisted", "spiders/")),
     ("diff/changes", ("watcher/diff.py", "watcher/changes.py", "watcher/topic.py")),
+    ("process pool (pickling, pipes)", ("multiprocessing", "concurrent/futures/process.py", "pickle")),
 ]
 
 
 def profile(pages: int) -> dict[str, Any]:
-    """py-spy samples each cycle of a `--one` run separately; a sample counts for the innermost frame that
-    belongs to a known category. Idle threads are not sampled (py-spy leaves them out by default)."""
+    """py-spy samples each cycle of a `--one` run separately, the checking process and its processing
+    workers (the page server, a child too, is left out); a sample counts for the innermost frame that
+    belongs to a known category."""
     RESULTS.mkdir(exist_ok=True)
     _child("--one", str(pages), "--one-profile", str(RESULTS))
     out: dict[str, Any] = {"tool": "profile", "pages": pages}
-    for label in ("first", "unchanged", "changed_10pct"):
+    for label in CYCLES:
         raw = RESULTS / f"profile-{pages}-{label}.txt"
         out[label] = summarise_profile(raw)
     return out
 
 
+def _role(frames: list[str]) -> str:
+    process = [f for f in frames if f.startswith("process ")]
+    last = process[-1] if process else ""
+    if "benchmarks.server" in last:
+        return "page server"
+    return "processing workers" if "spawn_main" in last else "checking process"
+
+
 def summarise_profile(raw: Path) -> dict[str, Any]:
     totals: dict[str, int] = {}
+    roles: dict[str, int] = {}
     functions: dict[str, int] = {}
+    idle = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not count.isdigit():
             continue
         frames = stack.split(";")
-        category = "other python"
-        if frames and any(k in frames[-1] for k in IDLE):  # a thread waiting (pool, I/O), not working
-            totals["idle/waiting"] = totals.get("idle/waiting", 0) + int(count)
+        role = _role(frames)
+        frames = [f for f in frames if not f.startswith("process ")]
+        if role == "page server":
             continue
+        if frames and any(k in frames[-1] for k in IDLE):  # a thread waiting (pool, I/O), not working
+            idle += int(count)
+            continue
+        roles[role] = roles.get(role, 0) + int(count)
+        category = "other python"
         for frame in reversed(frames):
             hit = next((name for name, keys in CATEGORIES if any(k in frame for k in keys)), None)
             if hit:
@@ -326,12 +446,58 @@ def summarise_profile(raw: Path) -> dict[str, Any]:
         totals[category] = totals.get(category, 0) + int(count)
         if frames:
             functions[frames[-1]] = functions.get(frames[-1], 0) + int(count)
-    idle = totals.pop("idle/waiting", 0)
     total = sum(totals.values()) or 1
     top = sorted(functions.items(), key=lambda kv: -kv[1])[:8]
     return {"busy_samples": total, "idle_samples": idle, "raw": str(raw.relative_to(HERE.parent)),
+            "busy_by_process_pct": {k: round(100 * v / total, 1) for k, v in roles.items()},
             "share_pct": {k: round(100 * v / total, 1) for k, v in sorted(totals.items(), key=lambda kv: -kv[1])},
             "top_frames_pct": {k: round(100 * v / total, 1) for k, v in top}}
+
+
+# --------------------------------------------------------------------------- targets (the issue's "Must show")
+
+
+def targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's targets, checked on the figures of this run (where the run has them)."""
+    def find(tool: str, pages: int, database: str | None = None) -> dict[str, Any] | None:
+        return next((r for r in results if r.get("tool") == tool and r.get("pages") == pages
+                     and (database is None or r.get("database") == database)), None)
+
+    checks: list[dict[str, Any]] = []
+
+    def add(what: str, value: float | None, op: str, bound: float) -> None:
+        if value is None:
+            return
+        ok = value >= bound if op == ">=" else value <= bound
+        checks.append({"target": what, "value": round(value, 2), "bound": f"{op} {bound}", "ok": ok})
+
+    for db in ("sqlite", "postgresql"):
+        for n in sorted({r["pages"] for r in results if r.get("tool") == "watcher"}):
+            ours, uw, cd = find("watcher", n, db), find("urlwatch", n), find("changedetection.io", n)
+            if ours is None:
+                continue
+            if uw:
+                ratio = {c: uw[c]["seconds"] / max(ours[c]["seconds"], 1e-9) for c in CYCLES}
+                if n == 1000:
+                    add(f"{db} N=1000 unchanged: urlwatch/watcher", ratio["unchanged"], ">=", 3.0)
+                    add(f"{db} N=1000 10% changed: urlwatch/watcher", ratio["changed_10pct"], ">=", 1.5)
+                    add(f"{db} N=1000 first: watcher/urlwatch", 1 / ratio["first"], "<=", 4.0)
+                if n == 10000:
+                    add(f"{db} N=10000 unchanged: urlwatch/watcher", ratio["unchanged"], ">=", 5.0)
+            if cd:
+                for c in CYCLES:
+                    add(f"{db} N={n} {c}: changedetection.io/watcher", cd[c]["seconds"] / ours[c]["seconds"], ">=", 1.0)
+            add(f"{db} N={n} unchanged: database bytes added per re-check", ours["unchanged"].get("growth_per_page"),
+                "<=", 80)
+        small, large = find("watcher", 1000, db), find("watcher", 10000, db)
+        if small and large:
+            for c in CYCLES:
+                add(f"{db} {c}: cost per page at 10,000 / at 1,000", large[c]["ms_per_page"] / small[c]["ms_per_page"],
+                    "<=", 1.3)
+    for r in results:
+        if r.get("tool") == "watcher-daemon" and r["watches"] >= 10000:
+            add(f"daemon {r['watches']} watches: peak RSS of the process tree, MB", r["rss_mb_tree_peak"], "<=", 200)
+    return checks
 
 
 # --------------------------------------------------------------------------- driver
@@ -342,23 +508,34 @@ def _child(*args: str) -> dict[str, Any]:
                           text=True)
     if proc.returncode != 0:
         raise SystemExit(f"benchmark child {args} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.cycle", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--pages", type=int, action="append", help="number of pages/watches (repeatable)")
-    ap.add_argument("--postgres", metavar="URL", help="also run against this PostgreSQL database (it is wiped)")
+    ap.add_argument("--pages", type=int, action="append",
+                    help="number of pages/watches (repeatable; default 100, 1000 and 10000)")
+    ap.add_argument("--backend", choices=["sqlite", "postgresql"], action="append",
+                    help="database backend (repeatable; default sqlite)")
+    ap.add_argument("--postgres", metavar="URL", help=f"the PostgreSQL database for --backend postgresql "
+                    f"(created if missing, wiped before and after each run; default {DEFAULT_PG})")
     ap.add_argument("--urlwatch", action="store_true", help="run urlwatch on the same pages for comparison")
-    ap.add_argument("--daemon-watches", type=int, help="measure daemon RSS with this many watches loaded")
+    ap.add_argument("--changedetection", action="store_true",
+                    help="run changedetection.io on the same pages for comparison (installed into .cdbench/venv)")
+    ap.add_argument("--cd-workers", default="default", help="changedetection.io FETCH_WORKERS (default: its own, 5)")
+    ap.add_argument("--daemon-watches", type=int, help="measure daemon memory with this many watches loaded")
     ap.add_argument("--daemon-seconds", type=float, default=45.0)
     ap.add_argument("--extraction", action="store_true", help="median extraction time on generated pages")
     ap.add_argument("--profile", type=int, metavar="PAGES", help="py-spy profile of a run with PAGES pages")
+    ap.add_argument("--out", type=Path, help="also write the results (JSON) to this file, and a Markdown table "
+                    "next to it")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--one-db", help=argparse.SUPPRESS)
     ap.add_argument("--one-profile", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--one-urlwatch", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--one-cd", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--one-daemon", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -368,25 +545,31 @@ def main() -> None:
     if args.one_urlwatch is not None:
         print(json.dumps(measure_urlwatch(args.one_urlwatch)))
         return
+    if args.one_cd is not None:
+        from benchmarks.changedetection import measure_changedetection
+
+        print(json.dumps(measure_changedetection(args.one_cd, workers=args.cd_workers)))
+        return
     if args.one_daemon is not None:
         print(json.dumps(measure_daemon(args.one_daemon, args.daemon_seconds)))
         return
 
-    results: list[dict[str, Any]] = []
-    for n in args.pages or []:
-        results.append(_child("--one", str(n)))
-        _print(results[-1])
-        if args.postgres:
-            results.append(_child("--one", str(n), "--one-db", args.postgres))
+    only_other = args.daemon_watches or args.extraction or args.profile
+    pages = args.pages or ([] if only_other else list(DEFAULT_PAGES))
+    backends = args.backend or (["sqlite", "postgresql"] if args.postgres else ["sqlite"])
+    pg = ensure_pg(args.postgres or DEFAULT_PG) if "postgresql" in backends else None
+    results: list[dict[str, Any]] = [{"tool": "machine", **machine(), "argv": sys.argv[1:]}]
+    for n in pages:
+        for backend in backends:
+            results.append(_child("--one", str(n), *(["--one-db", pg] if backend == "postgresql" and pg else [])))
             _print(results[-1])
         if args.urlwatch:
             results.append(_child("--one-urlwatch", str(n)))
             _print(results[-1])
-            ours, theirs = results[-2 if not args.postgres else -3], results[-1]
-            for label in ("first", "unchanged", "changed_10pct"):
-                ratio = theirs[label]["seconds"] / max(ours[label]["seconds"], 1e-9)
-                print(f"  urlwatch/watcher {label}: {ratio:.2f}x")
-                ours.setdefault("urlwatch_ratio", {})[label] = round(ratio, 2)
+        if args.changedetection:
+            results.append(_child("--one-cd", str(n), "--cd-workers", args.cd_workers))
+            _print(results[-1])
+        _print_ratios(results, n)
     if args.daemon_watches:
         results.append(_child("--one-daemon", str(args.daemon_watches), "--daemon-seconds",
                               str(args.daemon_seconds)))
@@ -397,24 +580,87 @@ def main() -> None:
     if args.profile:
         results.append(profile(args.profile))
         _print(results[-1])
+    checks = targets(results)
+    if checks:
+        results.append({"tool": "targets", "checks": checks})
+        print("\ntargets (the issue's 'Must show', on this run's figures):")
+        for c in checks:
+            print(f"  {'ok  ' if c['ok'] else 'MISS'} {c['target']}: {c['value']} (needs {c['bound']})")
+    results.append({"tool": "machine-end", **machine()})
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / time.strftime("cycle-%Y%m%d-%H%M%S.json")
-    out.write_text(json.dumps(results, indent=2))
-    print(f"saved {out.relative_to(HERE.parent)}")
+    stamp = time.strftime("cycle-%Y%m%d-%H%M%S")
+    paths = [RESULTS / f"{stamp}.json"] + ([args.out] if args.out else [])
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=2))
+        path.with_suffix(".md").write_text(markdown(results))
+    print("saved " + ", ".join(str(p) for p in paths) + " (and .md)")
 
 
 def _print(r: dict[str, Any]) -> None:
-    if r["tool"] in ("watcher", "urlwatch"):
-        head = f"{r['tool']:8} {r.get('database', ''):10} N={r['pages']:>6}"
-        for label in ("first", "unchanged", "changed_10pct"):
+    if r["tool"] in ("watcher", "urlwatch", "changedetection.io"):
+        head = f"{r['tool']:18} {r.get('database', ''):10} N={r['pages']:>6}"
+        for label in CYCLES:
             c = r[label]
             extra = f", +{c['growth_per_page']} B/page" if "growth_per_page" in c else ""
-            print(f"{head}  {label:13} {c['seconds']:8.2f} s  {c['pages_per_s']:8.1f} pages/s"
-                  f"  db {c['db_bytes'] / 1e6:7.2f} MB{extra}")
+            cpu = f"  cpu {c['cpu_s']:7.2f} s" if "cpu_s" in c else ""
+            print(f"{head}  {label:13} {c['seconds']:8.2f} s  {c['ms_per_page']:7.3f} ms/page{cpu}"
+                  f"  db {c.get('db_bytes', 0) / 1e6:7.2f} MB{extra}", flush=True)
         if "peak_rss_mb" in r:
-            print(f"{head}  peak RSS {r['peak_rss_mb']} MB")
+            print(f"{head}  peak RSS {r['peak_rss_mb']} MB", flush=True)
     else:
-        print(json.dumps(r))
+        print(json.dumps(r), flush=True)
+
+
+def _print_ratios(results: list[dict[str, Any]], n: int) -> None:
+    rows = [r for r in results if r.get("pages") == n]
+    ours = [r for r in rows if r["tool"] == "watcher"]
+    for other in (r for r in rows if r["tool"] in ("urlwatch", "changedetection.io")):
+        for r in ours:
+            ratios = ", ".join(f"{c} {other[c]['seconds'] / max(r[c]['seconds'], 1e-9):.2f}x" for c in CYCLES)
+            print(f"  N={n} {other['tool']}/watcher ({r['database']}): {ratios}", flush=True)
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    """The run as Markdown tables: seconds and ms/page per cycle and tool, ratios, targets."""
+    lines = []
+    m = results[0] if results and results[0].get("tool") == "machine" else {}
+    if m:
+        lines.append(f"Run at {m['at']} on {m['cores']} cores, load average {m['load_avg_1_5_15']} at start; "
+                     f"`python -m benchmarks.cycle {' '.join(m.get('argv', []))}`.\n")
+    runs = [r for r in results if r.get("tool") in ("watcher", "urlwatch", "changedetection.io")]
+    if runs:
+        lines += ["| tool | db | pages | cycle | seconds | ms/page | CPU s | +B/page | peak RSS MB |",
+                  "|---|---|---:|---|---:|---:|---:|---:|---:|"]
+        for r in runs:
+            for c in CYCLES:
+                x = r[c]
+                lines.append(f"| {r['tool']} | {r.get('database', '')} | {r['pages']:,} | {c} | {x['seconds']:.2f} | "
+                             f"{x['ms_per_page']:.3f} | {x.get('cpu_s', '')} | {x.get('growth_per_page', '')} | "
+                             f"{r.get('peak_rss_mb', '')} |")
+        lines.append("")
+        ratio_rows = []
+        for n in sorted({r["pages"] for r in runs}):
+            others = [r for r in runs if r["pages"] == n and r["tool"] != "watcher"]
+            for ours in (r for r in runs if r["pages"] == n and r["tool"] == "watcher"):
+                for o in others:
+                    ratio_rows.append(f"| {n:,} | {ours['database']} | {o['tool']}/watcher | " + " | ".join(
+                        f"{o[c]['seconds'] / max(ours[c]['seconds'], 1e-9):.2f}x" for c in CYCLES) + " |")
+        if ratio_rows:
+            lines += ["| pages | db | ratio | first | unchanged | 10% changed |", "|---:|---|---|---:|---:|---:|",
+                      *ratio_rows, ""]
+    for r in results:
+        if r.get("tool") == "watcher-daemon":
+            lines.append(f"Daemon with {r['watches']:,} watches for {r['seconds']} s ({r['checks_done']} checks): "
+                         f"peak RSS {r['rss_mb_tree_peak']} MB for the process tree "
+                         f"({r['rss_mb_checking_process_peak']} MB checking process + {r['processing_workers']} "
+                         f"processing workers), peak PSS {r['pss_mb_tree_peak']} MB.\n")
+        if r.get("tool") == "targets":
+            lines += ["| target | value | needs | |", "|---|---:|---|---|"]
+            lines += [f"| {c['target']} | {c['value']} | {c['bound']} | {'ok' if c['ok'] else 'MISS'} |"
+                      for c in r["checks"]]
+            lines.append("")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -1,13 +1,16 @@
 """The benchmark's page server, in its own process so it does not share a GIL with what it measures.
 
 `python -m benchmarks.server --pages N --port P` serves /page/<i> for i < N; `GET /_mutate?fraction=0.1`
-moves a fact on every 10th page; `GET /_hits` returns the request count. robots.txt allows everything.
+moves a fact on every 10th page; `GET /_hits` returns the request count and `GET /_stats`
+{"hits": requests, "connections": TCP connections accepted} (how well a client reuses its connections).
+robots.txt allows everything.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.server
+import json
 import threading
 
 from benchmarks.pages import page
@@ -18,6 +21,7 @@ def serve(pages: int, port: int) -> None:
     cache: dict[tuple[int, int], bytes] = {}
     lock = threading.Lock()
     hits = [0]
+    connections = [0]
 
     class H(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -30,6 +34,9 @@ def serve(pages: int, port: int) -> None:
                 return self._send(b"User-agent: *\nAllow: /\n", "text/plain")
             if path == "/_hits":
                 return self._send(str(hits[0]).encode(), "text/plain")
+            if path == "/_stats":
+                return self._send(json.dumps({"hits": hits[0], "connections": connections[0]}).encode(),
+                                  "application/json")
             if path.startswith("/_mutate"):
                 fraction = float(path.partition("fraction=")[2] or 0.1)
                 step = max(1, round(1 / fraction)) if fraction > 0 else pages + 1
@@ -65,6 +72,11 @@ def serve(pages: int, port: int) -> None:
     class Server(http.server.ThreadingHTTPServer):
         daemon_threads = True
         request_queue_size = 1024
+
+        def process_request(self, request: object, client_address: object) -> None:
+            with lock:
+                connections[0] += 1
+            super().process_request(request, client_address)  # type: ignore[arg-type]
 
     server = Server(("127.0.0.1", port), H)
     print(f"serving {pages} pages on {port}", flush=True)
