@@ -128,6 +128,7 @@ def test_a_change_stored_by_another_process_is_never_taken_for_unchanged(server,
     server.route("/show", reply)
     cfg = tmp_path / "watcher.toml"
     cfg.write_text(f'[watcher]\ndatabase_url = "{database_url}"\n[fetch]\nautothrottle = false\nretries = 0\n'
+                   f'allow_private = ["{server.allow}"]\n'
                    f'[[watch]]\nname = "show"\nurl = "{server.url("/show")}"\ninterval = "1h"\n')
     from watcher.config import load_config
 
