@@ -139,14 +139,18 @@ def _exit_with_parent(parent: int) -> None:
 
 def _warm_up() -> None:
     # Import the parsers and pay their one-off costs (lazy imports, compiled patterns) when the worker
-    # starts, not in the middle of the first check it gets, against its budget.
+    # starts, not in the middle of the first check it gets, against its budget. An article long enough
+    # for trafilatura's main extraction: a very short one sends it to its justext fallback, whose
+    # stoplists of every language take about 35 MB per process (paid only if a real page needs them).
     from watcher.document import normalise
     from watcher.extract import extract
 
-    page = ("<html><head><title>Show Season 2 release date</title></head><body><article><h1>Show Season 2</h1>"
-            "<p>Show Season 2 is expected to premiere in early 2027 on Netflix, with Dana Reyes as Marta.</p>"
-            "<table><tr><th>Actor</th><th>Character</th></tr><tr><td>Dana Reyes</td><td>Marta</td></tr></table>"
-            "</article></body></html>")
+    para = ("<p>Filming of the second season began in March and wrapped in the autumn, according to the studio. "
+            "The cast returns with several new faces, and the story picks up a year after the first season.</p>")
+    page = ("<html><head><title>Show Season 2 release date</title></head><body><article><h1>Show Season 2: "
+            "release date</h1><p>Show Season 2 is expected to premiere in early 2027 on Netflix, with Dana Reyes "
+            f"as Marta.</p>{para * 4}<table><tr><th>Actor</th><th>Character</th></tr><tr><td>Dana Reyes</td>"
+            "<td>Marta</td></tr></table></article></body></html>")
     extract(normalise(RawDocument(url="http://warm-up.invalid/", format="html", body=page)),
             reference_date=dt.date(2026, 1, 1))
 
