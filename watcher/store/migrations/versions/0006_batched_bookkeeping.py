@@ -4,16 +4,16 @@ The body hash moves out of the watch's JSON config (`_raw_hash`) into a column o
 "unchanged" writes can set it with one bulk UPDATE; `state_rev` lets those writes check that the state
 they were decided against is still current.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 """
 import json
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
