@@ -312,6 +312,8 @@ class FetchRequest:
     # The operator typed this URL (`watcher extract URL`): its own address is not checked against
     # fetch.allow_private; where redirects and refreshes lead still is.
     operator_url: bool = False
+    # A feed or WordPress listing keeps its newest this many entries (None: all).
+    max_entries: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
