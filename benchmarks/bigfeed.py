@@ -8,7 +8,8 @@ The feed is served by a real local HTTP server (tests/pageserver.py) in this pro
 `watcher check`'s own cycle (`run_cycle`) with the default processing pool. Entries are dated one hour apart
 and listed in shuffled order, so "newest first" is by date, not by position. Peak RSS: this process's (it
 also serves the feed: `rss_mb_before_check` is what it held with the body generated and served, before
-checking), and the processing workers' (VmHWM of each, summed).
+checking), and the processing workers' (VmHWM of each, summed). `longest_transaction_s`: the longest
+database transaction of the check (BEGIN to COMMIT), which bounds how long it held SQLite's write lock.
 The tests use `rss` and `wordpress_listing` to serve their own (smaller) listings.
 """
 
@@ -77,6 +78,27 @@ def _workers_peak_mb() -> float:
     return sum(proc_kb(pid, "VmHWM") for pid in shared_processor(None).pids()) / 1024
 
 
+def _time_transactions(engine: Any) -> list[float]:
+    """Seconds of every committed transaction on `engine` (from BEGIN to COMMIT: on SQLite the write lock is
+    held at most that long)."""
+    from sqlalchemy import event
+
+    times: list[float] = []
+    began: dict[int, float] = {}
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        began[id(conn)] = time.monotonic()
+
+    @event.listens_for(engine, "commit")
+    def _commit(conn: Any) -> None:
+        start = began.pop(id(conn), None)
+        if start is not None:
+            times.append(time.monotonic() - start)
+
+    return times
+
+
 def run(entries: int, kind: str, max_entries: int, backend: str, postgres: str, budget: str) -> dict[str, Any]:
     from tests.pageserver import PageServer, Reply
     from watcher.config import Config
@@ -104,11 +126,13 @@ def run(entries: int, kind: str, max_entries: int, backend: str, postgres: str, 
             "watch": [{"name": "big", "url": server.url("/feed"), "kind": kind, "interval": "1h"}]})
         store = Store.open(url)
         store.sync_watches(config.watch)
+        longest = _time_transactions(store.engine)
         rss_before = _peak_rss_mb()
         started = time.monotonic()
         report = run_sync(lambda: run_cycle(store, config))
         seconds = time.monotonic() - started
         [result] = report.results
+        longest_write = max(longest, default=0.0)
         from sqlalchemy import func, select
 
         from watcher.store.models import Snapshot
@@ -119,6 +143,7 @@ def run(entries: int, kind: str, max_entries: int, backend: str, postgres: str, 
     return {"entries": entries, "kind": kind, "max_entries": max_entries, "backend": backend,
             "body_mb": round(len(body) / 1e6, 1), "seconds": round(seconds, 1), "outcome": result.outcome,
             "reason": result.reason, "snapshots": snapshots,
+            "longest_transaction_s": round(longest_write, 2), "transactions": len(longest),
             "peak_rss_mb_checking_process": round(_peak_rss_mb()), "rss_mb_before_check": round(rss_before),
             "peak_rss_mb_processing_workers": round(_workers_peak_mb()), "cores": len(os.sched_getaffinity(0)),
             "load_average": os.getloadavg()[0]}

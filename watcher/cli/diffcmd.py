@@ -69,7 +69,7 @@ def diff(old: str, new: str, fmt: str, old_published: dt.datetime | None, new_pu
 @click.option("--watch", "watch", help="Only this watch.")
 @click.option("--since", type=_DATE, help="Only events detected on or after this date.")
 @click.option("--type", "types", multiple=True, help="Only these event types (repeatable).")
-@click.option("--all", "include_pending", is_flag=True, help="Include pending and dropped (unconfirmed) events.")
+@click.option("--all", "include_pending", is_flag=True, help="Include pending, dropped and flapping events.")
 @click.option("--limit", type=int, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
