@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from tests.pageserver import PageServer, Reply
-from tests.test_pipeline import cycle, make_config, page
+from tests.test_pipeline import count, cycle, make_config, page
 from watcher.config import Config
 from watcher.runtime import run_sync
 from watcher.store.codec import decode_document
@@ -281,6 +281,48 @@ def test_processing_over_budget_is_recorded_as_timeout(store, database_url):
     assert count_snapshots(store, "feed") == 800
     with store.session() as s:
         assert s.scalar(select(func.count()).select_from(ChangeEventRow)) == 0  # a baseline: nothing announced
+
+
+@pytest.mark.slow
+def test_a_long_feed_check_stopped_half_way_keeps_its_batches(store, database_url):
+    """A check of a 250-entry feed cancelled (as at shutdown) once its first batch is stored: whole batches stay,
+    no check row claims it ended, and the next check stores the rest as the watch's baseline."""
+    from contextlib import suppress
+
+    from benchmarks.bigfeed import rss
+    from spiders.fetch import Fetcher
+    from watcher.pipeline import Pipeline
+
+    with PageServer() as server:
+        server.route("/feed", Reply(body=rss(250), headers={"Content-Type": "application/rss+xml"}))
+        config = make_config(server, database_url, [{"name": "feed", "url": server.url("/feed"), "kind": "feed",
+                                                     "max_entries": 250}])
+        store.sync_watches(config.watch)
+
+        async def stopped_check():
+            fetcher = Fetcher(config.fetch)
+            await fetcher.start()
+            pipeline = Pipeline(store, config, fetcher)
+            try:
+                await pipeline.start()
+                task = asyncio.create_task(pipeline.check("feed"))
+                while count_snapshots(store, "feed") < 50 and not task.done():
+                    await asyncio.sleep(0.05)
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+            finally:
+                await fetcher.close()
+                await pipeline.aclose()  # a batch being written when cancelled is committed whole
+
+        run_sync(stopped_check)
+        stored = count_snapshots(store, "feed")
+        assert 50 <= stored < 250 and stored % 50 == 0, stored
+        assert count(store, Check) == 0
+        [result] = cycle(store, config).results
+        assert result.outcome == "changed", result
+    assert count_snapshots(store, "feed") == 250
+    assert count(store, ChangeEventRow) == 0  # a baseline: nothing announced
 
 
 def count_snapshots(store, watch: str) -> int:
