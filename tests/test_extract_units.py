@@ -58,6 +58,17 @@ def test_dateline_is_the_publication_date() -> None:
     assert dateline("Dated films are fun")[0] is None
 
 
+def test_bylines_with_written_out_dates() -> None:
+    assert dateline("By Ann Writer | March 3, 2021")[:2] == (dt.date(2021, 3, 3), True)
+    assert dateline("Published: 3 Mar 2021, 10:00")[:2] == (dt.date(2021, 3, 3), True)
+    assert dateline("Updated on Sept. 9, 2023 at 9:15 am")[:2] == (dt.date(2023, 9, 9), True)
+    assert dateline("By Ann Writer, 12th January 2024")[:2] == (dt.date(2024, 1, 12), True)
+    assert dateline("March 3, 2021 — The streamer said so.") == (dt.date(2021, 3, 3), True, "The streamer said so.")
+    # A date that opens a sentence is a claim, not a dateline; a word that starts like a month is no month.
+    assert dateline("March 5, 2027 is the date the season begins.")[0] is None
+    assert dateline("Marvel 3, 2021")[0] is None
+
+
 def test_names_from_lists_and_shape() -> None:
     assert [s.text for s in spans("Australian actor Cody Vance joins, alongside Marta Lin-Ruiz.")] == [
         "Australian", "Cody Vance", "Marta Lin-Ruiz"]

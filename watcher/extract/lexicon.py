@@ -152,7 +152,10 @@ CHARACTER_VERBS = (r"(?:(?:is|are|was|were|will|also|now|both|set|to|be|who|curr
                    r"expected|going|likely|tipped|said|confirmed|officially|finally|has|have|been)\s+)*"
                    r"(?:(?:play|plays|playing|played|portray|portrays|portraying|portrayed|voice|voices|voicing|"
                    r"voiced)|(?:return|returns|returning|back|reprise|reprises|reprising|star|stars|starring|"
-                   r"appear|appears|appearing|joins?|joining|cast|recast|debut|debuts)(?:\s+(?:to (?:play|voice)|"
+                   r"appear|appears|appearing|joins?|joining|joined|returned|reprised|cast|recast|debut|debuts)"
+                   r"(?:\s+(?:to (?:play|voice)|"
+                   r"(?:to\s+)?(?:the|its|this)\s+(?:\w+\s+)?(?:cast|series|show|film|movie|season|ensemble|"
+                   r"franchise)(?:\s+(?:of|for|in)\s+[^,;]{1,60}?)?\s+as|"
                    r"(?:his|her|their|the)\s+(?:roles?|parts?)(?:\s+from\s+[^,;]+?)?\s+as|in (?:the )?(?:role|part) "
                    r"of|as))|take on the (?:new )?role of|(?:the )?(?:role|part) of|is playing|"
                    r"as(?! well| part| soon| of| if| though| a result| such| usual| long| far| much| expected))")
