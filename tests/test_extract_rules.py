@@ -95,6 +95,12 @@ def test_hedges_make_a_claim_unconfirmed() -> None:
     got = cast("Nightfall Season 4 rumours", "Tom Hale is in talks to join the cast as a villain. "
                "Ivy Moss is rumoured to return as Gina.")
     assert got == {"Tom Hale": ("unconfirmed", None), "Ivy Moss": ("unconfirmed", "Gina")}
+    got = cast("Nightfall Season 4 cast", "Dana Reyes and Tom Hale are exiting the series. Ivy Moss's character "
+               "hinted at leaving the city in the finale as well.")
+    assert got == {"Dana Reyes": ("exited", None), "Tom Hale": ("exited", None), "Ivy Moss": ("unconfirmed", None)}
+    # a character's part in the story is no hedge
+    assert cast("Nightfall Season 4 cast", "Ivy Moss's character plays a big part this season.") == {
+        "Ivy Moss": ("listed", None)}
 
 
 def test_character_then_actor_and_actor_then_character() -> None:

@@ -87,8 +87,10 @@ CAST_POST: list[tuple[str, str, str]] = [
      r"(?:is|are) (?:rumou?red|reported|tipped|linked|being eyed|eyed|said) to|(?:is|are) (?:rumou?red|linked)|"
      r"(?:had |has |have )?(?:also )?been offered|up in the air|(?:is|are|remains?) (?:still )?unconfirmed|"
      r"(?:(?-i:may)|might|could|would) (?:also )?(?:return|be back|appear|join|reprise|star)|"
-     r"(?:is|are) (?:expected|likely|hoped|hoping|rumou?red) to (?:return|reprise|be back|join|appear|star)",
-     "unconfirmed", "Dana Reyes is in talks to join Nightfall"),
+     r"(?:is|are) (?:expected|likely|hoped|hoping|rumou?red) to (?:return|reprise|be back|join|appear|star)|"
+     r"['’]s? (?:\w+ ){0,2}(?:character|role) (?:has |had |also )?(?:hinted|teased|suggested|seemed|appeared|"
+     r"may be|might be|could be) (?:at |to be )?(?:leaving|exiting|departing|an exit|a departure|on (?:the|her|his) "
+     r"way out)", "unconfirmed", "Dana Reyes is in talks to join Nightfall"),
     (r"(?:has|have|had) (?:officially |reportedly |now |just |also )*(?:joined|boarded|signed on|signed up|come aboard|"
      r"been cast|been tapped|been added|been recruited|been hired|been brought on|landed)|joins?|joining|will join|"
      r"to join|(?:is|are|was|were) (?:now |also )?(?:cast|tapped|added|recruited|hired)|signs? on|signed on|"
