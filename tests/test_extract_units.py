@@ -139,6 +139,9 @@ def test_renewal_ignores_other_works_actors_and_generic_claims() -> None:
     assert renewal(S("Ana Lind is known for her role in Apple TV Plus' Other Show, which has been picked up "
                      "for a fourth season."), T2) is None
     assert renewal(S("Night Watch: Lioness has yet to be renewed, and nothing more is known."), T2) is None
+    assert renewal(S("Dana Reyes returns for a second season as the detective."), T2) is None
+    r = renewal(S("When Sample Show returns for a second season in the fall, it will look different."), T2)
+    assert r is not None and r.value == "renewed"
     r = renewal(S("Sample Show, which was renewed in May, returns next year."), T2)
     assert r is not None and r.value == "renewed"
     r = renewal(S("Sample Show has been cancelled after one season."), T2)

@@ -299,7 +299,8 @@ RENEWAL: list[tuple[str, str, str]] = [
      "Nightfall has been cancelled after two seasons"),
     (r"renew(?:s|ed|ing)?\b(?! or not)|greenlit|green-lit|greenlights?|picked up for|gets? (?:a )?(?:second|third|"
      r"fourth|fifth|new|another) season|ordered (?:a |an )?(?:second|third|fourth|fifth|new|another|\d+ more)|"
-     r"(?:will|is set to) return for (?:a|another|its) (?:\w+ )?season|confirmed (?:a |its )?(?:second|third|"
+     r"(?:(?:will|is set to|is going to) return|returns|is returning) for (?:a|another|its) (?:\w+ )?season|"
+     r"confirmed (?:a |its )?(?:second|third|"
      r"fourth|fifth|sixth|new|next) season|(?:season|series) \d+ (?:is|was|has been) (?:officially )?"
      r"(?:confirmed|ordered|announced)|is in the works|early renewal|(?:has|have) been (?:officially )?confirmed "
      r"for (?:a )?(?:second|third|new|another) season|coming back for (?:a |another |more)|"

@@ -134,6 +134,8 @@ def renewal(sentences: list[Sentence], target: Target, production_stage: str | N
                 continue
             if value == "cancelled" and (_NOT_CANCELLED.search(t) or _person_subject(t, m.start())):
                 continue
+            if value == "renewed" and re.search(r"\breturn", m.group(0), re.I) and _person_subject(t, m.start()):
+                continue  # 'Dana Reyes returns for a second season': an actor's return, not the show's renewal
             if _names_other_title(t, m, target):
                 continue  # 'the network also renewed its comedy Other Show': another work's renewal
             if value == "cancelled" and re.match(r"(?:will not|won't|isn't|is not|not)\b", m.group(0), re.I) and \
