@@ -25,7 +25,7 @@ from watcher.describe import describe, summarise
 from watcher.diff import comparable, diff_documents, event_kind, event_uid, fact_values, unreported_removals
 from watcher.document import drop_ignored, drop_ignored_lines
 from watcher.extract import RULES_VERSION, extract
-from watcher.records import ChangeEvent, Facts, FactSet
+from watcher.records import ChangeEvent, Document, Facts, FactSet
 from watcher.store.codec import decode_document
 from watcher.store.models import ChangeEventRow, Check, Fact, Snapshot, Watch, utcnow
 from watcher.topic import DEFAULT_STALE_AFTER, consensus_events, topic_label
@@ -48,16 +48,15 @@ def load_facts(snapshot: Snapshot) -> FactSet:
     return FactSet.model_validate(data)
 
 
-def reread(previous: Snapshot, watch_config: WatchConfig | None) -> FactSet:
+def reread(previous: Snapshot, doc: Document, watch_config: WatchConfig | None) -> FactSet:
     """The previous snapshot's facts as today's rules read its document.
 
     A diff must compare like with like: after an upgrade of the extraction rules, facts the old rules
     missed (or got wrong) on an unchanged part of the page would otherwise be reported as changes of the
     page. Stored facts are reused when the same rules produced them, so this costs an extraction only for
-    the first change of each entry after an upgrade."""
+    the first change of each entry after an upgrade. `doc` is the previous snapshot's document."""
     if (previous.facts or {}).get(RULES) == RULES_VERSION:
         return load_facts(previous)
-    doc = decode_document(previous.content_z)
     if watch_config is not None and watch_config.ignore:
         doc = drop_ignored(doc, list(watch_config.ignore))
     fetched = previous.fetched_at.date() if previous.fetched_at else None
@@ -112,8 +111,9 @@ def record_snapshot(s: Session, *, watch: Watch, snapshot: Snapshot, previous: S
     events: list[ChangeEvent] = []
     baseline = _first_of_watch(s, watch, snapshot) if first_of_watch is None else first_of_watch
     if previous is not None:
-        old = reread(previous, watch_config)
-        old_text, new_text = decode_document(previous.content_z).text, decode_document(snapshot.content_z).text
+        previous_doc = decode_document(previous.content_z)
+        old = reread(previous, previous_doc, watch_config)
+        old_text, new_text = previous_doc.text, decode_document(snapshot.content_z).text
         if watch_config is not None and watch_config.ignore:
             old_text = drop_ignored_lines(old_text, watch_config.ignore)
         events = diff_documents(old.facts, new.facts, old_text, new_text)
