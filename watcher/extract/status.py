@@ -80,26 +80,28 @@ _OBJECT_TITLE = re.compile(r"^\s+(?:(?:its|the|their|his|her|a)\s+)?(?:(?:comedy
 # The title a renewal verb is said of: 'Other Show has been renewed', 'Other Show, which was picked up',
 # 'Other Show has yet to be renewed'.
 _SUBJECT_TITLE = re.compile(r"((?:[A-Z][\w'’:-]*(?:\s+(?:of|the|and|in|on|to|a))?\s+){0,5}[A-Z][\w'’:-]*)"
-                            r"(?:,?\s+(?:which|that)\s+|\s+)(?:(?:has|have|was|were|is|had|been|also|officially|now|"
+                            r"(?:,?\s+(?P<which>which|that)\s+|\s+)(?:(?:has|have|was|were|is|had|been|also|officially|now|"
                             r"yet|to|be|not|never|already|just|recently)\s+){1,4}$")
 
 
 def _names_other_title(t: str, m: re.Match[str], target: Target) -> bool:
     """A renewal verb whose object or subject is a title other than the target's."""
-    titles = []
+    titles: list[tuple[str, bool]] = []  # (title, whether it may be a person's name)
     obj = _OBJECT_TITLE.match(t[m.end():])
     if obj and re.search(r"(?:renew\w*|cancel\w*|axe[ds]?|greenl\w*|picked up|pick up|order\w*)\s*$", m.group(0),
                          re.I) and not re.search(r"\b(?:been|was|were|is|are|wasn't|isn't|not)\b", m.group(0), re.I):
-        titles.append(obj.group(1).strip())
+        titles.append((obj.group(1).strip(), True))
     subj = _SUBJECT_TITLE.search(t[:m.start()])
     if subj and not target.named_in(subj.group(1)):
         # 'her role in Apple TV Plus' Other Show, which was renewed': the title is what follows a possessive or 'in'
-        titles.append(re.split(r"(?:'s?|’s?)\s+|\s+(?:in|on|from)\s+", subj.group(1).strip())[-1])
-    for title in titles:
+        # ('Other Show, which was renewed': 'which' never follows a person, whatever the title looks like)
+        titles.append((re.split(r"(?:'s?|’s?)\s+|\s+(?:in|on|from)\s+", subj.group(1).strip())[-1],
+                       not subj["which"]))
+    for title, maybe_person in titles:
         words = title.split()
         if target.named_in(title) or not words or fold(words[0]) in lx.PLATFORM_WORDS or _is_platform(title) or \
-                person_evidence(tuple(words)) >= 0.6 or re.match(r"(?:Season|Series|The series|The show|It|This|"
-                                                                 r"Netflix|The network|The streamer)\b", title):
+                (maybe_person and person_evidence(tuple(words)) >= 0.6) or \
+                re.match(r"(?:Season|Series|The series|The show|It|This|Netflix|The network|The streamer)\b", title):
             continue
         if re.search(r"\b(?:season|series|episode)\b", title, re.I):
             continue
