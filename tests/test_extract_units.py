@@ -152,6 +152,9 @@ def test_renewal_ignores_other_works_actors_and_generic_claims() -> None:
     assert r is not None and r.value == "cancelled"
     r = renewal(S("Nothing else is said."), T2, production_stage="filming")
     assert r is not None and r.value == "renewed" and r.confidence < 0.7  # inferred from a season in production
+    r = renewal(S("Nothing else is said."), T2, production_stage="filming",
+                production_evidence="Filming of Sample Show's second season began in May.")
+    assert r is not None and r.evidence == "Filming of Sample Show's second season began in May."
 
 
 def test_production_ignores_hypotheticals_questions_and_other_seasons() -> None:

@@ -120,7 +120,8 @@ def _person_subject(text: str, at: int) -> bool:
     return bool(sp) and sp[-1].end >= len(before) - 1 and person_evidence(sp[-1].tokens) >= 0.6
 
 
-def renewal(sentences: list[Sentence], target: Target, production_stage: str | None = None) -> ScalarFact | None:
+def renewal(sentences: list[Sentence], target: Target, production_stage: str | None = None,
+            production_evidence: str | None = None) -> ScalarFact | None:
     """Later definite statements win ('remains to be seen' ... 'Yes, it has been renewed'); a statement about
     another work or season, a generic one ('some shows get cancelled') or an actor's exit does not count.
     A later season in production or post-production has been renewed, stated or not."""
@@ -156,8 +157,9 @@ def renewal(sentences: list[Sentence], target: Target, production_stage: str | N
             break
     if definite is None and vague is None and production_stage in ("pre-production", "filming", "post-production") \
             and target.season is not None and target.season > 1:
-        return ScalarFact(value="renewed", evidence=f"season {target.season} is in {production_stage}",
-                          confidence=0.6)
+        # The evidence is the sentence that puts the season in production, quoted as the page has it.
+        return ScalarFact(value="renewed", evidence=production_evidence or f"season {target.season} is in "
+                          f"{production_stage}", confidence=0.6)
     return definite or vague
 
 
