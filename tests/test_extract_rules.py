@@ -261,3 +261,13 @@ def test_relative_dates_follow_the_articles_own_date_over_the_fetch_day() -> Non
         "<p>Glass Harbour Season 2 will premiere next year on Netflix.</p></article></body></html>")))
     got = extract(undated, fallback_date=dt.date(2026, 11, 25))
     assert got.facts.release is not None and got.facts.release.earliest == dt.date(2027, 1, 1)
+
+
+def test_the_big_screen_is_a_theatrical_release() -> None:
+    fs = facts("Night Harbor wraps filming", "Filming has wrapped on the horror sequel Night Harbor. The crew "
+               "said they look forward to seeing fans on the big screen in October 2027.")
+    assert fs.facts.platform is not None and fs.facts.platform.value == "theatrical"
+    # 'on screens' alone is no cinema: a series on a streamer keeps its streamer
+    fs = facts("Glass Harbour Season 2", "Glass Harbour Season 2 premieres on Netflix, with the cast on screens "
+               "in March.")
+    assert fs.facts.platform is not None and fs.facts.platform.value == "Netflix"

@@ -279,7 +279,8 @@ PLATFORM_CONTEXT = (r"\b(?:on|to|via|at|exclusively|stream\w*|air\w*|broadcast\w
 THEATRICAL = (r"\b(?:in|into|to|hit(?:s|ting)?|enter(?:s|ing)?|open(?:s|ing)?|arriv\w*|releas\w*|debut\w*|"
               r"land\w*|bow\w*|screen\w*|play\w*|heads? to|head(?:ing|ed)? to|coming to|come to|exclusively in)"
               r"\s+(?:\w+\s+){0,3}?(?:theat(?:er|re)s|cinemas?|movie theat(?:er|re)s|multiplexes|the big screen|"
-              r"the screens|screens)\b|\btheatrical(?:ly)?\b|\bbox office release\b|\bin cinemas\b")
+              r"the screens|screens)\b|\btheatrical(?:ly)?\b|\bbox office release\b|\bin cinemas\b|"
+              r"\bon the big screen\b")
 # Tokens of platform names that cut a capitalised run ('Netflix Renews ...'): only unambiguous ones.
 PLATFORM_WORDS = frozenset("""netflix hulu disney+ hbo bbc itv itvx peacock paramount+ crunchyroll funimation
 starz showtime cinemax amc syfy mtv nbc cbs pbs epix britbox iplayer tvn jtbc kbs sbs mbc ocn tving wavve iqiyi
