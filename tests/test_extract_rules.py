@@ -271,3 +271,12 @@ def test_the_big_screen_is_a_theatrical_release() -> None:
     fs = facts("Glass Harbour Season 2", "Glass Harbour Season 2 premieres on Netflix, with the cast on screens "
                "in March.")
     assert fs.facts.platform is not None and fs.facts.platform.value == "Netflix"
+
+
+def test_not_until_a_date_dates_the_release() -> None:
+    for body in ("Season 2 will most likely not be released until early 2027, as reported before.",
+                 "Season 2 won't arrive until early 2027."):
+        r = facts("Glass Harbour Season 2: everything we know", body).facts.release
+        assert r is not None and (str(r.earliest), str(r.latest)) == ("2027-01-01", "2027-04-30"), body
+        assert not r.announced
+    assert facts("Glass Harbour Season 2", "Season 2 will not be released in 2026.").facts.release is None
