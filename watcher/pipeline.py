@@ -579,7 +579,7 @@ class Pipeline:
     def _store_snapshots(self, s: Session, w: Watch, wc: WatchConfig, changed: list[Processed], now: dt.datetime,
                          first_of_watch: bool | None) -> tuple[list[ChangeEventRow], int | None]:
         """A snapshot of each changed entry and its events; returns the events to alert and the last snapshot's id."""
-        from watcher.changes import record_snapshot
+        from watcher.changes import record_snapshot, snapshot_facts
         from watcher.store.topics import adopt_orphans, assign_topic
 
         events: list[ChangeEventRow] = []
@@ -596,10 +596,11 @@ class Pipeline:
                 adopt_orphans(s, w.id, topic)
             snap = Snapshot(
                 watch_id=w.id, entry_key=doc.entry_key, fetched_at=now, content_hash=p.content_hash,
-                url=doc.url, title=doc.title, published=doc.published, modified=doc.modified,
+                url=doc.url, title=doc.title, published=doc.published or facts.document.published,
+                modified=doc.modified,
                 topic_key=topic.key if topic else None, work=facts.work,
                 season=topic.season if topic else facts.season,
-                content_z=encode_document(doc), facts=facts.to_json_dict())
+                content_z=encode_document(doc), facts=snapshot_facts(facts))
             s.add(snap)
             s.flush()
             last_snapshot_id = snap.id
