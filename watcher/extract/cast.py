@@ -379,7 +379,10 @@ def _mentions(s: Sentence, d: _Doc) -> tuple[list[Mention], str]:
             continue
         tokens = strip_honorific(sp.tokens)
         name, single = _resolve(tokens, d)
-        if fold(_display(tokens)) in d.characters and not re.match(r"^\s*\(", after) and \
+        # a character breakdown line names a character whose first name the text gave ('... debut as Carlos' then
+        # 'Carlos Singh: “A refined smuggler ...”')
+        breakdown = bool(re.match(r"\s*:\s*[\"“]", after)) and fold(tokens[0]) in d.characters
+        if (fold(_display(tokens)) in d.characters or breakdown) and not re.match(r"^\s*\(", after) and \
                 not _PLAYED_BY.match(after) and not _AS.match(after):
             drop.append((sp.start, sp.end))  # a character named in the story ('Kyle and Sidney go head-to-head')
             covered = sp.end
