@@ -311,3 +311,10 @@ def test_debuts_as_characters_and_their_breakdown_lines() -> None:
     got = cast("Glass Harbour Season 2 cast", "Andy Marsh will make his series debut as Carlos. The character "
                "descriptions are as follows:\nCarlos Singh: “A smuggler who is refined and ruthless.”")
     assert got == {"Andy Marsh": ("new", "Carlos")}
+
+
+def test_past_starred_lists_and_is_played_by() -> None:
+    assert cast("Crimson Tide Season 2 cast", "The drama starred Nora Vance and Felix Gray.") == {
+        "Nora Vance": ("listed", None), "Felix Gray": ("listed", None)}
+    assert cast("Crimson Tide Season 2 cast", "Uncle Ray is played by Pete Walsh.") == {
+        "Pete Walsh": ("listed", "Uncle Ray")}

@@ -326,7 +326,8 @@ def _credit_length(credit: str) -> int:
     return len(credit)
 
 
-_PLAYED_BY = re.compile(r"^,?\s+(?:played|portrayed|voiced|essayed)\s+by\s+", re.I)
+_PLAYED_BY = re.compile(r"^,?\s+(?:(?:is|are|was|were|will be)\s+(?:now\s+|also\s+|being\s+)?)?"
+                        r"(?:played|portrayed|voiced|essayed)\s+by\s+", re.I)
 
 
 def _mentions(s: Sentence, d: _Doc) -> tuple[list[Mention], str]:

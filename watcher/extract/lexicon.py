@@ -137,7 +137,8 @@ CAST_PRE: list[tuple[str, str, str]] = [
      r"original (?:cast|stars?|actors?|players|cast members?|leads?)|"
      r"additional returns|reprise the entire|(?:return|returning) for|will see the return of)", "returning",
      "Returning for the new season are Dana Reyes and Tom Hale"),
-    (r"(?:stars?|starring|co-stars?|co-starring|features?|featuring|includes?|including|included|headlined by|"
+    (r"(?:stars?|starred|starring|co-stars?|co-starred|co-starring|features?|featuring|featured|includes?|including|"
+     r"included|headlined by|"
      r"led by|alongside|opposite|cast (?:also )?(?:includes?|included|members? include)|rounded out by|"
      r"ensemble|leads?|lead cast|main cast|voice cast|voiced by|played by|portrayed by|"
      r"(?:series )?regulars? (?:like|such as|including)|joining (?:them|him|her)|cast members?)", "listed",
