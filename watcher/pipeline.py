@@ -61,7 +61,7 @@ class FetchStage(Protocol):
 @dataclass(slots=True)
 class CheckResult:
     watch: str
-    outcome: str  # changed | unchanged | not_modified | failed | skipped
+    outcome: str  # baseline (first version stored) | changed | unchanged | not_modified | failed | skipped
     http_status: int | None = None
     reason: str | None = None
     error: str | None = None
@@ -453,6 +453,11 @@ class Pipeline:
         now = utcnow()
         changed = [p for p in work.changed if p.facts is not None]
         status = "not_modified" if outcome.status == "not_modified" else "changed" if changed else "unchanged"
+        if changed:
+            # A watch's first stored version is its baseline, not a change (nothing was there to change).
+            first = first_of_watch if first_of_watch is not None else s.scalar(
+                select(Snapshot.id).where(Snapshot.watch_id == w.id).limit(1)) is None
+            status = "baseline" if first else status
         result = CheckResult(wc.name, status, outcome.http_status)
         events: list[ChangeEventRow] = []
         if w.failure_reported:

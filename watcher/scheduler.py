@@ -146,6 +146,10 @@ async def run_daemon(store: Store, config: Config, *, stop: asyncio.Event | None
              # Rechecks asked for on the web page or the API: now, whatever the backoff.
              asyncio.ensure_future(serve_requests(store, lambda name: pipeline.check(name, honour_backoff=False),
                                                   stop, poll=request_poll))]
+    from watcher.retention import retention_loop
+
+    # Retention once a day, with the [retention] of the config in force (a reload changes it).
+    tasks.append(asyncio.ensure_future(retention_loop(store, lambda: pipeline.config, stop)))
     if sender:
         from watcher.notify import sender_loop
 
