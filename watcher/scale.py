@@ -725,7 +725,8 @@ class Worker:
         try:
             result = await self.pipeline.check(job.watch, due=job.due)
             self.checks += 1
-            log.info("%s (due %s): %s%s", job.watch, due_iso(job.due), result.outcome,
+            # The check's own line (outcome, events) is logged by the pipeline; this one adds the due time.
+            log.debug("%s (due %s): %s%s", job.watch, due_iso(job.due), result.outcome,
                      f" ({result.reason})" if result.reason else "")
             try:
                 if not await self.queue.complete(job, self.id):

@@ -51,13 +51,12 @@ async def run_watch(name: str, sig: str | None = None) -> None:
         log.warning("job for %s fired with no pipeline running", name)
         return
     try:
-        result = await _pipeline.check(name)
+        await _pipeline.check(name)  # which logs what it found (watcher.pipeline.log_check)
     except asyncio.CancelledError:
         # Shutdown abandons in-flight checks (their transaction either committed or never began); the job
         # ends quietly instead of APScheduler logging the cancellation as a job error.
         log.info("%s: abandoned at shutdown", name)
         return
-    log.info("%s: %s%s", name, result.outcome, f" ({result.reason})" if result.reason else "")
 
 
 def create_scheduler(store: Store, *, threaded: bool = False) -> Any:

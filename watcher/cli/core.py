@@ -36,7 +36,8 @@ def run(ctx: click.Context, role: str) -> None:
 
     config, store = get_config(ctx), get_store(ctx)
     preflight(ctx, store=store)
-    err_console.print(f"watcher ({role}): {len(config.watch)} watches, database {store!r}; Ctrl-C to stop")
+    if (ctx.find_root().obj or {}).get("log_format") != "json":  # stderr stays one JSON object per line
+        err_console.print(f"watcher ({role}): {len(config.watch)} watches, database {store!r}; Ctrl-C to stop")
     import asyncio
 
     from watcher.runtime import reactor_loop

@@ -250,6 +250,7 @@ def _claim_next(store: Store, notify: NotifyConfig, now: dt.datetime, worker: st
 
 def _settle(store: Store, notify: NotifyConfig, claimed: _Claimed, error: NotifyError | None,
             report: SendReport, now: dt.datetime) -> None:
+    settled: list[tuple[str, str, int, int]] = []  # (status, alert uid, attempts, event id)
     with store.session() as s:
         rows = s.scalars(select(AlertRow).where(AlertRow.id.in_(claimed.row_ids), AlertRow.status == "pending"))
         for r in rows:
@@ -266,6 +267,19 @@ def _settle(store: Store, notify: NotifyConfig, claimed: _Claimed, error: Notify
                 r.last_error = redact(str(error))[:2000]
                 r.status = "dead"
                 report.dead += 1
+            if r.status != "pending":
+                settled.append((r.status, r.uid, r.attempts, r.event_id))
+    # Logged once committed: one line per alert sent (INFO) or given up on (WARNING).
+    sub = claimed.delivery.subscriber
+    for status, uid, attempts, event_id in settled:
+        fields = {"what": "alert", "alert_id": uid, "status": status, "subscriber": sub.name,
+                  "channel": sub.kind, "attempts": attempts, "delivery_id": claimed.delivery.delivery_id,
+                  "event": event_id}
+        if status == "sent":
+            log.info("alert %s sent to %s (%s, attempt %d)", uid[:12], sub.name, sub.kind, attempts, extra=fields)
+        else:
+            log.warning("alert %s to %s is dead after %d attempts: %s", uid[:12], sub.name, attempts,
+                        redact(str(error)), extra={**fields, "error": redact(str(error))})
 
 
 def deliver(delivery: Delivery, notify: NotifyConfig) -> None:
@@ -293,6 +307,8 @@ def deliver_due(store: Store, config: Config, *, now: dt.datetime | None = None,
             break
         if claimed is False:
             report.dead += 1
+            log.warning("alerts to a subscriber removed from the configuration are dead",
+                        extra={"what": "alert", "status": "dead"})
             continue
         tried.update(claimed.row_ids)
         error: NotifyError | None = None
