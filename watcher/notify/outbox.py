@@ -17,6 +17,7 @@ import random
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -368,3 +369,29 @@ def retry_alert(store: Store, ident: str) -> AlertRow:
         s.flush()
         s.expunge(row)
         return row
+
+
+# --------------------------------------------------------------------------- `watcher status`
+
+
+def status(config: Config, store: Store) -> dict[str, Any]:
+    """The outbox section of `watcher status`: how many alerts wait (due now, retrying later, held for a
+    digest), are being sent, were sent in the last day, are dead; and how long the oldest due one has waited."""
+    from sqlalchemy import func
+
+    now = utcnow()
+    pending = AlertRow.status == "pending"
+    with store.session() as s:
+        def count(*where: Any) -> int:
+            return int(s.scalar(select(func.count()).select_from(AlertRow).where(*where)) or 0)
+
+        sending = count(pending, AlertRow.claimed_until > now)
+        due = count(pending, AlertRow.digest.is_(False), AlertRow.attempts == 0)
+        retrying = count(pending, AlertRow.attempts > 0)
+        digest = count(pending, AlertRow.digest.is_(True), AlertRow.attempts == 0)
+        oldest = s.scalar(select(func.min(AlertRow.created_at)).where(pending, AlertRow.next_attempt_at <= now))
+        dead = count(AlertRow.status == "dead")
+        sent_day = count(AlertRow.status == "sent", AlertRow.sent_at >= now - dt.timedelta(days=1))
+    return {"pending": due + retrying + digest, "due_new": due, "retrying": retrying, "digest": digest,
+            "sending": sending, "dead": dead, "sent_last_day": sent_day,
+            "oldest_due_age_s": round((now - oldest).total_seconds()) if oldest else None}
