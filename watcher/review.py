@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from watcher.config import format_duration
 from watcher.describe import summarise
 from watcher.diff import text_diff
 from watcher.errors import WatcherError
@@ -38,7 +39,8 @@ def watch_row(w: Watch) -> dict[str, Any]:
     return {"name": w.name, "kind": w.kind, "url": display_url(w.url), "enabled": w.enabled,
             "topic": f"{w.topic_work}" + (f" S{w.topic_season}" if w.topic_season is not None else "")
             if w.topic_work else None,
-            "schedule": w.config.get("cron") or w.config.get("interval"),
+            # The stored config holds intervals in ISO 8601 ("PT20S"): shown as the config writes them ("20s").
+            "schedule": w.config.get("cron") or format_duration(w.config.get("interval")) or None,
             "last_check": _iso(w.last_check_at), "status": w.last_status, "failures": w.consecutive_failures,
             "last_error": w.last_error, "backoff_until": _iso(w.backoff_until)}
 
