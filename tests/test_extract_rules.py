@@ -280,3 +280,17 @@ def test_not_until_a_date_dates_the_release() -> None:
         assert r is not None and (str(r.earliest), str(r.latest)) == ("2027-01-01", "2027-04-30"), body
         assert not r.announced
     assert facts("Glass Harbour Season 2", "Season 2 will not be released in 2026.").facts.release is None
+
+
+def test_appearing_in_the_coming_season_and_guest_stars_are_new() -> None:
+    assert cast("Glass Harbour Season 2 cast", "Dana Reyes will appear in the upcoming season.") == {
+        "Dana Reyes": ("new", None)}
+    assert cast("Glass Harbour Season 2 cast", "Dana Reyes and Tom Pell will also appear as guest stars.") == {
+        "Dana Reyes": ("new", None), "Tom Pell": ("new", None)}
+
+
+def test_as_does_and_the_same_goes_for_share_the_status() -> None:
+    assert cast("Glass Harbour Season 2 cast", "Dana Reyes joins the cast, as does Looking Glass's Ivy Moss.") == {
+        "Dana Reyes": ("new", None), "Ivy Moss": ("new", None)}
+    assert cast("Glass Harbour Season 2 cast", "Dana Reyes will not be back, and the same goes for Tom Pell.") == {
+        "Dana Reyes": ("exited", None), "Tom Pell": ("exited", None)}

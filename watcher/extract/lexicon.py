@@ -104,7 +104,10 @@ CAST_POST: list[tuple[str, str, str]] = [
      r"will replace|(?:is|are) replacing|stepp?(?:s|ed|ing)? in for|t(?:akes?|ook) over (?:the role|from)|"
      r"will (?:also )?play "
      r"(?:a |the )?(?:significant|key|major|recurring|guest|lead|leading|starring|pivotal|main|supporting|"
-     r"central) (?:roles?|parts?)|(?:has|have) been announced (?:as|for)", "new",
+     r"central) (?:roles?|parts?)|(?:has|have) been announced (?:as|for)|"
+     r"(?:will |to |also |is set to |are set to |(?:is|are) going to )*appear (?:in|on) (?:the )?(?:upcoming|new|"
+     r"next|forthcoming|coming) (?:season|series|episodes?|instal+ment)|as (?:a |the )?(?:special )?"
+     r"guest(?:[- ]stars?)?\b", "new",
      "Tom Hale, Ivy Moss and Lee Park have joined the cast"),
     (r"(?:will |is |are |set to |also |both |all )*(?:return|returns|returning|reprise|reprises|reprising|"
      r"be back|is back|are back|come back|comes back|coming back|reappear|reappears|back as|back on screen)|"
