@@ -622,7 +622,9 @@ def _claims_of(s: Sentence, d: _Doc) -> list[Claim]:
         status, side, dist = _cue(pre, post)
         if side == "post" and _OTHER_WORK.search(post[:60]) and status in ("listed", "new"):
             status = None
-        if status is None and re.search(r"(?:^|,)\s*(?:along with|together with|as well as)\s*$", pre) and \
+        if status is None and re.search(r"(?:^|,)\s*(?:along with|together with|as well as|(?:and )?(?:as|so) "
+                                        r"(?:does|do|did|will|is|are|has|have)|(?:and )?the same (?:goes|is true|"
+                                        r"applies) (?:for|to))\s*$", pre) and \
                 group_status and group_status[-1]:
             status, side = group_status[-1], "inherit"
         if status in ("new", "returning") and side in ("pre", "post") and _HEDGE.search(pre if side == "pre"
