@@ -299,3 +299,11 @@ def test_as_does_and_the_same_goes_for_share_the_status() -> None:
         "Dana Reyes": ("new", None), "Ivy Moss": ("new", None)}
     assert cast("Glass Harbour Season 2 cast", "Dana Reyes will not be back, and the same goes for Tom Pell.") == {
         "Dana Reyes": ("exited", None), "Tom Pell": ("exited", None)}
+
+
+def test_works_after_actors_from_are_not_people_and_a_credit_ends_before_the_next_name() -> None:
+    assert cast("Glass Harbour Season 2 cast", "The season will include actors from Night Shift and Blue Harbor.") == {}
+    assert cast("Glass Harbour Season 2 cast", "The cast includes Dana Reyes from Night Shift and Tom Pell.") == {
+        "Dana Reyes": ("listed", None), "Tom Pell": ("listed", None)}
+    assert cast("Glass Harbour Season 2 cast", "The cast includes Dana Reyes from Pride and Prejudice.") == {
+        "Dana Reyes": ("listed", None)}
