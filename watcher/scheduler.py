@@ -192,7 +192,7 @@ class SupervisedScheduler(BackgroundScheduler):  # type: ignore[misc]
     def _process_jobs(self) -> float | None:
         if self.state == STATE_STOPPED:
             return None
-        began, self._wakeup_started = time.monotonic(), time.monotonic()
+        began = self._wakeup_started = time.monotonic()
         at = utcnow()
         try:
             wait = self._supervised_wakeup()
@@ -208,14 +208,16 @@ class SupervisedScheduler(BackgroundScheduler):  # type: ignore[misc]
     def _supervised_wakeup(self) -> float | None:
         stores = [s for s in self._jobstores.values() if isinstance(s, SupervisedJobStore)]
         try:
-            try:
-                with self._jobstores_lock:
+            # One hold of the (re-entrant) lock: a job added or changed from another thread meanwhile is
+            # never taken for part of the wakeup.
+            with self._jobstores_lock:
+                try:
                     for js in stores:
                         js.begin_wakeup()
-                wait = super()._process_jobs()
-            finally:
-                for js in stores:
-                    js.end_wakeup()
+                    wait = super()._process_jobs()
+                finally:
+                    for js in stores:
+                        js.end_wakeup()
             failure = next((js.failure for js in stores if js.failure is not None), None)
             if failure is not None:
                 raise failure
