@@ -72,7 +72,8 @@ def test_daemon_survives_postgresql_stop_and_start(private_pg, tmp_path):
     with PageServer() as server:
         watches = moving_pages(server, 10)
         cfg = tmp_path / "watcher.toml"
-        cfg.write_text(f'[watcher]\ndatabase_url = "{url}"\n[fetch]\nautothrottle = false\nretries = 0\n'
+        cfg.write_text(f'[watcher]\ndatabase_url = "{url}"\nhealth_file = "{tmp_path / "health.json"}"\n'
+                       '[fetch]\nautothrottle = false\nretries = 0\n'
                        f'allow_private = ["{server.allow}"]\n{watches}')
         log = (tmp_path / "daemon.log").open("w")
         proc = subprocess.Popen([sys.executable, "-m", "watcher", "-c", str(cfg), "run"], stdout=log,
@@ -84,7 +85,7 @@ def test_daemon_survives_postgresql_stop_and_start(private_pg, tmp_path):
             assert proc.poll() is None, "the daemon died with the database"
             start_db()
             back = utcnow()
-            time.sleep(14)  # APScheduler retries its job store every 10 s
+            time.sleep(14)  # the scheduler retries its job store with backoff (1, 2, 4 ... s)
             assert proc.poll() is None
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(20) == 0
