@@ -3,6 +3,7 @@ daemon. The daemon keeps running, resumes checking once the server is back, and 
 
 from __future__ import annotations
 
+import datetime as dt
 import glob
 import os
 import shutil
@@ -78,17 +79,19 @@ def test_daemon_survives_postgresql_stop_and_start(private_pg, tmp_path):
         log = (tmp_path / "daemon.log").open("w")
         proc = subprocess.Popen([sys.executable, "-m", "watcher", "-c", str(cfg), "run"], stdout=log,
                                 stderr=subprocess.STDOUT)
+        log_path = tmp_path / "daemon.log"
         try:
-            time.sleep(4)
+            # Once it is checking (a loaded machine can take a while to start it), not before.
+            _wait(lambda: _checked_since(url, utcnow() - dt.timedelta(days=1)), "a first check", proc, log_path)
             stop_db()
             time.sleep(4)
             assert proc.poll() is None, "the daemon died with the database"
             start_db()
             back = utcnow()
-            time.sleep(14)  # the scheduler retries its job store with backoff (1, 2, 4 ... s)
-            assert proc.poll() is None
+            # The scheduler retries its job store with backoff (1, 2, 4 ... s); the checks follow.
+            _wait(lambda: _checked_since(url, back), "checks after the restart", proc, log_path)
             proc.send_signal(signal.SIGTERM)
-            assert proc.wait(20) == 0
+            assert proc.wait(60) == 0
         finally:
             if proc.poll() is None:
                 proc.kill()
