@@ -316,10 +316,12 @@ async def run_watch(name: str, sig: str | None = None) -> None:
         return
 
 
-def create_scheduler(store: Store, *, loop: asyncio.AbstractEventLoop | None = None) -> SupervisedScheduler:
+def create_scheduler(store: Store, *, loop: asyncio.AbstractEventLoop | None = None,
+                     threaded: bool = True) -> SupervisedScheduler:
     """A supervised scheduler that wakes in a thread of its own (its job-store commits, one per due time,
     never stall the loop); its jobs run on `loop` (default: the running loop, if any). The scale-out
-    scheduler role adds an executor of its own that puts due watches on the shared queue instead."""
+    scheduler role adds an executor of its own that puts due watches on the shared queue instead.
+    `threaded` is accepted for older callers: every scheduler is threaded now."""
     if loop is None:
         try:
             loop = asyncio.get_running_loop()
