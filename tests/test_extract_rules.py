@@ -95,6 +95,12 @@ def test_hedges_make_a_claim_unconfirmed() -> None:
     got = cast("Nightfall Season 4 rumours", "Tom Hale is in talks to join the cast as a villain. "
                "Ivy Moss is rumoured to return as Gina.")
     assert got == {"Tom Hale": ("unconfirmed", None), "Ivy Moss": ("unconfirmed", "Gina")}
+    got = cast("Nightfall Season 4 cast", "Dana Reyes and Tom Hale are exiting the series. Ivy Moss's character "
+               "hinted at leaving the city in the finale as well.")
+    assert got == {"Dana Reyes": ("exited", None), "Tom Hale": ("exited", None), "Ivy Moss": ("unconfirmed", None)}
+    # a character's part in the story is no hedge
+    assert cast("Nightfall Season 4 cast", "Ivy Moss's character plays a big part this season.") == {
+        "Ivy Moss": ("listed", None)}
 
 
 def test_character_then_actor_and_actor_then_character() -> None:
@@ -231,3 +237,84 @@ def test_short_lines_after_a_lead_in_are_its_items() -> None:
     got = cast("Nightfall Season 2 reveals more cast", "The newly announced cast members include:\nDana Reyes as "
                "Lord Veyl\nTom Hale as Sister Ilse\n\nThe season premieres in April.")
     assert got == {"Dana Reyes": ("new", "Lord Veyl"), "Tom Hale": ("new", "Sister Ilse")}
+
+
+def test_joining_the_cast_or_show_as_a_character() -> None:
+    assert cast("Glass Harbour Season 2 cast", "Tom Pell joins the cast as Declan Hart.") == {
+        "Tom Pell": ("new", "Declan Hart")}
+    assert cast("Glass Harbour Season 2 cast", "Tom Pell has joined the cast of Glass Harbour as Declan Hart.") == {
+        "Tom Pell": ("new", "Declan Hart")}
+    assert cast("Glass Harbour Season 2 cast", "Mara Jones returns to the show as Lena Fox.") == {
+        "Mara Jones": ("returning", "Lena Fox")}
+
+
+def test_relative_dates_follow_the_articles_own_date_over_the_fetch_day() -> None:
+    doc = normalise(RawDocument(url="http://example.test/a", format="html", body=(
+        "<html><head><title>Glass Harbour Season 2</title></head><body><article><h1>Glass Harbour Season 2</h1>"
+        "<p>By Ann Writer | March 3, 2021</p><p>Glass Harbour Season 2 will premiere next year on Netflix.</p>"
+        "</article></body></html>")))
+    got = extract(doc, fallback_date=dt.date(2026, 11, 25))
+    assert got.document.published == dt.date(2021, 3, 3)
+    assert got.facts.release is not None and got.facts.release.earliest == dt.date(2022, 1, 1)
+    undated = normalise(RawDocument(url="http://example.test/b", format="html", body=(
+        "<html><head><title>Glass Harbour Season 2</title></head><body><article><h1>Glass Harbour Season 2</h1>"
+        "<p>Glass Harbour Season 2 will premiere next year on Netflix.</p></article></body></html>")))
+    got = extract(undated, fallback_date=dt.date(2026, 11, 25))
+    assert got.facts.release is not None and got.facts.release.earliest == dt.date(2027, 1, 1)
+
+
+def test_the_big_screen_is_a_theatrical_release() -> None:
+    fs = facts("Night Harbor wraps filming", "Filming has wrapped on the horror sequel Night Harbor. The crew "
+               "said they look forward to seeing fans on the big screen in October 2027.")
+    assert fs.facts.platform is not None and fs.facts.platform.value == "theatrical"
+    # 'on screens' alone is no cinema: a series on a streamer keeps its streamer
+    fs = facts("Glass Harbour Season 2", "Glass Harbour Season 2 premieres on Netflix, with the cast on screens "
+               "in March.")
+    assert fs.facts.platform is not None and fs.facts.platform.value == "Netflix"
+
+
+def test_not_until_a_date_dates_the_release() -> None:
+    for body in ("Season 2 will most likely not be released until early 2027, as reported before.",
+                 "Season 2 won't arrive until early 2027."):
+        r = facts("Glass Harbour Season 2: everything we know", body).facts.release
+        assert r is not None and (str(r.earliest), str(r.latest)) == ("2027-01-01", "2027-04-30"), body
+        assert not r.announced
+    assert facts("Glass Harbour Season 2", "Season 2 will not be released in 2026.").facts.release is None
+
+
+def test_appearing_in_the_coming_season_and_guest_stars_are_new() -> None:
+    assert cast("Glass Harbour Season 2 cast", "Dana Reyes will appear in the upcoming season.") == {
+        "Dana Reyes": ("new", None)}
+    assert cast("Glass Harbour Season 2 cast", "Dana Reyes and Tom Pell will also appear as guest stars.") == {
+        "Dana Reyes": ("new", None), "Tom Pell": ("new", None)}
+
+
+def test_as_does_and_the_same_goes_for_share_the_status() -> None:
+    assert cast("Glass Harbour Season 2 cast", "Dana Reyes joins the cast, as does Looking Glass's Ivy Moss.") == {
+        "Dana Reyes": ("new", None), "Ivy Moss": ("new", None)}
+    assert cast("Glass Harbour Season 2 cast", "Dana Reyes will not be back, and the same goes for Tom Pell.") == {
+        "Dana Reyes": ("exited", None), "Tom Pell": ("exited", None)}
+
+
+def test_works_after_actors_from_are_not_people_and_a_credit_ends_before_the_next_name() -> None:
+    assert cast("Glass Harbour Season 2 cast", "The season will include actors from Night Shift and Blue Harbor.") == {}
+    assert cast("Glass Harbour Season 2 cast", "The cast includes Dana Reyes from Night Shift and Tom Pell.") == {
+        "Dana Reyes": ("listed", None), "Tom Pell": ("listed", None)}
+    assert cast("Glass Harbour Season 2 cast", "The cast includes Dana Reyes from Pride and Prejudice.") == {
+        "Dana Reyes": ("listed", None)}
+
+
+def test_debuts_as_characters_and_their_breakdown_lines() -> None:
+    got = cast("Glass Harbour Season 2 cast", "Andy Marsh (“Night Shift,” “Blue Harbor”), Fiona Palo (“Red Mile”) "
+               "and Lou Fenn Jr. (“Stargirl”) will make their debuts as Carlos, Sofia and Ryan in the new season.")
+    assert got == {"Andy Marsh": ("new", "Carlos"), "Fiona Palo": ("new", "Sofia"), "Lou Fenn Jr.": ("new", "Ryan")}
+    got = cast("Glass Harbour Season 2 cast", "Andy Marsh will make his series debut as Carlos. The character "
+               "descriptions are as follows:\nCarlos Singh: “A smuggler who is refined and ruthless.”")
+    assert got == {"Andy Marsh": ("new", "Carlos")}
+
+
+def test_past_starred_lists_and_is_played_by() -> None:
+    assert cast("Crimson Tide Season 2 cast", "The drama starred Nora Vance and Felix Gray.") == {
+        "Nora Vance": ("listed", None), "Felix Gray": ("listed", None)}
+    assert cast("Crimson Tide Season 2 cast", "Uncle Ray is played by Pete Walsh.") == {
+        "Pete Walsh": ("listed", "Uncle Ray")}

@@ -87,8 +87,10 @@ CAST_POST: list[tuple[str, str, str]] = [
      r"(?:is|are) (?:rumou?red|reported|tipped|linked|being eyed|eyed|said) to|(?:is|are) (?:rumou?red|linked)|"
      r"(?:had |has |have )?(?:also )?been offered|up in the air|(?:is|are|remains?) (?:still )?unconfirmed|"
      r"(?:(?-i:may)|might|could|would) (?:also )?(?:return|be back|appear|join|reprise|star)|"
-     r"(?:is|are) (?:expected|likely|hoped|hoping|rumou?red) to (?:return|reprise|be back|join|appear|star)",
-     "unconfirmed", "Dana Reyes is in talks to join Nightfall"),
+     r"(?:is|are) (?:expected|likely|hoped|hoping|rumou?red) to (?:return|reprise|be back|join|appear|star)|"
+     r"['’]s? (?:\w+ ){0,2}(?:character|role) (?:has |had |also )?(?:hinted|teased|suggested|seemed|appeared|"
+     r"may be|might be|could be) (?:at |to be )?(?:leaving|exiting|departing|an exit|a departure|on (?:the|her|his) "
+     r"way out)", "unconfirmed", "Dana Reyes is in talks to join Nightfall"),
     (r"(?:has|have|had) (?:officially |reportedly |now |just |also )*(?:joined|boarded|signed on|signed up|come aboard|"
      r"been cast|been tapped|been added|been recruited|been hired|been brought on|landed)|joins?|joining|will join|"
      r"to join|(?:is|are|was|were) (?:now |also )?(?:cast|tapped|added|recruited|hired)|signs? on|signed on|"
@@ -97,12 +99,16 @@ CAST_POST: list[tuple[str, str, str]] = [
      r"members?)|(?:is|are) (?:also )?(?:set|tapped) to (?:star|play|join|appear)|round(?:s|"
      r"ing)? out the (?:new )?cast|"
      r"filling out the new|(?:is|are|as) (?:a |the )?new (?:additions?|cast members?|faces?|characters?|"
-     r"series regulars?)|(?:will )?take on the (?:new )?role|make (?:his|her|their) debut|(?:has|have) replaced|"
+     r"series regulars?)|(?:will )?take on the (?:new )?role|make (?:his|her|their) (?:\w+ )?debuts?|"
+     r"(?:has|have) replaced|"
      r"replaces|"
      r"will replace|(?:is|are) replacing|stepp?(?:s|ed|ing)? in for|t(?:akes?|ook) over (?:the role|from)|"
      r"will (?:also )?play "
      r"(?:a |the )?(?:significant|key|major|recurring|guest|lead|leading|starring|pivotal|main|supporting|"
-     r"central) (?:roles?|parts?)|(?:has|have) been announced (?:as|for)", "new",
+     r"central) (?:roles?|parts?)|(?:has|have) been announced (?:as|for)|"
+     r"(?:will |to |also |is set to |are set to |(?:is|are) going to )*appear (?:in|on) (?:the )?(?:upcoming|new|"
+     r"next|forthcoming|coming) (?:season|series|episodes?|instal+ment)|as (?:a |the )?(?:special )?"
+     r"guest(?:[- ]stars?)?\b", "new",
      "Tom Hale, Ivy Moss and Lee Park have joined the cast"),
     (r"(?:will |is |are |set to |also |both |all )*(?:return|returns|returning|reprise|reprises|reprising|"
      r"be back|is back|are back|come back|comes back|coming back|reappear|reappears|back as|back on screen)|"
@@ -131,7 +137,8 @@ CAST_PRE: list[tuple[str, str, str]] = [
      r"original (?:cast|stars?|actors?|players|cast members?|leads?)|"
      r"additional returns|reprise the entire|(?:return|returning) for|will see the return of)", "returning",
      "Returning for the new season are Dana Reyes and Tom Hale"),
-    (r"(?:stars?|starring|co-stars?|co-starring|features?|featuring|includes?|including|included|headlined by|"
+    (r"(?:stars?|starred|starring|co-stars?|co-starred|co-starring|features?|featuring|featured|includes?|including|"
+     r"included|headlined by|"
      r"led by|alongside|opposite|cast (?:also )?(?:includes?|included|members? include)|rounded out by|"
      r"ensemble|leads?|lead cast|main cast|voice cast|voiced by|played by|portrayed by|"
      r"(?:series )?regulars? (?:like|such as|including)|joining (?:them|him|her)|cast members?)", "listed",
@@ -152,9 +159,13 @@ CHARACTER_VERBS = (r"(?:(?:is|are|was|were|will|also|now|both|set|to|be|who|curr
                    r"expected|going|likely|tipped|said|confirmed|officially|finally|has|have|been)\s+)*"
                    r"(?:(?:play|plays|playing|played|portray|portrays|portraying|portrayed|voice|voices|voicing|"
                    r"voiced)|(?:return|returns|returning|back|reprise|reprises|reprising|star|stars|starring|"
-                   r"appear|appears|appearing|joins?|joining|cast|recast|debut|debuts)(?:\s+(?:to (?:play|voice)|"
+                   r"appear|appears|appearing|joins?|joining|joined|returned|reprised|cast|recast|debut|debuts)"
+                   r"(?:\s+(?:to (?:play|voice)|"
+                   r"(?:to\s+)?(?:the|its|this)\s+(?:\w+\s+)?(?:cast|series|show|film|movie|season|ensemble|"
+                   r"franchise)(?:\s+(?:of|for|in)\s+[^,;]{1,60}?)?\s+as|"
                    r"(?:his|her|their|the)\s+(?:roles?|parts?)(?:\s+from\s+[^,;]+?)?\s+as|in (?:the )?(?:role|part) "
-                   r"of|as))|take on the (?:new )?role of|(?:the )?(?:role|part) of|is playing|"
+                   r"of|as))|make (?:his|her|their) (?:\w+ )?debuts? as|take on the (?:new )?role of|"
+                   r"(?:the )?(?:role|part) of|is playing|"
                    r"as(?! well| part| soon| of| if| though| a result| such| usual| long| far| much| expected))")
 # 'X how Y' is how some machine translations write 'X as Y' in cast lists.
 AS_WORDS = r"as|how"
@@ -274,7 +285,8 @@ PLATFORM_CONTEXT = (r"\b(?:on|to|via|at|exclusively|stream\w*|air\w*|broadcast\w
 THEATRICAL = (r"\b(?:in|into|to|hit(?:s|ting)?|enter(?:s|ing)?|open(?:s|ing)?|arriv\w*|releas\w*|debut\w*|"
               r"land\w*|bow\w*|screen\w*|play\w*|heads? to|head(?:ing|ed)? to|coming to|come to|exclusively in)"
               r"\s+(?:\w+\s+){0,3}?(?:theat(?:er|re)s|cinemas?|movie theat(?:er|re)s|multiplexes|the big screen|"
-              r"the screens|screens)\b|\btheatrical(?:ly)?\b|\bbox office release\b|\bin cinemas\b")
+              r"the screens|screens)\b|\btheatrical(?:ly)?\b|\bbox office release\b|\bin cinemas\b|"
+              r"\bon the big screen\b")
 # Tokens of platform names that cut a capitalised run ('Netflix Renews ...'): only unambiguous ones.
 PLATFORM_WORDS = frozenset("""netflix hulu disney+ hbo bbc itv itvx peacock paramount+ crunchyroll funimation
 starz showtime cinemax amc syfy mtv nbc cbs pbs epix britbox iplayer tvn jtbc kbs sbs mbc ocn tving wavve iqiyi
@@ -294,7 +306,8 @@ RENEWAL: list[tuple[str, str, str]] = [
      "Nightfall has been cancelled after two seasons"),
     (r"renew(?:s|ed|ing)?\b(?! or not)|greenlit|green-lit|greenlights?|picked up for|gets? (?:a )?(?:second|third|"
      r"fourth|fifth|new|another) season|ordered (?:a |an )?(?:second|third|fourth|fifth|new|another|\d+ more)|"
-     r"(?:will|is set to) return for (?:a|another|its) (?:\w+ )?season|confirmed (?:a |its )?(?:second|third|"
+     r"(?:(?:will|is set to|is going to) return|returns|is returning) for (?:a|another|its) (?:\w+ )?season|"
+     r"confirmed (?:a |its )?(?:second|third|"
      r"fourth|fifth|sixth|new|next) season|(?:season|series) \d+ (?:is|was|has been) (?:officially )?"
      r"(?:confirmed|ordered|announced)|is in the works|early renewal|(?:has|have) been (?:officially )?confirmed "
      r"for (?:a )?(?:second|third|new|another) season|coming back for (?:a |another |more)|"
