@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from watcher.errors import WatcherError
-from watcher.text import display_url
+from watcher.text import display_url, shorten
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -93,7 +93,7 @@ def changes(ctx: click.Context, topic: str | None, watch: str | None, since: dt.
     for d in data:
         state = "" if d["state"] == "confirmed" else f" [{d['state']}]"
         table.add_row(str(d["id"]), d["detected_at"][:16], safe(d["topic_label"] or ""), safe(d["watch"] or ""),
-                      d["type"] + state, safe(d["summary"])[:120])
+                      d["type"] + state, safe(shorten(d["summary"], 120)))
     console.print(table)
 
 
