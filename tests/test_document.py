@@ -123,3 +123,22 @@ def test_main_text_is_what_trafilatura_extract_gives(corpus: Path) -> None:
     for body in bodies:
         html = lxml.html.tostring(lxml.html.fromstring(body), encoding="unicode")
         assert _main_of(_trafilatura_xml(html)) == _main_of(trafilatura.extract(html, **TRAFILATURA_OPTIONS))
+
+
+def _nested(depth: int) -> str:
+    return ("<html><body><article><h1>Deep page</h1>" + "<div>" * depth +
+            "<p>The deep paragraph says Season 2 premieres in May 2027.</p>" + "</div>" * depth +
+            "</article></body></html>")
+
+
+def test_content_nested_deeper_than_256_elements_is_kept() -> None:
+    # libxml2 stops at 256 levels unless asked for more, and trafilatura's own parse does not ask
+    for depth in (300, 900):
+        doc = normalise(RawDocument(url="http://example.test/deep", format="html", body=_nested(depth)))
+        assert "The deep paragraph says Season 2 premieres in May 2027." in doc.text, depth
+
+
+def test_a_page_nested_beyond_what_the_parser_reads_is_too_deep() -> None:
+    with pytest.raises(DocumentError) as e:
+        normalise(RawDocument(url="http://example.test/deep", format="html", body=_nested(3000)))
+    assert e.value.reason == "too-deep"

@@ -131,16 +131,28 @@ def _from_text(body: str) -> tuple[list[str], list[ListBlock], list[str]]:
 # --------------------------------------------------------------------------- HTML
 
 
+# How deep trafilatura's own parse reads (libxml2's limit without XML_PARSE_HUGE is 256 levels), with a margin
+# for the wrapper it is given.
+_TRAFILATURA_DEPTH = 250
+
+
 def _from_html(body: str, scope: ScopeConfig | None, url: str
                ) -> tuple[list[str], list[ListBlock], list[Table], list[str]]:
     import lxml.etree
     import lxml.html
 
+    # XML_PARSE_HUGE: libxml2 otherwise drops whatever is nested deeper than 256 elements, silently
+    parser = lxml.html.HTMLParser(huge_tree=True)
     try:
-        root = lxml.html.fromstring(body) if body.lstrip().startswith("<") else lxml.html.fragment_fromstring(
-            body, create_parent="div")
+        root = lxml.html.fromstring(body, parser=parser) if body.lstrip().startswith("<") else \
+            lxml.html.fragment_fromstring(body, create_parent="div", parser=parser)
     except (ValueError, lxml.etree.ParserError) as e:
         raise DocumentError("malformed-html", f"{url}: cannot parse HTML: {e}") from e
+    if any(e.type_name == "ERR_RESOURCE_LIMIT" for e in parser.error_log):
+        raise DocumentError("too-deep", f"{url}: the page is nested deeper than libxml2 reads (2,048 elements); "
+                            "what lies below would be lost")
+    # trafilatura parses again without XML_PARSE_HUGE: a page this deep is walked by our own reader
+    deep = bool(root.xpath(f"boolean(//*[count(ancestor::*) >= {_TRAFILATURA_DEPTH}])"))
     containers = [root]
     if scope is not None:
         try:
@@ -161,7 +173,7 @@ def _from_html(body: str, scope: ScopeConfig | None, url: str
     state: dict[str, str | None] = {"heading": None, "lead": None}
     for container in containers:
         _strip_boilerplate(container)
-        main = _trafilatura_main(container)
+        main = None if deep else _trafilatura_main(container)
         if main is not None:
             _walk_xml(main, headings, lists, tables, lines, state)
         else:
