@@ -20,7 +20,7 @@ from watcher.config import Config, WatchConfig
 from watcher.errors import ConfigError, DocumentError
 from watcher.records import FetchOutcome
 
-KINDS = ("auto", "html", "wordpress", "feed")
+KINDS = ("auto", "html", "wordpress", "feed", "browser")
 PREVIEW_DOCUMENTS = 5
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -177,6 +177,8 @@ def propose(url: str, config: Config, *, name: str | None = None, kind: str = "a
     outcome: FetchOutcome | None = None
     if fetch and kind == "html":  # a page, as asked: no detection
         outcome, detected = _fetch(url, "html", config), "an HTML page, as asked"
+    elif fetch and kind == "browser":  # rendered by headless Chromium, as asked
+        outcome, detected = _fetch(url, "browser", config), "an HTML page rendered by headless Chromium, as asked"
     elif fetch:
         first = _fetch(url, "auto", config)
         fmt = first.documents[0].format
