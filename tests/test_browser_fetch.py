@@ -149,3 +149,35 @@ def test_browser_options_only_for_browser_watches():
         Config.model_validate({"watch": [{**base, "kind": "html", "browser": {"wait_for": "#a"}}]})
     with pytest.raises((ConfigError, ValueError), match="not a CSS selector"):
         Config.model_validate({"watch": [{**base, "kind": "browser", "browser": {"wait_for": "##"}}]})
+
+
+def test_fetch_deadline_bounds_a_longer_browser_timeout(server):
+    # fetch.timeout 3s, no retries: the deadline is 6s and one timeout of it is kept for robots.txt, so a
+    # 60s browser timeout is cut to 3s.
+    config = FetchConfig(autothrottle=False, retries=0, timeout="3s", allow_private=[server.allow])
+    (outcome,) = fetch(config, FetchRequest("r", server.url("/show"), "browser", wait_for="#never",
+                                            browser_timeout=60))
+    assert outcome.status == "failed" and outcome.reason == "timeout", outcome
+    assert "within 3s" in outcome.error and outcome.duration_ms < config.fetch_deadline.total_seconds() * 1000
+
+
+def test_watcher_add_kind_browser_previews_the_rendered_facts(server, tmp_path):
+    from watcher.manage import propose
+
+    config = Config.model_validate({"fetch": {"autothrottle": False, "retries": 0, "timeout": "15s",
+                                              "allow_private": [server.allow]}})
+    proposal = propose(server.url("/show"), config, kind="browser", topic="Show S2")
+    assert proposal.entry["kind"] == "browser" and "Chromium" in proposal.detected
+    [preview] = proposal.previews
+    assert preview.facts["facts"]["platform"]["value"] == "Netflix", preview.facts
+
+
+def test_urlwatch_browser_job_keeps_its_css_wait_for(tmp_path):
+    from watcher.importers import read_import
+
+    urls = tmp_path / "urls.yaml"
+    urls.write_text("name: Studio page\nnavigate: https://studio.example.org/s2\nwait_for: '#release .date'\n"
+                    "---\nnavigate: https://studio.example.org/s3\nwait_for: networkidle0\n")
+    first, second = read_import("urlwatch", urls)
+    assert first.entry["kind"] == "browser" and first.entry["browser"] == {"wait_for": "#release .date"}
+    assert "browser" not in second.entry and "wait_for 'networkidle0' not imported" in second.notes

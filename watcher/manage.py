@@ -69,10 +69,12 @@ def topic_entry(text: str | dict[str, Any] | None) -> dict[str, Any] | None:
 
 def watch_entry(*, name: str, url: str, kind: str, topic: dict[str, Any] | None = None, interval: str | None = None,
                 cron: str | None = None, jitter: str | None = None, scope: dict[str, str] | None = None,
-                confirm: int | None = None, enabled: bool | None = None) -> dict[str, Any]:
+                confirm: int | None = None, enabled: bool | None = None,
+                browser: dict[str, str] | None = None) -> dict[str, Any]:
     """A `[[watch]]` table in the order the sample config writes its keys (None values are left out)."""
-    entry = {"name": name, "url": url, "kind": kind, "topic": topic, "interval": interval, "cron": cron,
-             "jitter": jitter, "scope": scope, "confirm": confirm, "enabled": None if enabled is not False else False}
+    entry = {"name": name, "url": url, "kind": kind, "browser": browser, "topic": topic, "interval": interval,
+             "cron": cron, "jitter": jitter, "scope": scope, "confirm": confirm,
+             "enabled": None if enabled is not False else False}
     return {k: v for k, v in entry.items() if v is not None}
 
 
