@@ -23,8 +23,6 @@ from watcher.runtime import run_sync
 from watcher.store.codec import decode_document
 from watcher.store.models import Snapshot, Watch
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
 # The text exists only once the script has run: a plain fetch sees an empty <article>.
 JS_PAGE = b"""<!doctype html><html><head><title>Show Season 2 release date</title>
 <meta property="article:published_time" content="2026-03-01"></head><body>
@@ -41,7 +39,7 @@ setTimeout(function () {
 TEXT = "premiere in early 2027"
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def chromium():
     if not os.path.exists(CHROMIUM):
         require_or_skip(f"browser watches need Chromium at {CHROMIUM} (apt-get install chromium, or set "
@@ -65,6 +63,9 @@ def fast(*allow: str, **kw) -> FetchConfig:
                        **kw)
 
 
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.usefixtures("chromium")
 def test_browser_watch_sees_the_text_a_script_writes_and_a_plain_watch_does_not(server, store, database_url):
     config = make_config(server, database_url, [
         {"name": "rendered", "url": server.url("/show"), "kind": "browser",
@@ -90,6 +91,9 @@ def test_browser_watch_sees_the_text_a_script_writes_and_a_plain_watch_does_not(
     assert [r.outcome for r in again.results] == ["unchanged"], again
 
 
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.usefixtures("chromium")
 def test_browser_fetch_outcome_and_plain_fetch_of_the_same_page(server):
     config = fast(server.allow)
     rendered, plain = fetch(config, FetchRequest("r", server.url("/show"), "browser", wait_for="#release"),
@@ -102,6 +106,9 @@ def test_browser_fetch_outcome_and_plain_fetch_of_the_same_page(server):
     assert rendered.final_url == server.url("/show")
 
 
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.usefixtures("chromium")
 def test_wait_for_selector_that_never_appears_times_out_within_the_budget(server):
     (outcome,) = fetch(fast(server.allow, timeout="10s"),
                        FetchRequest("r", server.url("/show"), "browser", wait_for="#never", browser_timeout=2))
@@ -109,6 +116,9 @@ def test_wait_for_selector_that_never_appears_times_out_within_the_budget(server
     assert "'#never' did not appear within 2s" in outcome.error and outcome.duration_ms < 9000
 
 
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.usefixtures("chromium")
 def test_egress_policy_reaches_into_the_browser(server):
     with PageServer() as other:  # another port on 127.0.0.1: not listed, so not reachable
         other.route("/secret", Reply(body=b"<html><body><p>internal</p></body></html>",
@@ -151,6 +161,9 @@ def test_browser_options_only_for_browser_watches():
         Config.model_validate({"watch": [{**base, "kind": "browser", "browser": {"wait_for": "##"}}]})
 
 
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.usefixtures("chromium")
 def test_fetch_deadline_bounds_a_longer_browser_timeout(server):
     # fetch.timeout 3s, no retries: the deadline is 6s and one timeout of it is kept for robots.txt, so a
     # 60s browser timeout is cut to 3s.
@@ -161,6 +174,9 @@ def test_fetch_deadline_bounds_a_longer_browser_timeout(server):
     assert "within 3s" in outcome.error and outcome.duration_ms < config.fetch_deadline.total_seconds() * 1000
 
 
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.usefixtures("chromium")
 def test_watcher_add_kind_browser_previews_the_rendered_facts(server, tmp_path):
     from watcher.manage import propose
 
@@ -181,3 +197,12 @@ def test_urlwatch_browser_job_keeps_its_css_wait_for(tmp_path):
     first, second = read_import("urlwatch", urls)
     assert first.entry["kind"] == "browser" and first.entry["browser"] == {"wait_for": "#release .date"}
     assert "browser" not in second.entry and "wait_for 'networkidle0' not imported" in second.notes
+
+
+def test_without_chromium_a_browser_watch_fails_with_its_reason_and_plain_ones_do_not(server, monkeypatch):
+    monkeypatch.setattr("spiders.browser.CHROMIUM", "/nonexistent/chromium")
+    rendered, plain = fetch(fast(server.allow), FetchRequest("r", server.url("/show"), "browser"),
+                            FetchRequest("p", server.url("/show"), "html"))
+    assert rendered.status == "failed" and rendered.reason == "browser-unavailable", rendered
+    assert "apt-get install chromium" in rendered.error and "/nonexistent/chromium" in rendered.error
+    assert plain.status == "ok"
