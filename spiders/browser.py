@@ -1,8 +1,8 @@
 """`kind = "browser"` watches: the page rendered by a real headless Chromium, through scrapy-playwright.
 
 Only requests whose meta says `"playwright": True` (what `browser_meta` builds for a browser watch) go to the
-browser; every other request takes the handler's plain HTTP path (Scrapy's HTTP/1.1 handler, which this one
-extends), so html, wordpress and feed watches pay nothing. Playwright and Chromium start on the first browser
+browser; every other request takes Scrapy's plain HTTP/1.1 handler (`DownloadHandler` below), so html,
+wordpress and feed watches pay nothing. Playwright is imported, and Chromium started, on the first browser
 fetch, not when the crawler starts: a daemon without browser watches never runs them.
 
 The egress policy (watcher/egress.py) reaches into the browser as far as it can:
@@ -20,7 +20,6 @@ workers are blocked so that none can fetch behind the route).
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 import os
@@ -30,21 +29,16 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from scrapy import Request
+from scrapy.core.downloader.handlers.http11 import HTTP11DownloadHandler
 from scrapy.crawler import Crawler
-from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 from scrapy.utils.defer import maybe_deferred_to_future
-from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
 from scrapy_playwright.page import PageMethod
 
-from spiders.middlewares import OPERATOR_URL, STARTED_PUBLIC, BlockedAddress
+from spiders.middlewares import OPERATOR_URL, STARTED_PUBLIC
 from watcher.config import FetchConfig
-from watcher.egress import EgressPolicy
-from watcher.text import display_url
 
-log = logging.getLogger(__name__)
 # scrapy-playwright logs every failed render as a WARNING with a traceback; here a failed render is a check
 # outcome with its reason (timeout, blocked-address, ...), logged once by the daemon like any other failure.
 logging.getLogger("scrapy-playwright").setLevel(logging.ERROR)
@@ -105,6 +99,8 @@ async def _settle(page: Any, wait_for: str | None, timeout: float) -> None:
     state = _PAGES.get(page)
     deadline = state.deadline if state is not None and state.deadline else time.monotonic() + timeout
     left_ms = max(1.0, (deadline - time.monotonic()) * 1000)
+    from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+
     if wait_for:
         try:
             await page.wait_for_selector(wait_for, state="attached", timeout=left_ms)
@@ -161,73 +157,26 @@ def playwright_settings(fetch: FetchConfig) -> dict[str, Any]:
 CONTEXT_KWARGS = {"service_workers": "block", "accept_downloads": False, "java_script_enabled": True}
 
 
-class BrowserDownloadHandler(ScrapyPlaywrightDownloadHandler):
-    """scrapy-playwright's handler for http(s): lazy start, the egress policy on routed requests, and the
-    size limit on the rendered page."""
+class DownloadHandler(HTTP11DownloadHandler):
+    """The http(s) handler: Scrapy's HTTP/1.1 handler, except that a request marked "playwright" goes to the
+    browser handler (spiders/browser_handler.py), made on the first such request. Playwright is not even
+    imported before (about 7 MB and 0.2 s per process that never renders a page)."""
 
     def __init__(self, crawler: Crawler) -> None:
         super().__init__(crawler)
-        self.policy = EgressPolicy(crawler.settings.getlist("WATCHER_ALLOW_PRIVATE"))
-        self.maxsize = crawler.settings.getint("DOWNLOAD_MAXSIZE")
-        self.abort_request = self._refuse
-        self._started = False
-        self._start_lock = asyncio.Lock()
+        self._crawler = crawler
+        self._browser: Any = None
 
-    # Upstream starts Playwright (a Node process) when the engine starts; here it starts on the first
-    # browser fetch, so watchers without browser watches never run it.
-    async def _maybe_launch_in_thread(self) -> None:
-        return None
+    async def download_request(self, request: Request) -> Response:
+        if not request.meta.get("playwright"):
+            return await super().download_request(request)
+        if self._browser is None:
+            from spiders.browser_handler import BrowserDownloadHandler
 
-    def _engine_started(self) -> Any:
-        return None
+            self._browser = BrowserDownloadHandler(self._crawler)
+        return await self._browser.download_request(request)
 
-    async def _download_request(self, request: Request, spider: Any = None) -> Response:
-        async with self._start_lock:
-            if not self._started:
-                await self._launch()
-                self._started = True
-        request.meta.setdefault("playwright_context_kwargs", CONTEXT_KWARGS)
-        try:
-            response = await super()._download_request(request, spider)
-        except Exception as e:
-            state: _PageState | None = request.meta.get(BROWSER_STATE)
-            if state is not None and state.navigation_refused:
-                raise BlockedAddress(f"{display_url(request.url)} navigated to {state.navigation_refused}") from e
-            raise
-        state = request.meta.get(BROWSER_STATE)
-        if state is not None and state.navigation_refused:
-            # A script sent the page elsewhere and the route check stopped it: what is left is an error page.
-            raise BlockedAddress(f"{display_url(request.url)} navigated to {state.navigation_refused}")
-        if state is not None and state.refused:
-            log.info("browser fetch of %s: %d request(s) of the page refused by the egress policy, first: %s",
-                     display_url(request.url), len(state.refused), state.refused[0])
-        if self.maxsize and len(response.body) > self.maxsize:
-            raise IgnoreRequest(f"the rendered page ({len(response.body)} bytes) is larger than fetch.max_bytes "
-                                f"({self.maxsize} bytes)")
-        return response
-
-    async def _refuse(self, playwright_request: Any) -> bool:
-        """Abort a request of the page that the egress policy refuses (scrapy-playwright's abort hook)."""
-        url = playwright_request.url
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            return parts.scheme not in ("data", "blob", "about")  # no file:, ftp:, chrome: and such
-        try:
-            page = playwright_request.frame.page
-        except Exception:  # a worker's request has no frame: refuse
-            return True
-        state = _PAGES.get(page) or _PageState(started_public=True)
-        try:
-            address = await _resolve(parts.hostname or "")
-        except Exception:  # unresolvable: Chromium would fail too
-            return True
-        port = _port(parts)
-        if state.operator_origin == (address, port) and not state.started_public:
-            return False
-        refusal = self.policy.refusal(address, port, after_public=state.started_public)
-        if refusal is None:
-            return False
-        state.refused.append(f"{display_url(url)}: {refusal}")
-        if playwright_request.is_navigation_request() and playwright_request.frame.parent_frame is None:
-            state.navigation_refused = f"{display_url(url)}, refused: {refusal}"
-        return True
+    async def close(self) -> None:
+        await super().close()
+        if self._browser is not None:
+            await self._browser.close()

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import scrapy
-from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from scrapy import exceptions as sx
 from scrapy import signals
 from scrapy.crawler import Crawler
@@ -143,10 +142,11 @@ def _unreadable_response(exc: ResponseFailed | ResponseNeverReceived) -> str:
     return f"the response is malformed ({inner})"
 
 
-def _browser_failure(exc: PlaywrightError) -> tuple[str, str]:
+def _browser_failure(exc: Any, *, timed_out: bool) -> tuple[str, str]:
     """A failure inside Chromium (kind = "browser"): Playwright's message, first line, without its call log."""
-    first = (exc.message or str(exc)).strip().splitlines()[0] if (exc.message or str(exc)).strip() else "no detail"
-    if isinstance(exc, PlaywrightTimeoutError):
+    text = (getattr(exc, "message", None) or str(exc)).strip()
+    first = text.splitlines()[0] if text else "no detail"
+    if timed_out:
         return "timeout", f"the browser gave up: {first}"
     if "Executable doesn't exist" in first or "Failed to launch" in first:
         return "browser-unavailable", f"Chromium could not be started ({first}); install it (apt-get install " \
@@ -170,8 +170,9 @@ def classify_failure(failure: Failure, *, max_bytes: int | None = None) -> tuple
         return f"http-{response.status}", f"HTTP {response.status} from {display_url(response.url)}"
     if isinstance(exc, BlockedAddress):
         return "blocked-address", msg
-    if isinstance(exc, PlaywrightError):
-        return _browser_failure(exc)
+    playwright = sys.modules.get("playwright.async_api")  # imported only once a browser watch was fetched
+    if playwright is not None and isinstance(exc, playwright.Error):
+        return _browser_failure(exc, timed_out=isinstance(exc, playwright.TimeoutError))
     if isinstance(exc, IgnoreRequest):
         if "robots" in low:
             return "robots", "forbidden by robots.txt"

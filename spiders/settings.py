@@ -18,7 +18,7 @@ from watcher.config import FetchConfig
 HANDLED_STATUSES = [304, *range(400, 600)]
 
 _MW = "scrapy.downloadermiddlewares"
-BROWSER_HANDLER = "spiders.browser.BrowserDownloadHandler"
+BROWSER_HANDLER = "spiders.browser.DownloadHandler"
 
 # Every downloader middleware the fetcher runs, by order. Left out: offsite (no link following), cookies
 # (off: a re-check must not depend on session state), stats, HTTP cache.
