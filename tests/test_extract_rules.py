@@ -95,6 +95,12 @@ def test_hedges_make_a_claim_unconfirmed() -> None:
     got = cast("Nightfall Season 4 rumours", "Tom Hale is in talks to join the cast as a villain. "
                "Ivy Moss is rumoured to return as Gina.")
     assert got == {"Tom Hale": ("unconfirmed", None), "Ivy Moss": ("unconfirmed", "Gina")}
+    got = cast("Nightfall Season 4 cast", "Dana Reyes and Tom Hale are exiting the series. Ivy Moss's character "
+               "hinted at leaving the city in the finale as well.")
+    assert got == {"Dana Reyes": ("exited", None), "Tom Hale": ("exited", None), "Ivy Moss": ("unconfirmed", None)}
+    # a character's part in the story is no hedge
+    assert cast("Nightfall Season 4 cast", "Ivy Moss's character plays a big part this season.") == {
+        "Ivy Moss": ("listed", None)}
 
 
 def test_character_then_actor_and_actor_then_character() -> None:
@@ -231,3 +237,27 @@ def test_short_lines_after_a_lead_in_are_its_items() -> None:
     got = cast("Nightfall Season 2 reveals more cast", "The newly announced cast members include:\nDana Reyes as "
                "Lord Veyl\nTom Hale as Sister Ilse\n\nThe season premieres in April.")
     assert got == {"Dana Reyes": ("new", "Lord Veyl"), "Tom Hale": ("new", "Sister Ilse")}
+
+
+def test_joining_the_cast_or_show_as_a_character() -> None:
+    assert cast("Glass Harbour Season 2 cast", "Tom Pell joins the cast as Declan Hart.") == {
+        "Tom Pell": ("new", "Declan Hart")}
+    assert cast("Glass Harbour Season 2 cast", "Tom Pell has joined the cast of Glass Harbour as Declan Hart.") == {
+        "Tom Pell": ("new", "Declan Hart")}
+    assert cast("Glass Harbour Season 2 cast", "Mara Jones returns to the show as Lena Fox.") == {
+        "Mara Jones": ("returning", "Lena Fox")}
+
+
+def test_relative_dates_follow_the_articles_own_date_over_the_fetch_day() -> None:
+    doc = normalise(RawDocument(url="http://example.test/a", format="html", body=(
+        "<html><head><title>Glass Harbour Season 2</title></head><body><article><h1>Glass Harbour Season 2</h1>"
+        "<p>By Ann Writer | March 3, 2021</p><p>Glass Harbour Season 2 will premiere next year on Netflix.</p>"
+        "</article></body></html>")))
+    got = extract(doc, fallback_date=dt.date(2026, 11, 25))
+    assert got.document.published == dt.date(2021, 3, 3)
+    assert got.facts.release is not None and got.facts.release.earliest == dt.date(2022, 1, 1)
+    undated = normalise(RawDocument(url="http://example.test/b", format="html", body=(
+        "<html><head><title>Glass Harbour Season 2</title></head><body><article><h1>Glass Harbour Season 2</h1>"
+        "<p>Glass Harbour Season 2 will premiere next year on Netflix.</p></article></body></html>")))
+    got = extract(undated, fallback_date=dt.date(2026, 11, 25))
+    assert got.facts.release is not None and got.facts.release.earliest == dt.date(2027, 1, 1)

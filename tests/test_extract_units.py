@@ -58,6 +58,17 @@ def test_dateline_is_the_publication_date() -> None:
     assert dateline("Dated films are fun")[0] is None
 
 
+def test_bylines_with_written_out_dates() -> None:
+    assert dateline("By Ann Writer | March 3, 2021")[:2] == (dt.date(2021, 3, 3), True)
+    assert dateline("Published: 3 Mar 2021, 10:00")[:2] == (dt.date(2021, 3, 3), True)
+    assert dateline("Updated on Sept. 9, 2023 at 9:15 am")[:2] == (dt.date(2023, 9, 9), True)
+    assert dateline("By Ann Writer, 12th January 2024")[:2] == (dt.date(2024, 1, 12), True)
+    assert dateline("March 3, 2021 — The streamer said so.") == (dt.date(2021, 3, 3), True, "The streamer said so.")
+    # A date that opens a sentence is a claim, not a dateline; a word that starts like a month is no month.
+    assert dateline("March 5, 2027 is the date the season begins.")[0] is None
+    assert dateline("Marvel 3, 2021")[0] is None
+
+
 def test_names_from_lists_and_shape() -> None:
     assert [s.text for s in spans("Australian actor Cody Vance joins, alongside Marta Lin-Ruiz.")] == [
         "Australian", "Cody Vance", "Marta Lin-Ruiz"]
@@ -125,6 +136,14 @@ def test_renewal_ignores_other_works_actors_and_generic_claims() -> None:
     assert renewal(S("Some shows get cancelled after just one season."), T2) is None
     assert renewal(S("Other Show, which has been picked up for a third season, airs on Fridays."), T2) is None
     assert renewal(S("Dana Reyes won't return for the second season."), T2) is None
+    assert renewal(S("Ana Lind is known for her role in Apple TV Plus' Other Show, which has been picked up "
+                     "for a fourth season."), T2) is None
+    assert renewal(S("Night Watch: Lioness has yet to be renewed, and nothing more is known."), T2) is None
+    assert renewal(S("Dana Reyes returns for a second season as the detective."), T2) is None
+    r = renewal(S("When Sample Show returns for a second season in the fall, it will look different."), T2)
+    assert r is not None and r.value == "renewed"
+    r = renewal(S("Sample Show, which was renewed in May, returns next year."), T2)
+    assert r is not None and r.value == "renewed"
     r = renewal(S("Sample Show has been cancelled after one season."), T2)
     assert r is not None and r.value == "cancelled"
     r = renewal(S("The news that Sample Show wasn't renewed broke on Friday."), T2)

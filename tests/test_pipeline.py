@@ -146,3 +146,15 @@ def test_failures_are_recorded_and_do_not_stop_other_watches(server, store, data
     with store.session() as s:
         broken = s.scalars(select(Watch).where(Watch.name == "broken")).one()
         assert broken.consecutive_failures == 0 and broken.last_status == "changed"
+
+
+def test_a_page_without_date_metadata_is_dated_by_its_byline(server, store, database_url):
+    body = ("<html><head><title>Glass Harbour Season 2</title></head><body><article><h1>Glass Harbour Season 2</h1>"
+            "<p>By Ann Writer | March 3, 2021</p><p>Glass Harbour Season 2 will premiere next year on Netflix, "
+            "the streamer said.</p></article></body></html>")
+    server.route("/gh", Reply(body=body.encode(), headers={"Content-Type": "text/html"}))
+    cycle(store, make_config(server, database_url, [{"name": "gh", "url": server.url("/gh")}]))
+    with store.session() as s:
+        snap = s.scalars(select(Snapshot)).one()
+        assert snap.published.isoformat() == "2021-03-03"
+        assert snap.facts["facts"]["release"]["earliest"] == "2022-01-01"  # 'next year' of the article, not of today

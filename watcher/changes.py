@@ -23,20 +23,45 @@ from sqlalchemy.orm import Session
 from watcher.config import WatchConfig
 from watcher.describe import describe, summarise
 from watcher.diff import comparable, diff_documents, event_kind, event_uid, fact_values, unreported_removals
-from watcher.document import drop_ignored_lines
-from watcher.records import ChangeEvent, Facts, FactSet
+from watcher.document import drop_ignored, drop_ignored_lines
+from watcher.extract import RULES_VERSION, extract
+from watcher.records import ChangeEvent, Document, Facts, FactSet
 from watcher.store.codec import decode_document
 from watcher.store.models import ChangeEventRow, Check, Fact, Snapshot, Watch, utcnow
 from watcher.topic import DEFAULT_STALE_AFTER, consensus_events, topic_label
 
-# Runtime key in Snapshot.facts: facts carried over from the previous snapshot because their
-# evidence is still on the page although extraction missed them this time.
+# Runtime keys in Snapshot.facts. CARRIED: facts carried over from the previous snapshot because their
+# evidence is still on the page although extraction missed them this time. RULES: the version of the
+# extraction rules that read the snapshot (watcher.extract.RULES_VERSION).
 CARRIED = "carried"
+RULES = "rules"
+_RUNTIME_KEYS = (CARRIED, RULES)
+
+
+def snapshot_facts(facts: FactSet) -> dict[str, Any]:
+    """What a new snapshot stores as its facts: the FactSet and the rules version that produced it."""
+    return {**facts.to_json_dict(), RULES: RULES_VERSION}
 
 
 def load_facts(snapshot: Snapshot) -> FactSet:
-    data = {k: v for k, v in (snapshot.facts or {}).items() if k != CARRIED}
+    data = {k: v for k, v in (snapshot.facts or {}).items() if k not in _RUNTIME_KEYS}
     return FactSet.model_validate(data)
+
+
+def reread(previous: Snapshot, doc: Document, watch_config: WatchConfig | None) -> FactSet:
+    """The previous snapshot's facts as today's rules read its document.
+
+    A diff must compare like with like: after an upgrade of the extraction rules, facts the old rules
+    missed (or got wrong) on an unchanged part of the page would otherwise be reported as changes of the
+    page. Stored facts are reused when the same rules produced them, so this costs an extraction only for
+    the first change of each entry after an upgrade. `doc` is the previous snapshot's document."""
+    if (previous.facts or {}).get(RULES) == RULES_VERSION:
+        return load_facts(previous)
+    if watch_config is not None and watch_config.ignore:
+        doc = drop_ignored(doc, list(watch_config.ignore))
+    fetched = previous.fetched_at.date() if previous.fetched_at else None
+    topic = watch_config.topic.topic() if watch_config is not None and watch_config.topic else None
+    return extract(doc, fallback_date=fetched, topic=topic)
 
 
 def save_events(s: Session, events: list[ChangeEvent], *, watch_id: int | None, snapshot_id: int | None,
@@ -86,8 +111,9 @@ def record_snapshot(s: Session, *, watch: Watch, snapshot: Snapshot, previous: S
     events: list[ChangeEvent] = []
     baseline = _first_of_watch(s, watch, snapshot) if first_of_watch is None else first_of_watch
     if previous is not None:
-        old = load_facts(previous)
-        old_text, new_text = decode_document(previous.content_z).text, decode_document(snapshot.content_z).text
+        previous_doc = decode_document(previous.content_z)
+        old = reread(previous, previous_doc, watch_config)
+        old_text, new_text = previous_doc.text, decode_document(snapshot.content_z).text
         if watch_config is not None and watch_config.ignore:
             old_text = drop_ignored_lines(old_text, watch_config.ignore)
         events = diff_documents(old.facts, new.facts, old_text, new_text)

@@ -150,9 +150,11 @@ def _previews(outcome: FetchOutcome, watch: WatchConfig) -> list[Preview]:
             out.append(Preview(raw.url, raw.title, None, {"document": {"url": raw.url, "title": raw.title},
                                                            "error": str(e)}))
             continue
-        facts = extract(doc, reference_date=doc.published or doc.modified or dt.datetime.now(dt.UTC).date(),
-                        topic=watch.topic.topic() if watch.topic else None).to_json_dict()
-        out.append(Preview(doc.url, doc.title, doc.published.isoformat() if doc.published else None, facts))
+        factset = extract(doc, fallback_date=dt.datetime.now(dt.UTC).date(),
+                          topic=watch.topic.topic() if watch.topic else None)
+        published = doc.published or factset.document.published  # metadata, else the text's dateline
+        out.append(Preview(doc.url, doc.title, published.isoformat() if published else None,
+                           factset.to_json_dict()))
     return out
 
 

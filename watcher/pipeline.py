@@ -448,7 +448,7 @@ class Pipeline:
 
     def _record_success(self, s: Session, w: Watch, wc: WatchConfig, work: _Work, *,
                         first_of_watch: bool | None = None) -> CheckResult:
-        from watcher.changes import record_snapshot, record_unchanged, save_events
+        from watcher.changes import record_snapshot, record_unchanged, save_events, snapshot_facts
         from watcher.notify import enqueue_alerts
         from watcher.store.topics import adopt_orphans, assign_topic
 
@@ -484,10 +484,11 @@ class Pipeline:
                 adopt_orphans(s, w.id, topic)
             snap = Snapshot(
                 watch_id=w.id, entry_key=doc.entry_key, fetched_at=now, content_hash=p.content_hash,
-                url=doc.url, title=doc.title, published=doc.published, modified=doc.modified,
+                url=doc.url, title=doc.title, published=doc.published or facts.document.published,
+                modified=doc.modified,
                 topic_key=topic.key if topic else None, work=facts.work,
                 season=topic.season if topic else facts.season,
-                content_z=encode_document(doc), facts=facts.to_json_dict())
+                content_z=encode_document(doc), facts=snapshot_facts(facts))
             s.add(snap)
             s.flush()
             last_snapshot_id = snap.id

@@ -50,7 +50,8 @@ class ProcessJob:
     # entry_key -> content hash of the entry's latest snapshot: an entry whose normalised content hashes
     # the same is unchanged, and is not extracted.
     known: Mapping[str, str]
-    # Reference date for documents that carry no published/modified date (passed in: the function stays pure).
+    # Reference date for documents that carry no date of their own, in metadata or a dateline (passed in:
+    # the function stays pure).
     today: dt.date
     # Seconds the processing may take (fetch.processing_budget); 0 for no limit.
     budget: float = 0.0
@@ -102,7 +103,7 @@ def process_documents(job: ProcessJob) -> list[Processed]:
             facts = None
             if job.known.get(doc.entry_key) != content_hash:
                 checkpoint()
-                facts = extract(doc, reference_date=doc.published or doc.modified or job.today, topic=job.topic)
+                facts = extract(doc, fallback_date=job.today, topic=job.topic)
             out.append(Processed(doc, content_hash, facts))
         return out
     except _Overrun:

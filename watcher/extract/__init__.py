@@ -7,6 +7,9 @@ status.py, cast.py). The rules are tables in lexicon.py. Every fact carries its 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+from importlib import metadata
+from pathlib import Path
 
 from watcher.extract.cast import extract_cast
 from watcher.extract.release import candidates, previous_release, primary_release
@@ -15,14 +18,36 @@ from watcher.extract.text import document_sentences
 from watcher.extract.topic import detect_topic
 from watcher.records import Document, DocumentInfo, Facts, FactSet, Topic
 
-__all__ = ["extract"]
+__all__ = ["RULES_VERSION", "extract"]
 
 
-def extract(doc: Document, *, reference_date: dt.date | None = None, topic: Topic | None = None) -> FactSet:
-    """The facts one document states, each with evidence and confidence; unstated facts are left out."""
+def _rules_version() -> str:
+    """A digest of the extraction rules in force: this package's source and the name lists it reads.
+    Stored with each snapshot's facts, so a diff knows when the previous facts came from other rules."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    try:
+        h.update(metadata.version("names").encode())
+    except metadata.PackageNotFoundError:  # pragma: no cover - a dependency of the package
+        pass
+    return h.hexdigest()[:16]
+
+
+RULES_VERSION = _rules_version()
+
+
+def extract(doc: Document, *, reference_date: dt.date | None = None, topic: Topic | None = None,
+            fallback_date: dt.date | None = None) -> FactSet:
+    """The facts one document states, each with evidence and confidence; unstated facts are left out.
+
+    Relative dates ("next year", "March 5") are read from `reference_date` when given, else from the
+    document's own date (its metadata, else a dateline in its text), else from `fallback_date` (the day it
+    was fetched): an old article re-read today keeps the year it was written in."""
     sentences, dated, has_day = document_sentences(doc)
     published = doc.published or (dated if has_day else None)
-    ref = reference_date or published or doc.modified or dated
+    ref = reference_date or published or doc.modified or dated or fallback_date
     info = DocumentInfo(format=doc.format, title=doc.title, url=doc.url, published=published,
                         modified=doc.modified)
     work, season = detect_topic(doc.title, doc.headings, doc.text)

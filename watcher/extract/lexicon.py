@@ -87,8 +87,10 @@ CAST_POST: list[tuple[str, str, str]] = [
      r"(?:is|are) (?:rumou?red|reported|tipped|linked|being eyed|eyed|said) to|(?:is|are) (?:rumou?red|linked)|"
      r"(?:had |has |have )?(?:also )?been offered|up in the air|(?:is|are|remains?) (?:still )?unconfirmed|"
      r"(?:(?-i:may)|might|could|would) (?:also )?(?:return|be back|appear|join|reprise|star)|"
-     r"(?:is|are) (?:expected|likely|hoped|hoping|rumou?red) to (?:return|reprise|be back|join|appear|star)",
-     "unconfirmed", "Dana Reyes is in talks to join Nightfall"),
+     r"(?:is|are) (?:expected|likely|hoped|hoping|rumou?red) to (?:return|reprise|be back|join|appear|star)|"
+     r"['’]s? (?:\w+ ){0,2}(?:character|role) (?:has |had |also )?(?:hinted|teased|suggested|seemed|appeared|"
+     r"may be|might be|could be) (?:at |to be )?(?:leaving|exiting|departing|an exit|a departure|on (?:the|her|his) "
+     r"way out)", "unconfirmed", "Dana Reyes is in talks to join Nightfall"),
     (r"(?:has|have|had) (?:officially |reportedly |now |just |also )*(?:joined|boarded|signed on|signed up|come aboard|"
      r"been cast|been tapped|been added|been recruited|been hired|been brought on|landed)|joins?|joining|will join|"
      r"to join|(?:is|are|was|were) (?:now |also )?(?:cast|tapped|added|recruited|hired)|signs? on|signed on|"
@@ -152,7 +154,10 @@ CHARACTER_VERBS = (r"(?:(?:is|are|was|were|will|also|now|both|set|to|be|who|curr
                    r"expected|going|likely|tipped|said|confirmed|officially|finally|has|have|been)\s+)*"
                    r"(?:(?:play|plays|playing|played|portray|portrays|portraying|portrayed|voice|voices|voicing|"
                    r"voiced)|(?:return|returns|returning|back|reprise|reprises|reprising|star|stars|starring|"
-                   r"appear|appears|appearing|joins?|joining|cast|recast|debut|debuts)(?:\s+(?:to (?:play|voice)|"
+                   r"appear|appears|appearing|joins?|joining|joined|returned|reprised|cast|recast|debut|debuts)"
+                   r"(?:\s+(?:to (?:play|voice)|"
+                   r"(?:to\s+)?(?:the|its|this)\s+(?:\w+\s+)?(?:cast|series|show|film|movie|season|ensemble|"
+                   r"franchise)(?:\s+(?:of|for|in)\s+[^,;]{1,60}?)?\s+as|"
                    r"(?:his|her|their|the)\s+(?:roles?|parts?)(?:\s+from\s+[^,;]+?)?\s+as|in (?:the )?(?:role|part) "
                    r"of|as))|take on the (?:new )?role of|(?:the )?(?:role|part) of|is playing|"
                    r"as(?! well| part| soon| of| if| though| a result| such| usual| long| far| much| expected))")
@@ -294,7 +299,8 @@ RENEWAL: list[tuple[str, str, str]] = [
      "Nightfall has been cancelled after two seasons"),
     (r"renew(?:s|ed|ing)?\b(?! or not)|greenlit|green-lit|greenlights?|picked up for|gets? (?:a )?(?:second|third|"
      r"fourth|fifth|new|another) season|ordered (?:a |an )?(?:second|third|fourth|fifth|new|another|\d+ more)|"
-     r"(?:will|is set to) return for (?:a|another|its) (?:\w+ )?season|confirmed (?:a |its )?(?:second|third|"
+     r"(?:(?:will|is set to|is going to) return|returns|is returning) for (?:a|another|its) (?:\w+ )?season|"
+     r"confirmed (?:a |its )?(?:second|third|"
      r"fourth|fifth|sixth|new|next) season|(?:season|series) \d+ (?:is|was|has been) (?:officially )?"
      r"(?:confirmed|ordered|announced)|is in the works|early renewal|(?:has|have) been (?:officially )?confirmed "
      r"for (?:a )?(?:second|third|new|another) season|coming back for (?:a |another |more)|"

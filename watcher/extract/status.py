@@ -77,8 +77,11 @@ _OBJECT_TITLE = re.compile(r"^\s+(?:(?:its|the|their|his|her|a)\s+)?(?:(?:comedy
                            r"sitcom|procedural|anime|reality|animated|fantasy|sci-fi|horror|limited|docuseries|"
                            r"spin-?off|k-drama|crime|teen|medical|legal|period|romantic|new)\s+){0,3}((?:[A-Z][\w'’:-]*"
                            r"(?:\s+(?:of|the|and|in|on|to|a))?\s*){1,6})")
-_SUBJECT_TITLE = re.compile(r"((?:[A-Z][\w'’:-]*\s+(?:(?:of|the|and|in|on|to|a)\s+)?){1,6})(?:(?:has|have|was|were|is|"
-                            r"had|been|also|officially|now)\s+){1,3}$")
+# The title a renewal verb is said of: 'Other Show has been renewed', 'Other Show, which was picked up',
+# 'Other Show has yet to be renewed'.
+_SUBJECT_TITLE = re.compile(r"((?:[A-Z][\w'’:-]*(?:\s+(?:of|the|and|in|on|to|a))?\s+){0,5}[A-Z][\w'’:-]*)"
+                            r"(?:,?\s+(?:which|that)\s+|\s+)(?:(?:has|have|was|were|is|had|been|also|officially|now|"
+                            r"yet|to|be|not|never|already|just|recently)\s+){1,4}$")
 
 
 def _names_other_title(t: str, m: re.Match[str], target: Target) -> bool:
@@ -89,8 +92,9 @@ def _names_other_title(t: str, m: re.Match[str], target: Target) -> bool:
                          re.I) and not re.search(r"\b(?:been|was|were|is|are|wasn't|isn't|not)\b", m.group(0), re.I):
         titles.append(obj.group(1).strip())
     subj = _SUBJECT_TITLE.search(t[:m.start()])
-    if subj:
-        titles.append(subj.group(1).strip())
+    if subj and not target.named_in(subj.group(1)):
+        # 'her role in Apple TV Plus' Other Show, which was renewed': the title is what follows a possessive or 'in'
+        titles.append(re.split(r"(?:'s?|’s?)\s+|\s+(?:in|on|from)\s+", subj.group(1).strip())[-1])
     for title in titles:
         words = title.split()
         if target.named_in(title) or not words or fold(words[0]) in lx.PLATFORM_WORDS or _is_platform(title) or \
@@ -130,6 +134,8 @@ def renewal(sentences: list[Sentence], target: Target, production_stage: str | N
                 continue
             if value == "cancelled" and (_NOT_CANCELLED.search(t) or _person_subject(t, m.start())):
                 continue
+            if value == "renewed" and re.search(r"\breturn", m.group(0), re.I) and _person_subject(t, m.start()):
+                continue  # 'Dana Reyes returns for a second season': an actor's return, not the show's renewal
             if _names_other_title(t, m, target):
                 continue  # 'the network also renewed its comedy Other Show': another work's renewal
             if value == "cancelled" and re.match(r"(?:will not|won't|isn't|is not|not)\b", m.group(0), re.I) and \

@@ -85,23 +85,46 @@ def about_other_season(text: str, target: int | None) -> bool:
 
 
 # A dateline or byline at the top of an article: 'date 2022-02-11', 'posted on 2024-10-08 05:01 EDT by ...',
-# 'By A Writer on 2020/10/24 at 21:53 PST'. It dates the article; it is never a release claim.
-_DATELINE = re.compile(r"^\s*(?:date|dated|posted(?: on)?|published(?: on)?|updated(?: on)?|by\s+[^\n]{1,60}?\s+on)"
-                       r"\s*:?\s*(?P<y>(?:19|20)\d{2})[-/.](?P<m>\d{1,2})(?:[-/.](?P<d>\d{1,2}))?\b"
-                       r"(?:\s+(?:at\s+)?\d{1,2}:\d{2}(?:\s*[AP]M)?(?:\s+[A-Z]{2,4})?)?"
-                       r"(?:\s+by\s+[A-Z][\w.'’-]*(?:\s+[A-Z][\w.'’-]*){0,3})?\s*\d{0,2}\s*", re.I)
+# 'By A Writer on 2020/10/24 at 21:53 PST', 'By A Writer | March 3, 2021', 'Published: 3 Mar 2021, 10:00',
+# 'Updated on Mar 3, 2021 at 9:15 am'. It dates the article; it is never a release claim. A date written out
+# at the very start of a line is a dateline only when the line ends there or goes on after a separator
+# ('March 3, 2021 — The streamer ...'), so a sentence such as 'March 5, 2027 is the date' is left alone.
+_MONTH = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?"
+          r"|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")
+_DATE = (r"(?:(?P<y>(?:19|20)\d{2})[-/.](?P<m>\d{1,2})(?:[-/.](?P<d>\d{1,2}))?\b"
+         rf"|(?P<mon1>{_MONTH})\s+(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y1>(?:19|20)\d{{2}})\b"
+         rf"|(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?P<mon2>{_MONTH}),?\s+(?P<y2>(?:19|20)\d{{2}})\b)")
+_TIME = r"(?:,?\s+(?:at\s+)?\d{1,2}[:.]\d{2}(?:\s*[ap]\.?m\.?)?(?:\s+[A-Z]{2,4})?)?"
+_BYLINE_BY = r"(?:\s+by\s+[A-Z][\w.'’-]*(?:\s+[A-Z][\w.'’-]*){0,3})?"
+_SEPARATOR = r"(?:\s*$|\s*[|·•—–-]\s*|\s+(?=by\s))"
+_DATELINE = re.compile(
+    r"^\s*(?:(?P<kw>date|dated|posted(?: on)?|published(?: on)?|(?:last\s+)?updated(?: on)?)\s*:?\s*"
+    r"|(?P<by>by\s+[^\n|·•]{1,60}?)\s*(?:\bon\b|[|·•,–—-])\s*)?"
+    + _DATE + _TIME + _BYLINE_BY + r"(?P<end>" + _SEPARATOR + r")?\s*\d{0,2}\s*", re.I)
 
 
 def dateline(line: str) -> tuple[dt.date | None, bool, str]:
     """(date, has_day, rest of the line) for a line that opens with a dateline; (None, False, line) otherwise."""
+    from watcher.extract.dates import MONTHS
+
     m = _DATELINE.match(line)
     if not m:
         return None, False, line
+    if not (m["kw"] or m["by"] or m["end"] is not None):  # a bare date must stand alone or before a separator
+        return None, False, line
     try:
-        d = dt.date(int(m["y"]), int(m["m"]), int(m["d"] or 1))
+        if m["y"]:
+            d = dt.date(int(m["y"]), int(m["m"]), int(m["d"] or 1))
+            has_day = m["d"] is not None
+        else:
+            month = MONTHS.get((m["mon1"] or m["mon2"]).lower().rstrip(".")[:3])
+            if month is None:
+                return None, False, line
+            d = dt.date(int(m["y1"] or m["y2"]), month, int(m["d1"] or m["d2"]))
+            has_day = True
     except ValueError:
         return None, False, line
-    return d, m["d"] is not None, line[m.end():]
+    return d, has_day, line[m.end():]
 
 
 def document_sentences(doc: Document) -> tuple[list[Sentence], dt.date | None, bool]:
