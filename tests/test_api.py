@@ -123,7 +123,7 @@ def test_openapi_describes_every_route_and_real_responses_match(store, cfg):
             schema_validator(spec, "Watch").validate(w)
         detail = httpx.get(base + "/api/v1/watches/a").json()
         schema_validator(spec, "WatchDetail").validate(detail)
-        assert detail["checks"][0]["outcome"] == "changed" and detail["recheck"] is None
+        assert detail["checks"][0]["outcome"] == "baseline" and detail["recheck"] is None
         topics = httpx.get(base + "/api/v1/topics").json()["topics"]
         [topic] = topics
         schema_validator(spec, "TopicSummary").validate(topic)

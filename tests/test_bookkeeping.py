@@ -107,7 +107,7 @@ def test_unchanged_checks_waiting_in_a_batch_are_written_at_shutdown(server, sto
     run_sync(lambda: _with_pipeline(store, config, body, batch_seconds=3600))
     with store.session() as s:
         outcomes = s.execute(select(Check.outcome).order_by(Check.id)).scalars().all()
-    assert outcomes == ["changed", "changed", "unchanged"]
+    assert outcomes == ["baseline", "baseline", "unchanged"]
 
 
 @pytest.mark.parametrize("validators", ["body-hash", "etag"])
@@ -147,7 +147,7 @@ def test_a_change_stored_by_another_process_is_never_taken_for_unchanged(server,
         return first, third, server.hits["/show"] - hits
 
     first, third, fetches = run_sync(lambda: _with_pipeline(store, config, body, shared=shared))
-    assert first.outcome == "changed"
+    assert first.outcome == "baseline"
     assert third.outcome == "changed", third
     if shared:  # a worker checks the revision before it fetches: one fetch, judged against the right state
         assert fetches == 1
@@ -180,7 +180,7 @@ def test_processing_workers_killed_under_a_running_pipeline_are_replaced(server,
     try:
         report = run_sync(lambda: _with_pipeline(store, config, kill_workers_then_check, processor=processor))
         # The jobs of the dead pool were given to a new one: every page processed, nothing failed.
-        assert [r.outcome for r in report.results] == ["changed"] * 4, report.results
+        assert [r.outcome for r in report.results] == ["baseline"] * 4, report.results
         assert len(killed) == 2 and processor.pids() and not killed & set(processor.pids())
     finally:
         processor.close()

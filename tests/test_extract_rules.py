@@ -261,3 +261,44 @@ def test_relative_dates_follow_the_articles_own_date_over_the_fetch_day() -> Non
         "<p>Glass Harbour Season 2 will premiere next year on Netflix.</p></article></body></html>")))
     got = extract(undated, fallback_date=dt.date(2026, 11, 25))
     assert got.facts.release is not None and got.facts.release.earliest == dt.date(2027, 1, 1)
+
+
+def test_the_big_screen_is_a_theatrical_release() -> None:
+    fs = facts("Night Harbor wraps filming", "Filming has wrapped on the horror sequel Night Harbor. The crew "
+               "said they look forward to seeing fans on the big screen in October 2027.")
+    assert fs.facts.platform is not None and fs.facts.platform.value == "theatrical"
+    # 'on screens' alone is no cinema: a series on a streamer keeps its streamer
+    fs = facts("Glass Harbour Season 2", "Glass Harbour Season 2 premieres on Netflix, with the cast on screens "
+               "in March.")
+    assert fs.facts.platform is not None and fs.facts.platform.value == "Netflix"
+
+
+def test_not_until_a_date_dates_the_release() -> None:
+    for body in ("Season 2 will most likely not be released until early 2027, as reported before.",
+                 "Season 2 won't arrive until early 2027."):
+        r = facts("Glass Harbour Season 2: everything we know", body).facts.release
+        assert r is not None and (str(r.earliest), str(r.latest)) == ("2027-01-01", "2027-04-30"), body
+        assert not r.announced
+    assert facts("Glass Harbour Season 2", "Season 2 will not be released in 2026.").facts.release is None
+
+
+def test_appearing_in_the_coming_season_and_guest_stars_are_new() -> None:
+    assert cast("Glass Harbour Season 2 cast", "Dana Reyes will appear in the upcoming season.") == {
+        "Dana Reyes": ("new", None)}
+    assert cast("Glass Harbour Season 2 cast", "Dana Reyes and Tom Pell will also appear as guest stars.") == {
+        "Dana Reyes": ("new", None), "Tom Pell": ("new", None)}
+
+
+def test_as_does_and_the_same_goes_for_share_the_status() -> None:
+    assert cast("Glass Harbour Season 2 cast", "Dana Reyes joins the cast, as does Looking Glass's Ivy Moss.") == {
+        "Dana Reyes": ("new", None), "Ivy Moss": ("new", None)}
+    assert cast("Glass Harbour Season 2 cast", "Dana Reyes will not be back, and the same goes for Tom Pell.") == {
+        "Dana Reyes": ("exited", None), "Tom Pell": ("exited", None)}
+
+
+def test_works_after_actors_from_are_not_people_and_a_credit_ends_before_the_next_name() -> None:
+    assert cast("Glass Harbour Season 2 cast", "The season will include actors from Night Shift and Blue Harbor.") == {}
+    assert cast("Glass Harbour Season 2 cast", "The cast includes Dana Reyes from Night Shift and Tom Pell.") == {
+        "Dana Reyes": ("listed", None), "Tom Pell": ("listed", None)}
+    assert cast("Glass Harbour Season 2 cast", "The cast includes Dana Reyes from Pride and Prejudice.") == {
+        "Dana Reyes": ("listed", None)}

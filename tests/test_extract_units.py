@@ -139,6 +139,8 @@ def test_renewal_ignores_other_works_actors_and_generic_claims() -> None:
     assert renewal(S("Ana Lind is known for her role in Apple TV Plus' Other Show, which has been picked up "
                      "for a fourth season."), T2) is None
     assert renewal(S("Night Watch: Lioness has yet to be renewed, and nothing more is known."), T2) is None
+    assert renewal(S("She starred in Apple TV Plus' Ted Marsh, which has been picked up for a fourth season."),
+                   T2) is None  # a title that looks like a name, known as a title by 'which'
     assert renewal(S("Dana Reyes returns for a second season as the detective."), T2) is None
     r = renewal(S("When Sample Show returns for a second season in the fall, it will look different."), T2)
     assert r is not None and r.value == "renewed"
@@ -150,6 +152,9 @@ def test_renewal_ignores_other_works_actors_and_generic_claims() -> None:
     assert r is not None and r.value == "cancelled"
     r = renewal(S("Nothing else is said."), T2, production_stage="filming")
     assert r is not None and r.value == "renewed" and r.confidence < 0.7  # inferred from a season in production
+    r = renewal(S("Nothing else is said."), T2, production_stage="filming",
+                production_evidence="Filming of Sample Show's second season began in May.")
+    assert r is not None and r.evidence == "Filming of Sample Show's second season began in May."
 
 
 def test_production_ignores_hypotheticals_questions_and_other_seasons() -> None:

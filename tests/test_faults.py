@@ -154,7 +154,7 @@ def test_every_hostile_fetch_is_recorded_and_the_rest_keeps_working(hostile, sto
             w = by_name[name]
             [check] = s.scalars(select(Check).where(Check.watch_id == w.id)).all()
             if reason is None:
-                assert check.outcome == "changed", name
+                assert check.outcome == "baseline", name
             else:
                 assert check.outcome == "failed" and check.reason == reason, name
                 assert w.last_error and w.last_error.startswith(reason), (name, w.last_error)
@@ -226,7 +226,7 @@ def test_lost_fetches_end_as_timeout_and_free_their_slots(store, database_url):
                              fetch={"concurrency": 1, "timeout": "1s"})
         report = faulty_cycle(store, config, lost={f"lost{i}" for i in range(4)})
     got = {r.watch: (r.outcome, r.reason) for r in report.results}
-    assert got == {**{f"lost{i}": ("failed", "timeout") for i in range(4)}, "ok": ("changed", None)}
+    assert got == {**{f"lost{i}": ("failed", "timeout") for i in range(4)}, "ok": ("baseline", None)}
     with store.session() as s:
         reasons = dict(s.execute(select(Watch.name, Check.reason).join(Check)).all())
     assert reasons == {**{f"lost{i}": "timeout" for i in range(4)}, "ok": None}
@@ -247,7 +247,7 @@ def test_internal_error_counts_as_a_failure_with_backoff_and_fetch_failed(store,
             events = s.scalars(select(ChangeEventRow.subject).where(ChangeEventRow.type == "fetch_failed")).all()
         assert events == ["internal-error"]  # failures_before_event = 2: one event for the episode
         [result] = faulty_cycle(store, config).results  # the bug is gone
-        assert result.outcome == "changed"
+        assert result.outcome == "baseline"
     with store.session() as s:
         assert s.scalars(select(ChangeEventRow.type).where(ChangeEventRow.type == "fetch_recovered")).all()
 
@@ -275,7 +275,7 @@ def test_processing_over_budget_is_recorded_as_timeout(store, database_url):
     got = {r.watch: r for r in report.results}
     assert (got["feed"].outcome, got["feed"].reason) == ("failed", "timeout"), got["feed"]
     assert "processing_budget" in got["feed"].error
-    assert got["ok"].outcome == "changed", got["ok"]
+    assert got["ok"].outcome == "baseline", got["ok"]
 
 
 # --------------------------------------------------------------------------- generated responses
@@ -409,7 +409,7 @@ def test_odd_strings_from_the_network_are_stored_on_both_backends(store, databas
             {"name": "long", "url": server.url("/long")}])
         first = cycle(store, config)
         assert {r.watch: r.outcome for r in first.results} == dict.fromkeys(["wp", "feed", "lastmod", "long"],
-                                                                            "changed"), first.results
+                                                                            "baseline"), first.results
         second = cycle(store, config)
         assert {r.outcome for r in second.results} == {"unchanged"}, second.results
     with store.session() as s:
@@ -448,7 +448,7 @@ def test_redirect_and_refresh_to_another_loopback_port_need_allow_private(store,
         config = make_config(public, database_url, watches, fetch={"allow_private": [internal.allow]})
         report = cycle(store, config)
         assert {r.watch: r.outcome for r in report.results} == dict.fromkeys(["moved", "refresh", "direct"],
-                                                                            "changed"), report.results
+                                                                            "baseline"), report.results
     with store.session() as s:
         texts = {w: decode_document(snap.content_z).text for snap, w in s.execute(select(Snapshot, Watch.name)
                                                                                   .join(Watch))}
@@ -462,7 +462,7 @@ def test_a_host_name_is_checked_by_the_address_it_resolves_to(store, database_ur
         config = make_config(server, database_url, [{"name": "by-name", "url": by_name}],
                              fetch={"allow_private": []})
         [allowed] = cycle(store, config).results  # localhost resolves to the listed 127.0.0.1:port
-        assert allowed.outcome == "changed", allowed
+        assert allowed.outcome == "baseline", allowed
         config = Config.model_validate({**config.model_dump(), "fetch": {**config.fetch.model_dump(),
                                                                          "allow_private": ["10.0.0.0/8"]}})
         [refused] = cycle(store, config).results

@@ -125,7 +125,7 @@ def test_import_urlwatch_urls_yaml(server, cfg, tmp_path):
     # What was imported runs: the disabled feed is not checked, the two pages are.
     report = json.loads(run(cfg, "check", "--json"))
     assert sorted((r["watch"], r["outcome"]) for r in report["results"]) == [
-        ("old-page", "changed"), ("show-news-page", "changed")]
+        ("old-page", "baseline"), ("show-news-page", "baseline")]
     # Importing the same file again adds nothing: every URL is already watched.
     again = json.loads(run(cfg, "import", "urlwatch", str(urls), "--json"))
     assert again["imported"] == 0 and again["written"] is False
@@ -145,7 +145,7 @@ def test_import_opml(server, cfg, tmp_path):
     assert reasons == ["already watched as 'a-page'", "already watched as 'example-news'",
                        "already watched as 'example-news'", "not an http(s) URL"]
     report = json.loads(run(cfg, "check", "example-news", "--json"))
-    assert report["results"][0]["outcome"] == "changed" and report["results"][0]["snapshots"] == 2
+    assert report["results"][0]["outcome"] == "baseline" and report["results"][0]["snapshots"] == 2
 
 
 @pytest.mark.parametrize("legacy", [False, True], ids=["watch-json", "url-watches-json"])
@@ -166,7 +166,7 @@ def test_import_changedetection_backup(server, cfg, tmp_path, legacy):
     assert watches["old-source-view"]["watch"]["url"] == server.url("/old")  # 'source:' view prefix dropped
     assert [j["skipped"] for j in out["jobs"] if j["skipped"]] == ["not an http(s) URL"]
     report = json.loads(run(cfg, "check", "show-s2-page", "--json"))
-    assert report["results"][0]["outcome"] == "changed"
+    assert report["results"][0]["outcome"] == "baseline"
 
 
 def test_import_refuses_files_that_are_not_the_format(cfg, tmp_path):

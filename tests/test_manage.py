@@ -130,7 +130,7 @@ def test_add_wordpress_post_watches_its_rest_url_and_keeps_the_file(server, cfg)
     assert [w.name for w in config.watch] == ["existing", "127.0.0.1-all-of-us-are-dead-season-2"]
     # The added watch checks like any other (both backends).
     report = json.loads(run(cfg, "check", "127.0.0.1-all-of-us-are-dead-season-2", "--json"))
-    assert report["results"][0]["outcome"] == "changed"
+    assert report["results"][0]["outcome"] == "baseline"
 
 
 def test_add_page_that_links_a_feed_offers_it(server, cfg):

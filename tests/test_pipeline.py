@@ -63,7 +63,7 @@ def test_changed_page_gives_two_snapshots(server, store, database_url):
     config = make_config(server, database_url, [{"name": "show", "url": server.url("/show")}])
     first = cycle(store, config)
     second = cycle(store, config)
-    assert [r.outcome for r in first.results + second.results] == ["changed", "changed"]
+    assert [r.outcome for r in first.results + second.results] == ["baseline", "changed"]
     assert count(store, Snapshot) == 2 and count(store, Check) == 2
     with store.session() as s:
         snaps = list(s.scalars(select(Snapshot).order_by(Snapshot.id)))
@@ -130,7 +130,7 @@ def test_failures_are_recorded_and_do_not_stop_other_watches(server, store, data
         report = cycle(store, config)
         outcomes = {r.watch: r.outcome for r in report.results}
         assert outcomes["broken"] == "failed" and outcomes["nowhere"] == "failed"
-        assert outcomes["ok"] in ("changed", "unchanged")
+        assert outcomes["ok"] in ("baseline", "changed", "unchanged")
     with store.session() as s:
         broken = s.scalars(select(Watch).where(Watch.name == "broken")).one()
         assert broken.consecutive_failures == 3 and broken.last_error.startswith("http-500")
@@ -145,7 +145,7 @@ def test_failures_are_recorded_and_do_not_stop_other_watches(server, store, data
     assert count(store, ChangeEventRow, type="fetch_recovered") == 1
     with store.session() as s:
         broken = s.scalars(select(Watch).where(Watch.name == "broken")).one()
-        assert broken.consecutive_failures == 0 and broken.last_status == "changed"
+        assert broken.consecutive_failures == 0 and broken.last_status == "baseline"
 
 
 def test_a_page_without_date_metadata_is_dated_by_its_byline(server, store, database_url):

@@ -94,8 +94,8 @@ def test_timeline_lists_each_sources_values_in_order(history):
 
 def test_history_shows_checks_snapshots_and_failures(history):
     data = json.loads(run_cli(history, "history", "site-a", "--json"))
-    assert [c["outcome"] for c in data["checks"]] == ["changed", "changed"]
-    assert len(data["snapshots"]) == 2 and data["counts"] == {"changed": 2}
+    assert [c["outcome"] for c in data["checks"]] == ["changed", "baseline"]
+    assert len(data["snapshots"]) == 2 and data["counts"] == {"baseline": 1, "changed": 1}
     gone = json.loads(run_cli(history, "history", "gone", "--json"))
     assert [c["reason"] for c in gone["checks"]] == ["http-410", "http-410"]
     assert gone["status"] == "failed" and gone["failures"] == 2

@@ -53,6 +53,39 @@ def parse_duration(value: Any) -> timedelta:
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
+def format_duration(value: Any) -> str:
+    """A duration as the config writes it: '20s', '6h', '1d', '90m'; '1h30m5s' when no one unit fits.
+
+    Accepts what `parse_duration` does and the ISO 8601 form ('PT20S') a stored watch config holds, so no
+    listing shows a timedelta repr or an ISO period. Not a duration: returned as text, unchanged."""
+    if value is None or value == "":
+        return ""
+    try:
+        if isinstance(value, str) and value.strip().upper().startswith("P"):
+            from pydantic import TypeAdapter
+
+            delta = TypeAdapter(timedelta).validate_python(value.strip())
+        else:
+            delta = parse_duration(value)
+    except (ValueError, ValidationError):
+        return str(value)
+    seconds = delta.total_seconds()
+    if seconds != int(seconds):
+        return f"{seconds:g}s"
+    left = int(seconds)
+    if left == 0:
+        return "0s"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if left % size == 0:
+            return f"{left // size}{unit}"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if left >= size:
+            parts.append(f"{left // size}{unit}")
+            left %= size
+    return "".join(parts)
+
+
 def _http_url(value: str) -> str:
     """An http(s) URL with a host and a valid port (errors name the problem, not a traceback at fetch time)."""
     from watcher.text import display_url
@@ -155,6 +188,23 @@ class BrowserConfig(_Model):
         return v
 
 
+class RetentionConfig(_Model):
+    """How much history to keep (`watcher db prune` and the daemon, daily). A snapshot goes when it is past
+    `keep_snapshots` newest of its watch or older than `max_age`, unless something still needs it (the
+    latest state of each entry and the one before it, events, undelivered alerts: watcher/retention.py).
+    0 turns a limit off."""
+
+    keep_snapshots: int = Field(default=100, ge=0)
+    max_age: Duration = timedelta(days=365)
+
+
+class WatchRetention(_Model):
+    """Per-watch retention: each key given overrides the global `[retention]` one."""
+
+    keep_snapshots: int | None = Field(default=None, ge=0)
+    max_age: Duration | None = None
+
+
 class WatchConfig(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     url: WatchUrl
@@ -173,6 +223,7 @@ class WatchConfig(_Model):
     # line) are removed before hashing and diffing; `text_changes = false` alerts on facts only.
     ignore: list[str] = Field(default_factory=list)
     text_changes: bool = True
+    retention: WatchRetention | None = None
 
     @field_validator("ignore")
     @classmethod
@@ -388,6 +439,7 @@ class Config(_Model):
     redis: RedisConfig = RedisConfig()
     web: WebConfig = WebConfig()
     topics: TopicsConfig = TopicsConfig()
+    retention: RetentionConfig = RetentionConfig()
     watch: list[WatchConfig] = Field(default_factory=list)
     subscriber: list[SubscriberConfig] = Field(default_factory=list)
     source_path: str | None = Field(default=None, exclude=True)
@@ -424,6 +476,19 @@ class Config(_Model):
             return cached[1][name]
         except KeyError:
             raise ConfigError(f"no watch named {name!r} in {self.source_path}") from None
+
+    def retention_for(self, name: str) -> RetentionConfig:
+        """The retention of a watch: its own keys over `[retention]` (a watch gone from the config gets the
+        global one, so its history is pruned too)."""
+        try:
+            own = self.watch_by_name(name).retention
+        except ConfigError:
+            own = None
+        if own is None:
+            return self.retention
+        return RetentionConfig(
+            keep_snapshots=self.retention.keep_snapshots if own.keep_snapshots is None else own.keep_snapshots,
+            max_age=self.retention.max_age if own.max_age is None else own.max_age)
 
     def subscriber_by_name(self, name: str) -> SubscriberConfig:
         for s in self.subscriber:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import os
 import re
+from typing import Any
 
 from watcher.text import strip_control, strip_userinfo
 
@@ -45,15 +48,54 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def setup_logging(verbose: int = 0) -> None:
+# Attributes every LogRecord has; anything else on a record came from `extra=` and goes into the JSON object.
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+LOG_FORMATS = ("text", "json")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers: time (UTC, ISO 8601), level, logger, message, the fields a
+    caller passed with `extra=` (watch, outcome, event_type, ...) and the exception, if any. Strings are
+    redacted like the text lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname, "logger": record.name,
+            "message": strip_control(redact(record.getMessage()))}
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                out[key] = _clean(value)
+        if record.exc_info:
+            out["exception"] = redact(self.formatException(record.exc_info))  # JSON escapes its newlines
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return strip_control(redact(value))
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def setup_logging(verbose: int = 0, fmt: str = "text", *, daemon: bool = False) -> None:
+    """Logging for a command. `daemon` (run, worker, sender): watcher's own INFO lines (one per check that
+    found something, per event, per alert sent or dead) are shown at the default verbosity; other commands
+    print their results themselves and log only warnings. `fmt` "json": one JSON object per line."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     root = logging.getLogger()
-    if not any(isinstance(f, RedactingFilter) for h in root.handlers for f in h.filters):
+    handler = next((h for h in root.handlers if any(isinstance(f, RedactingFilter) for f in h.filters)), None)
+    if handler is None:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler.addFilter(RedactingFilter())
         root.addHandler(handler)
+    handler.setFormatter(JsonFormatter() if fmt == "json"
+                         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.setLevel(level)
+    logging.getLogger("watcher").setLevel(logging.INFO if daemon and verbose == 0 else logging.NOTSET)
     # Scrapy and friends are chatty at INFO; keep them one step quieter than ours.
     for noisy in ("scrapy", "twisted", "apscheduler", "filelock", "trafilatura", "htmldate"):
         logging.getLogger(noisy).setLevel(max(level, logging.INFO if verbose >= 2 else logging.WARNING))

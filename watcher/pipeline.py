@@ -61,7 +61,7 @@ class FetchStage(Protocol):
 @dataclass(slots=True)
 class CheckResult:
     watch: str
-    outcome: str  # changed | unchanged | not_modified | failed | skipped
+    outcome: str  # baseline (first version stored) | changed | unchanged | not_modified | failed | skipped
     http_status: int | None = None
     reason: str | None = None
     error: str | None = None
@@ -69,6 +69,36 @@ class CheckResult:
     events: int = 0
     alerts: int = 0
     duration_ms: int = 0
+    # The events the check stored for alerting (type, subject, summary...), logged once they are committed.
+    event_log: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
+
+
+# Outcomes that are the normal course of a re-check: logged at DEBUG, every other one at INFO.
+QUIET_OUTCOMES = ("unchanged", "not_modified", "skipped")
+
+
+def log_check(result: CheckResult) -> None:
+    """One line per check that found something (baseline, changed, failed), then one per event it stored;
+    the fields go into `--log-format json` objects as they are."""
+    level = logging.DEBUG if result.outcome in QUIET_OUTCOMES else logging.INFO
+    if log.isEnabledFor(level):
+        detail = [f"HTTP {result.http_status}"] if result.http_status else []
+        if result.snapshots or result.events:
+            detail.append(f"{result.snapshots} snapshots, {result.events} events, {result.alerts} alerts")
+        detail.append(f"{result.duration_ms} ms")
+        why = f": {result.reason}" if result.reason else ""
+        log.log(level, "check %s: %s%s (%s)", result.watch, result.outcome, why, ", ".join(detail), extra={
+            "what": "check", "watch": result.watch, "outcome": result.outcome, "http_status": result.http_status,
+            "reason": result.reason, "error": result.error, "snapshots": result.snapshots, "events": result.events,
+            "alerts": result.alerts, "duration_ms": result.duration_ms})
+    for e in result.event_log:
+        log.info("event %s on %s: %s", e["event_type"], result.watch, e["summary"],
+                 extra={"what": "event", "watch": result.watch, **e})
+
+
+def _event_fields(row: ChangeEventRow) -> dict[str, Any]:
+    return {"event_id": row.uid, "event_type": row.type, "subject": row.subject, "summary": row.summary,
+            "topic": row.topic_key, "snapshot_id": row.snapshot_id}
 
 
 @dataclass(slots=True)
@@ -210,6 +240,7 @@ class Pipeline:
             busy.done()
         result.duration_ms = int((time.monotonic() - started) * 1000)
         HEALTH.checked(name, result.outcome, result.reason)
+        log_check(result)
         return result
 
     async def _check(self, wc: WatchConfig, honour_backoff: bool, busy: _Busy) -> CheckResult:
@@ -444,6 +475,7 @@ class Pipeline:
             w.failure_reported = True
             result.events = len(rows)
             result.alerts = enqueue_alerts(s, rows)
+            result.event_log = [_event_fields(r) for r in rows]
         return result
 
     def _record_success(self, s: Session, w: Watch, wc: WatchConfig, work: _Work, *,
@@ -456,6 +488,11 @@ class Pipeline:
         now = utcnow()
         changed = [p for p in work.changed if p.facts is not None]
         status = "not_modified" if outcome.status == "not_modified" else "changed" if changed else "unchanged"
+        if changed:
+            # A watch's first stored version is its baseline, not a change (nothing was there to change).
+            first = first_of_watch if first_of_watch is not None else s.scalar(
+                select(Snapshot.id).where(Snapshot.watch_id == w.id).limit(1)) is None
+            status = "baseline" if first else status
         result = CheckResult(wc.name, status, outcome.http_status)
         events: list[ChangeEventRow] = []
         if w.failure_reported:
@@ -509,6 +546,7 @@ class Pipeline:
         result.snapshots = len(changed)
         result.events = len(events)
         result.alerts = enqueue_alerts(s, events) if events else 0
+        result.event_log = [_event_fields(r) for r in events]
         return result
 
     @staticmethod

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from watcher.config import format_duration
 from watcher.describe import summarise
 from watcher.diff import text_diff
 from watcher.errors import WatcherError
@@ -38,7 +39,8 @@ def watch_row(w: Watch) -> dict[str, Any]:
     return {"name": w.name, "kind": w.kind, "url": display_url(w.url), "enabled": w.enabled,
             "topic": f"{w.topic_work}" + (f" S{w.topic_season}" if w.topic_season is not None else "")
             if w.topic_work else None,
-            "schedule": w.config.get("cron") or w.config.get("interval"),
+            # The stored config holds intervals in ISO 8601 ("PT20S"): shown as the config writes them ("20s").
+            "schedule": w.config.get("cron") or format_duration(w.config.get("interval")) or None,
             "last_check": _iso(w.last_check_at), "status": w.last_status, "failures": w.consecutive_failures,
             "last_error": w.last_error, "backoff_until": _iso(w.backoff_until)}
 
@@ -202,3 +204,45 @@ def list_alerts(s: Session, *, status: str | None = None, subscriber: str | None
                               "topic_label": labels.get(e.topic_key or "") or e.topic_key,
                               "summary": readable_summary(e)}})
     return out
+
+
+# --------------------------------------------------------------------------- `watcher status`
+
+
+def _first_check_since(s: Session, since: dt.datetime) -> int | None:
+    """The id of the first check at or after `since`, found by bisecting ids on the primary key (checks have
+    no index on `at`, and one on the hottest insert path is not worth it for a status page)."""
+    lo, hi = s.execute(select(func.min(Check.id), func.max(Check.id))).one()
+    if hi is None or s.scalar(select(Check.at).where(Check.id == hi)) < since:
+        return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        at = s.scalar(select(Check.at).where(Check.id >= mid).order_by(Check.id).limit(1))
+        if at is not None and at >= since:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def status_checks(config: Any, store: Any) -> dict[str, Any]:
+    """The checks section of `watcher status`: the last check, and what the checks found in the last hour and
+    the last day, by outcome, and the watches whose last check failed. Ids are only about time-ordered
+    (batched writes), so the windows are approximate by the length of one batch (a second)."""
+    now = utcnow()
+    with store.session() as s:
+        last = s.execute(select(Check.at, Check.outcome, Watch.name).join(Watch, Check.watch_id == Watch.id)
+                         .order_by(Check.id.desc()).limit(1)).first()
+        windows: dict[str, dict[str, int]] = {}
+        for label, span in (("last_hour", dt.timedelta(hours=1)), ("last_day", dt.timedelta(days=1))):
+            first = _first_check_since(s, now - span)
+            windows[label] = {} if first is None else dict(s.execute(
+                select(Check.outcome, func.count()).where(Check.id >= first).group_by(Check.outcome)).all())
+        by_last = dict(s.execute(select(Watch.last_status, func.count()).where(Watch.enabled.is_(True))
+                                 .group_by(Watch.last_status)).all())
+        failing = list(s.scalars(select(Watch.name).where(Watch.enabled.is_(True), Watch.last_status == "failed")
+                                 .order_by(Watch.name).limit(20)))
+    return {"last_check": {"at": _iso(last.at), "age_s": round((now - last.at).total_seconds()),
+                           "watch": last.name, "outcome": last.outcome} if last else None,
+            **windows, "watches_by_last_outcome": {(k or "never checked"): v for k, v in by_last.items()},
+            "failing": failing}

@@ -516,6 +516,7 @@ async def run_scheduler_role(store: Store, config: Config, stop: asyncio.Event, 
     A config reload (SIGHUP, file change) re-syncs the jobs of the active scheduler."""
     from watcher.rechecks import serve_requests
     from watcher.reload import ConfigChange, follow_config
+    from watcher.retention import retention_loop
     from watcher.scheduler import create_scheduler, sync_jobs
 
     me = member_id()
@@ -562,7 +563,7 @@ async def run_scheduler_role(store: Store, config: Config, stop: asyncio.Event, 
             scheduler = create_scheduler(store, threaded=True)
             scheduler.add_executor(executor, "default")
             scheduler.start(paused=True)
-            leading, requests = asyncio.Event(), None
+            leading, requests, pruner = asyncio.Event(), None, None
             try:
                 await asyncio.to_thread(sync_jobs, scheduler, current[0], func=ENQUEUE_WATCH)
                 scheduler.resume()
@@ -570,6 +571,8 @@ async def run_scheduler_role(store: Store, config: Config, stop: asyncio.Event, 
                 # Rechecks asked for on the web page or the API: on the queue now, due this moment.
                 requests = asyncio.ensure_future(serve_requests(store, lambda name: enqueue_now(queue, name),
                                                                 leading))
+                # Retention once a day, by the active scheduler only (one pruner per deployment).
+                pruner = asyncio.ensure_future(retention_loop(store, lambda: current[0], leading))
                 while not stop.is_set() and await asyncio.to_thread(lock.held):
                     await beat(executor)
                     await _sleep(stop, poll)
@@ -578,6 +581,8 @@ async def run_scheduler_role(store: Store, config: Config, stop: asyncio.Event, 
                 if requests is not None:
                     with contextlib.suppress(Exception):
                         await requests
+                if pruner is not None:
+                    pruner.cancel()  # a prune under way finishes in its thread; its transaction is its own
                 if scheduler in active:
                     active.remove(scheduler)
                 # Not waiting: with the database gone its thread may be stuck in a job-store call.
@@ -720,7 +725,8 @@ class Worker:
         try:
             result = await self.pipeline.check(job.watch, due=job.due)
             self.checks += 1
-            log.info("%s (due %s): %s%s", job.watch, due_iso(job.due), result.outcome,
+            # The check's own line (outcome, events) is logged by the pipeline; this one adds the due time.
+            log.debug("%s (due %s): %s%s", job.watch, due_iso(job.due), result.outcome,
                      f" ({result.reason})" if result.reason else "")
             try:
                 if not await self.queue.complete(job, self.id):

@@ -51,13 +51,12 @@ async def run_watch(name: str, sig: str | None = None) -> None:
         log.warning("job for %s fired with no pipeline running", name)
         return
     try:
-        result = await _pipeline.check(name)
+        await _pipeline.check(name)  # which logs what it found (watcher.pipeline.log_check)
     except asyncio.CancelledError:
         # Shutdown abandons in-flight checks (their transaction either committed or never began); the job
         # ends quietly instead of APScheduler logging the cancellation as a job error.
         log.info("%s: abandoned at shutdown", name)
         return
-    log.info("%s: %s%s", name, result.outcome, f" ({result.reason})" if result.reason else "")
 
 
 def create_scheduler(store: Store, *, threaded: bool = False) -> Any:
@@ -146,6 +145,10 @@ async def run_daemon(store: Store, config: Config, *, stop: asyncio.Event | None
              # Rechecks asked for on the web page or the API: now, whatever the backoff.
              asyncio.ensure_future(serve_requests(store, lambda name: pipeline.check(name, honour_backoff=False),
                                                   stop, poll=request_poll))]
+    from watcher.retention import retention_loop
+
+    # Retention once a day, with the [retention] of the config in force (a reload changes it).
+    tasks.append(asyncio.ensure_future(retention_loop(store, lambda: pipeline.config, stop)))
     if sender:
         from watcher.notify import sender_loop
 
@@ -169,3 +172,41 @@ async def run_daemon(store: Store, config: Config, *, stop: asyncio.Event | None
                 t.cancel()
         _pipeline = None
         await pipeline.aclose()  # writes the unchanged checks still waiting in the batch
+
+
+# --------------------------------------------------------------------------- `watcher status`
+
+STATUS_LIMIT = 20  # watches listed by name in the schedule section (the soonest); the rest are counted
+
+
+def status(config: Config, store: Store) -> dict[str, Any]:
+    """The schedule section of `watcher status`: the next run of each watch as the daemon's job store holds
+    it (read from `apscheduler_jobs`, without unpickling the jobs), the soonest first; how many are overdue
+    (a daemon that is down or behind), and enabled watches that have no job yet (the daemon has not synced
+    them: not running, or not reloaded since the edit)."""
+    from sqlalchemy import inspect, text
+
+    from watcher.config import format_duration
+
+    now = dt.datetime.now(dt.UTC)
+    if not inspect(store.engine).has_table("apscheduler_jobs"):
+        return {"jobs": 0, "note": "no schedule stored yet: the daemon (`watcher run`) has not run on this database"}
+    with store.engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, next_run_time FROM apscheduler_jobs WHERE id LIKE :p "
+                                 "ORDER BY next_run_time"), {"p": JOB_PREFIX + "%"}).all()
+    scheduled = {job_id.removeprefix(JOB_PREFIX): ts for job_id, ts in rows}
+    every = {w.name: (f"cron {w.cron}" if w.cron else f"every {format_duration(w.interval)}") for w in config.watch}
+    upcoming = []
+    overdue = 0
+    for name, ts in scheduled.items():
+        if ts is None:
+            continue
+        at = dt.datetime.fromtimestamp(float(ts), dt.UTC)
+        seconds = (at - now).total_seconds()
+        overdue += seconds < -60  # a minute late: the daemon is not running, or is behind
+        if len(upcoming) < STATUS_LIMIT:
+            upcoming.append({"watch": name, "next_run": at.isoformat(timespec="seconds"), "in_s": round(seconds),
+                             "schedule": every.get(name, "not in the config")})
+    missing = sorted(w.name for w in config.watch if w.enabled and w.name not in scheduled)
+    return {"jobs": len(scheduled), "overdue": overdue, "next": upcoming, "not_scheduled": missing[:STATUS_LIMIT],
+            "not_scheduled_count": len(missing)}

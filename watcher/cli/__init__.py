@@ -42,6 +42,8 @@ COMMANDS: dict[str, str] = {
     "status": "watcher.cli.status:status",
 }
 
+DAEMONS = ("run", "worker", "sender")
+
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -69,9 +71,11 @@ class LazyGroup(click.Group):
 @click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), default=None,
               envvar="WATCHER_CONFIG", help="Config file [default: config/watcher.toml].")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              envvar="WATCHER_LOG_FORMAT", help="json: one JSON object per line, for log shippers.")
 @click.version_option(package_name="watcher")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+def cli(ctx: click.Context, config_path: str | None, verbose: int, log_format: str) -> None:
     """Watch release-news pages and feeds; extract facts; alert on what changed.
 
     Exit codes: 0 ok, 1 command failed (e.g. a watch failed in `check`), 2 usage or config error,
@@ -79,8 +83,9 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     """
     from watcher.logs import setup_logging
 
-    setup_logging(verbose)
-    ctx.obj = {"config_path": config_path}
+    # The long-running commands log what they do (one line per finding, event, alert) at the default verbosity.
+    setup_logging(verbose, log_format, daemon=ctx.invoked_subcommand in DAEMONS)
+    ctx.obj = {"config_path": config_path, "log_format": log_format}
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -13,8 +14,22 @@ from rich.markup import escape
 from watcher.config import Config, load_config
 from watcher.text import strip_control
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Piped or redirected output is for other programs (grep, a file, a log): lines are never cut to a terminal's
+# 80 columns there. A terminal keeps rich's own width. COLUMNS, when set, wins either way.
+PIPED_WIDTH = 10_000
+
+
+def _width(stream: Any) -> int | None:
+    if os.environ.get("COLUMNS", "").isdigit():
+        return int(os.environ["COLUMNS"])
+    try:
+        return None if stream.isatty() else PIPED_WIDTH
+    except (AttributeError, ValueError):
+        return PIPED_WIDTH
+
+
+console = Console(highlight=False, width=_width(sys.stdout))
+err_console = Console(stderr=True, highlight=False, width=_width(sys.stderr))
 
 
 def get_config(ctx: click.Context) -> Config:

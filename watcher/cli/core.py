@@ -36,7 +36,8 @@ def run(ctx: click.Context, role: str) -> None:
 
     config, store = get_config(ctx), get_store(ctx)
     preflight(ctx, store=store)
-    err_console.print(f"watcher ({role}): {len(config.watch)} watches, database {store!r}; Ctrl-C to stop")
+    if (ctx.find_root().obj or {}).get("log_format") != "json":  # stderr stays one JSON object per line
+        err_console.print(f"watcher ({role}): {len(config.watch)} watches, database {store!r}; Ctrl-C to stop")
     import asyncio
 
     from watcher.runtime import reactor_loop
@@ -100,7 +101,7 @@ def check(ctx: click.Context, watches: tuple[str, ...], send: bool, as_json: boo
         for col in ("watch", "outcome", "http", "snapshots", "events", "ms", "reason / error"):
             table.add_column(col)
         for r in report.results:
-            style = "red" if r.outcome == "failed" else "green" if r.outcome == "changed" else None
+            style = "red" if r.outcome == "failed" else "green" if r.outcome in ("changed", "baseline") else None
             table.add_row(safe(r.watch), r.outcome, str(r.http_status or ""), str(r.snapshots), str(r.events),
                           str(r.duration_ms), safe(r.error or r.reason or ""), style=style)
         console.print(table)
@@ -187,16 +188,45 @@ def db_upgrade(ctx: click.Context) -> None:
 
 
 @db.command("prune")
-@click.option("--checks-older-than", "older_than", required=True, metavar="DURATION",
-              help="Delete checks older than this ('90d') that stored no snapshot.")
+@click.option("--checks-older-than", "older_than", default=None, metavar="DURATION",
+              help="Also delete checks older than this ('90d') that stored no snapshot.")
+@click.option("--dry-run", is_flag=True, help="Say what retention would remove; remove nothing.")
+@click.option("--vacuum", is_flag=True, help="Then give the space back: SQLite VACUUM (switching the file to "
+              "incremental auto-vacuum), PostgreSQL VACUUM ANALYZE.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
-def db_prune(ctx: click.Context, older_than: str) -> None:
-    """Delete old check rows that stored no snapshot (history of snapshots and events stays)."""
-    from watcher.config import parse_duration
+def db_prune(ctx: click.Context, older_than: str | None, dry_run: bool, vacuum: bool, as_json: bool) -> None:
+    """Apply retention ([retention] keep_snapshots / max_age, per watch too) and report the space reclaimed.
 
-    try:
-        age = parse_duration(older_than)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--checks-older-than") from e
-    deleted = get_store(ctx).prune_checks(age)
-    console.print(f"deleted {deleted} checks older than {older_than}")
+    A snapshot that an event, an undelivered alert or the latest state needs is never removed (see
+    watcher/retention.py). The daemon does the same once a day."""
+    from watcher.config import parse_duration
+    from watcher.retention import database_size, describe_rule, prune_snapshots
+    from watcher.retention import vacuum as do_vacuum
+
+    age = None
+    if older_than is not None:
+        try:
+            age = parse_duration(older_than)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--checks-older-than") from e
+    config, store = get_config(ctx), get_store(ctx)
+    report = prune_snapshots(store, config, dry_run=dry_run)
+    checks = None
+    if age is not None and not dry_run:
+        checks = store.prune_checks(age)
+    if vacuum and not dry_run:
+        do_vacuum(store)
+        report.database["vacuumed"] = database_size(store)
+    if as_json:
+        print_json({**report.to_json(), "dry_run": dry_run, "checks_deleted": checks})
+        return
+    console.print(f"retention: keep {describe_rule(config.retention)} per watch"
+                  + (f" ({sum(w.retention is not None for w in config.watch)} watches have their own)"
+                     if any(w.retention is not None for w in config.watch) else ""))
+    console.print(("dry run: would have " if dry_run else "") + report.summary(), soft_wrap=True)
+    if checks is not None:
+        console.print(f"deleted {checks} checks older than {older_than}")
+    if "vacuumed" in report.database:
+        after = report.database["vacuumed"]
+        console.print(f"after vacuum: {after.get('bytes', 0) / 1e6:.2f} MB")

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from watcher.cli._common import console, err_console, print_json, safe
-from watcher.config import DEFAULT_CONFIG, Config
+from watcher.config import DEFAULT_CONFIG, Config, format_duration
 from watcher.errors import DocumentError, WatcherError
 from watcher.logs import redact
 from watcher.text import display_url
@@ -134,7 +134,7 @@ def add(ctx: click.Context, url: str, name: str | None, topic: str | None, inter
         return
     _show(proposal)
     entry = proposal.entry
-    schedule = f"cron {entry['cron']}" if entry.get("cron") else f"every {entry.get('interval')}"
+    schedule = f"cron {entry['cron']}" if entry.get("cron") else f"every {format_duration(entry.get('interval'))}"
     if proposal.offered_feeds and entry["kind"] == "html":
         feeds = ", ".join(safe(display_url(f["url"])) for f in proposal.offered_feeds)
         console.print(f"This page links feeds: {feeds}\n"
@@ -167,44 +167,57 @@ def _show(proposal: Any) -> None:
 # --------------------------------------------------------------------------- pause, resume, remove
 
 
-def _set_enabled(ctx: click.Context, name: str, enabled: bool) -> None:
+def _set_enabled(ctx: click.Context, name: str, enabled: bool, as_json: bool = False) -> None:
     from watcher.configfile import ConfigFile
 
     path = config_file_path(ctx)
     before = _config_or_empty(ctx)
     was = before.watch_by_name(name).enabled
     if was == enabled:
+        if as_json:
+            print_json({"watch": name, "enabled": enabled, "changed": False, "config": str(path)})
+            return
         console.print(f"watch {safe(name)} is already {'active' if enabled else 'paused'}")
         return
     config = ConfigFile(path).set_enabled(name, enabled, actor="`watcher pause`")
+    if as_json:
+        print_json({"watch": name, "enabled": enabled, "changed": True, "config": str(path),
+                    "takes_effect": takes_effect(config)})
+        return
     state = "resumed" if enabled else "paused"
     console.print(f"{state} watch [bold]{safe(name)}[/bold] in {safe(path)}; {takes_effect(config)}",
                   soft_wrap=True)
 
 
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
 @click.command()
 @click.argument("name")
+@_JSON
 @click.pass_context
 @reports_errors
-def pause(ctx: click.Context, name: str) -> None:
+def pause(ctx: click.Context, name: str, as_json: bool) -> None:
     """Stop checking watch NAME (writes `enabled = false`); its history stays. `watcher resume` undoes it."""
-    _set_enabled(ctx, name, False)
+    _set_enabled(ctx, name, False, as_json)
 
 
 @click.command()
 @click.argument("name")
+@_JSON
 @click.pass_context
 @reports_errors
-def resume(ctx: click.Context, name: str) -> None:
+def resume(ctx: click.Context, name: str, as_json: bool) -> None:
     """Check a paused watch NAME again (removes its `enabled = false`)."""
-    _set_enabled(ctx, name, True)
+    _set_enabled(ctx, name, True, as_json)
 
 
 @click.command()
 @click.argument("name")
+@_JSON
 @click.pass_context
 @reports_errors
-def remove(ctx: click.Context, name: str) -> None:
+def remove(ctx: click.Context, name: str, as_json: bool) -> None:
     """Delete watch NAME from the config file. Its history (checks, snapshots, events) stays in the
     database, shown as disabled."""
     from watcher.configfile import ConfigFile
@@ -212,9 +225,11 @@ def remove(ctx: click.Context, name: str) -> None:
     path = config_file_path(ctx)
     _config_or_empty(ctx).watch_by_name(name)
     config = ConfigFile(path).remove_watch(name)
+    if as_json:
+        print_json({"watch": name, "removed": True, "config": str(path), "takes_effect": takes_effect(config)})
+        return
     console.print(f"removed watch [bold]{safe(name)}[/bold] from {safe(path)}; {takes_effect(config)}",
                   soft_wrap=True)
-
 
 
 # --------------------------------------------------------------------------- import, export

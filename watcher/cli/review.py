@@ -48,7 +48,8 @@ def history(ctx: click.Context, watch: str, limit: int, as_json: bool) -> None:
     for c in data["checks"]:
         checks.add_row(c["at"][:19], c["outcome"], str(c["http_status"] or ""), str(c["duration_ms"] or ""),
                        str(c["snapshot_id"] or ""), safe(c["error"] or c["reason"] or "")[:90],
-                       style="red" if c["outcome"] == "failed" else "green" if c["outcome"] == "changed" else None)
+                       style="red" if c["outcome"] == "failed" else "green" if c["outcome"] in ("changed", "baseline")
+                       else None)
     console.print(checks)
     snaps = Table(title="snapshots")
     for col in ("id", "fetched", "title", "topic", "hash"):

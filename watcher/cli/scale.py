@@ -18,7 +18,8 @@ def worker(ctx: click.Context) -> None:
 
     config, store = get_config(ctx), get_store(ctx)
     store.sync_watches(config.watch)
-    err_console.print(f"watcher worker: database {store!r}, queue {config.redis.url}; Ctrl-C to stop")
+    if (ctx.find_root().obj or {}).get("log_format") != "json":  # stderr stays one JSON object per line
+        err_console.print(f"watcher worker: database {store!r}, queue {config.redis.url}; Ctrl-C to stop")
     stop, hup = asyncio.Event(), asyncio.Event()
     reactor_loop()
     run_sync(lambda: run_worker_role(store, config, stop, hup=hup), stop_on_signal=stop, reload_on_signal=hup)

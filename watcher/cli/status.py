@@ -18,6 +18,9 @@ from watcher.cli._common import console, get_config, get_store, print_json, safe
 # section name -> "module:function(config, store) -> dict"
 SECTIONS: dict[str, str] = {
     "scale": "watcher.scale:status",
+    "schedule": "watcher.scheduler:status",
+    "checks": "watcher.review:status_checks",
+    "outbox": "watcher.notify.outbox:status",
 }
 
 
@@ -36,7 +39,8 @@ def collect(config: Any, store: Any) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print every section as JSON.")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
-    """Show the state of the deployment: scheduler, workers, queue, per-domain requests in flight."""
+    """Show the state of the deployment: scheduler, workers, queue, per-domain requests in flight; the
+    schedule (next run per watch), the last checks and the outbox."""
     config, store = get_config(ctx), get_store(ctx)
     data = collect(config, store)
     if as_json:
@@ -111,4 +115,69 @@ def _render_scale(name: str, s: dict[str, Any]) -> None:
         console.print(table)
 
 
-RENDERERS: dict[str, Callable[[str, dict[str, Any]], None]] = {"scale": _render_scale}
+def _in(seconds: float) -> str:
+    from watcher.config import format_duration
+
+    if seconds >= 0:
+        return f"in {format_duration(round(seconds))}"
+    return f"[red]{format_duration(round(-seconds))} late[/]"
+
+
+def _render_schedule(name: str, s: dict[str, Any]) -> None:
+    console.print(f"[bold]schedule[/] ({s.get('jobs', 0)} watches scheduled"
+                  + (f", [red]{s['overdue']} overdue[/]" if s.get("overdue") else "") + ")")
+    if "error" in s or "note" in s:
+        console.print(f"  {safe(s.get('error') or s.get('note'))}")
+        return
+    if s.get("next"):
+        table = Table(title=f"next runs (the soonest {len(s['next'])})")
+        for col in ("watch", "next run (UTC)", "when", "schedule"):
+            table.add_column(col)
+        for job in s["next"]:
+            table.add_row(safe(job["watch"]), job["next_run"][:19].replace("T", " "), _in(job["in_s"]),
+                          safe(job["schedule"]))
+        console.print(table)
+    if s.get("not_scheduled_count"):
+        console.print(f"  {s['not_scheduled_count']} enabled watches have no job yet (the daemon picks them up when "
+                      f"it starts or reloads): {safe(', '.join(s['not_scheduled']))}")
+
+
+def _render_checks(name: str, s: dict[str, Any]) -> None:
+    console.print("[bold]checks[/]")
+    if "error" in s:
+        console.print(f"  [red]{safe(s['error'])}[/]")
+        return
+    last = s.get("last_check")
+    if not last:
+        console.print("  no check yet")
+        return
+    console.print(f"  last check: {safe(last['watch'])} {last['outcome']}, {_age(last['age_s'])} ({last['at'][:19]})")
+
+    def counts(c: dict[str, int]) -> str:
+        return ", ".join(f"{n} {k}" for k, n in sorted(c.items(), key=lambda kv: -kv[1])) or "none"
+
+    console.print(f"  last hour: {counts(s.get('last_hour') or {})}")
+    console.print(f"  last day: {counts(s.get('last_day') or {})}")
+    console.print(f"  watches by their last check: {counts(s.get('watches_by_last_outcome') or {})}")
+    if s.get("failing"):
+        console.print(f"  [red]failing[/]: {safe(', '.join(s['failing']))}")
+
+
+def _render_outbox(name: str, s: dict[str, Any]) -> None:
+    console.print("[bold]outbox[/]")
+    if "error" in s:
+        console.print(f"  [red]{safe(s['error'])}[/]")
+        return
+    oldest = f", the oldest due one waiting {_age(s['oldest_due_age_s'])}" if s.get("oldest_due_age_s") else ""
+    console.print(f"  {s['pending']} pending ({s['due_new']} new, {s['retrying']} retrying, {s['digest']} for a "
+                  f"digest; {s['sending']} being sent){oldest}")
+    dead = f"[red]{s['dead']} dead[/] (`watcher alerts --status dead`)" if s["dead"] else "0 dead"
+    console.print(f"  {s['sent_last_day']} sent in the last day, {dead}")
+
+
+RENDERERS: dict[str, Callable[[str, dict[str, Any]], None]] = {
+    "scale": _render_scale,
+    "schedule": _render_schedule,
+    "checks": _render_checks,
+    "outbox": _render_outbox,
+}

@@ -314,6 +314,18 @@ _PAIR_SEP = re.compile(r"\s*(?:,\s*(?:and\s+)?|\s+and\s+|\s*&\s*|,?\s+as well as
                        r"\s+|[\"“][^\"”]{1,20}[\"”]\s+)*")
 _CREDIT_TAIL = re.compile(r"^\s+(?:from|of)\s+(?:the\s+)?[A-Z][\w'’:-]*(?:\s+(?:[A-Z][\w'’:-]*|of|the|and|a|in|on|to|"
                           r"upon))*(?:\s+fame)?(?=[\s,.;]|$)")
+
+
+def _credit_length(credit: str) -> int:
+    """How much of a ' from Other Show ...' credit is the credit: it stops before ' and ' + a person's name
+    ('Dana Reyes from Night Shift and Tom Pell')."""
+    for m in re.finditer(r"\s+and\s+", credit):
+        rest = re.match(r"[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*){1,2}", credit[m.end():])
+        if rest and person_evidence(tuple(rest.group(0).split())) >= 0.6:
+            return m.start()
+    return len(credit)
+
+
 _PLAYED_BY = re.compile(r"^,?\s+(?:played|portrayed|voiced|essayed)\s+by\s+", re.I)
 
 
@@ -428,7 +440,7 @@ def _mentions(s: Sentence, d: _Doc) -> tuple[list[Mention], str]:
                     covered = pend
         credit = _CREDIT_TAIL.match(text[end:])
         if credit and not re.search(r"\b(?:of|from)\s+(?:the\s+)?(?:series|show|film|cast)\b", credit.group(0)):
-            end += credit.end()
+            end += _credit_length(credit.group(0))
         app = _APPOSITIVE.match(text[end:])
         if app:
             if re.search(rf"\b(?:{lx.CREW_BEFORE})\b", app.group(0), re.I) and \
@@ -616,13 +628,20 @@ def _claims_of(s: Sentence, d: _Doc) -> list[Claim]:
                     r"from)\b", post, re.I):
             group_status.append(None)  # 'Other Show and Another Show stars join ...': works, not people
             continue
+        if re.search(r"\b(?:actors?|actresses|stars?|alums?|alumni|veterans?|faces|cast members?|talent|names) "
+                     r"(?:from|of)\s+(?:the\s+)?(?:likes of\s+)?$", pre, re.I) and \
+                not any(m.character for m in members):
+            group_status.append(None)  # 'a cast including actors from Other Show and Another Show': works
+            continue
         if _OTHER_WORK.search(pre) and not any(m.character for m in members) and not post.strip(" ,"):
             group_status.append(None)  # 'an alum of Other Show and Another Show'
             continue
         status, side, dist = _cue(pre, post)
         if side == "post" and _OTHER_WORK.search(post[:60]) and status in ("listed", "new"):
             status = None
-        if status is None and re.search(r"(?:^|,)\s*(?:along with|together with|as well as)\s*$", pre) and \
+        if status is None and re.search(r"(?:^|,)\s*(?:along with|together with|as well as|(?:and )?(?:as|so) "
+                                        r"(?:does|do|did|will|is|are|has|have)|(?:and )?the same (?:goes|is true|"
+                                        r"applies) (?:for|to))\s*$", pre) and \
                 group_status and group_status[-1]:
             status, side = group_status[-1], "inherit"
         if status in ("new", "returning") and side in ("pre", "post") and _HEDGE.search(pre if side == "pre"

@@ -104,7 +104,10 @@ CAST_POST: list[tuple[str, str, str]] = [
      r"will replace|(?:is|are) replacing|stepp?(?:s|ed|ing)? in for|t(?:akes?|ook) over (?:the role|from)|"
      r"will (?:also )?play "
      r"(?:a |the )?(?:significant|key|major|recurring|guest|lead|leading|starring|pivotal|main|supporting|"
-     r"central) (?:roles?|parts?)|(?:has|have) been announced (?:as|for)", "new",
+     r"central) (?:roles?|parts?)|(?:has|have) been announced (?:as|for)|"
+     r"(?:will |to |also |is set to |are set to |(?:is|are) going to )*appear (?:in|on) (?:the )?(?:upcoming|new|"
+     r"next|forthcoming|coming) (?:season|series|episodes?|instal+ment)|as (?:a |the )?(?:special )?"
+     r"guest(?:[- ]stars?)?\b", "new",
      "Tom Hale, Ivy Moss and Lee Park have joined the cast"),
     (r"(?:will |is |are |set to |also |both |all )*(?:return|returns|returning|reprise|reprises|reprising|"
      r"be back|is back|are back|come back|comes back|coming back|reappear|reappears|back as|back on screen)|"
@@ -279,7 +282,8 @@ PLATFORM_CONTEXT = (r"\b(?:on|to|via|at|exclusively|stream\w*|air\w*|broadcast\w
 THEATRICAL = (r"\b(?:in|into|to|hit(?:s|ting)?|enter(?:s|ing)?|open(?:s|ing)?|arriv\w*|releas\w*|debut\w*|"
               r"land\w*|bow\w*|screen\w*|play\w*|heads? to|head(?:ing|ed)? to|coming to|come to|exclusively in)"
               r"\s+(?:\w+\s+){0,3}?(?:theat(?:er|re)s|cinemas?|movie theat(?:er|re)s|multiplexes|the big screen|"
-              r"the screens|screens)\b|\btheatrical(?:ly)?\b|\bbox office release\b|\bin cinemas\b")
+              r"the screens|screens)\b|\btheatrical(?:ly)?\b|\bbox office release\b|\bin cinemas\b|"
+              r"\bon the big screen\b")
 # Tokens of platform names that cut a capitalised run ('Netflix Renews ...'): only unambiguous ones.
 PLATFORM_WORDS = frozenset("""netflix hulu disney+ hbo bbc itv itvx peacock paramount+ crunchyroll funimation
 starz showtime cinemax amc syfy mtv nbc cbs pbs epix britbox iplayer tvn jtbc kbs sbs mbc ocn tving wavve iqiyi

@@ -48,6 +48,8 @@ _NEGATED_OFFICIAL = re.compile(r"\b(not (?:yet )?(?:been )?(?:officially )?(?:an
 _TENTATIVE = re.compile(r"\b(expected|likely|rumou?r\w*|reportedly|could|(?-i:may)|might|possibl\w*|speculat\w*|"
                         r"predict\w*|estimat\w*|hope\w*|if|tentative\w*|would love|think|should)\b", re.I)
 _PAST = re.compile(r"\b(debuted|premiered|released|arrived|dropped|aired|launched|came out|opened)\b", re.I)
+# 'not ... until X', 'no sooner than X': the release is X at the earliest, a claim about X.
+_UNTIL = re.compile(r"\b(?:until|till|before|sooner than|earlier than)\s+(?:at least\s+|sometime in\s+)?$", re.I)
 _NEGATED = re.compile(r"\b(?:neither|never|no longer|won't|will not|not)\b[^.]{0,30}$", re.I)
 # A date the text says is no longer the date: 'from June 25 to ...', 'instead of October 11'.
 _REPLACED_BEFORE = re.compile(r"\b(?:from|instead of|previously (?:scheduled|set|slated|dated) (?:for|to)|originally "
@@ -68,6 +70,9 @@ class Candidate:
 
 def _window_hedged(text: str, w: Window) -> bool:
     before = text[max(0, w.start - 60):w.start]
+    if _UNTIL.search(before) and not re.search(r"\b(?:or|either|chance|unlikely|rather than)\W+(?:\w+\W+){0,5}$",
+                                               before, re.I):
+        before = ""  # 'will not be released until early 2027': the 'not' bounds the date, it does not doubt it
     after = text[w.end:w.end + 30]
     if re.search(r"\(\s*$", before) and re.search(r"^\s*\)|\)", after[:5]):
         return True
@@ -147,8 +152,9 @@ def candidates(sentences: list[Sentence], target: int | None, ref: dt.date | Non
             if owner is not None and target is not None and owner != target:
                 continue  # 'the first season, which debuted on Jan. 28': another season's date
             verb_before = RELEASE_VERBS.search(text[max(0, w.start - 80):w.start])
-            if verb_before and _NEGATED.search(text[max(0, w.start - 80):w.start][:verb_before.start()]):
-                continue  # 'neither show will return this fall'
+            if verb_before and _NEGATED.search(text[max(0, w.start - 80):w.start][:verb_before.start()]) and \
+                    not _UNTIL.search(text[max(0, w.start - 30):w.start]):
+                continue  # 'neither show will return this fall' (but 'won't be out until 2027' dates it)
             if _PAST.search(text) and not re.search(r"\b(?:will|is set|set to|now|scheduled|"
                                                     r"slated)\b", text, re.I) and \
                     (target is None or target not in seasons_mentioned(text, target)) and w.precision != "day":

@@ -80,26 +80,28 @@ _OBJECT_TITLE = re.compile(r"^\s+(?:(?:its|the|their|his|her|a)\s+)?(?:(?:comedy
 # The title a renewal verb is said of: 'Other Show has been renewed', 'Other Show, which was picked up',
 # 'Other Show has yet to be renewed'.
 _SUBJECT_TITLE = re.compile(r"((?:[A-Z][\w'’:-]*(?:\s+(?:of|the|and|in|on|to|a))?\s+){0,5}[A-Z][\w'’:-]*)"
-                            r"(?:,?\s+(?:which|that)\s+|\s+)(?:(?:has|have|was|were|is|had|been|also|officially|now|"
+                            r"(?:,?\s+(?P<which>which|that)\s+|\s+)(?:(?:has|have|was|were|is|had|been|also|officially|now|"
                             r"yet|to|be|not|never|already|just|recently)\s+){1,4}$")
 
 
 def _names_other_title(t: str, m: re.Match[str], target: Target) -> bool:
     """A renewal verb whose object or subject is a title other than the target's."""
-    titles = []
+    titles: list[tuple[str, bool]] = []  # (title, whether it may be a person's name)
     obj = _OBJECT_TITLE.match(t[m.end():])
     if obj and re.search(r"(?:renew\w*|cancel\w*|axe[ds]?|greenl\w*|picked up|pick up|order\w*)\s*$", m.group(0),
                          re.I) and not re.search(r"\b(?:been|was|were|is|are|wasn't|isn't|not)\b", m.group(0), re.I):
-        titles.append(obj.group(1).strip())
+        titles.append((obj.group(1).strip(), True))
     subj = _SUBJECT_TITLE.search(t[:m.start()])
     if subj and not target.named_in(subj.group(1)):
         # 'her role in Apple TV Plus' Other Show, which was renewed': the title is what follows a possessive or 'in'
-        titles.append(re.split(r"(?:'s?|’s?)\s+|\s+(?:in|on|from)\s+", subj.group(1).strip())[-1])
-    for title in titles:
+        # ('Other Show, which was renewed': 'which' never follows a person, whatever the title looks like)
+        titles.append((re.split(r"(?:'s?|’s?)\s+|\s+(?:in|on|from)\s+", subj.group(1).strip())[-1],
+                       not subj["which"]))
+    for title, maybe_person in titles:
         words = title.split()
         if target.named_in(title) or not words or fold(words[0]) in lx.PLATFORM_WORDS or _is_platform(title) or \
-                person_evidence(tuple(words)) >= 0.6 or re.match(r"(?:Season|Series|The series|The show|It|This|"
-                                                                 r"Netflix|The network|The streamer)\b", title):
+                (maybe_person and person_evidence(tuple(words)) >= 0.6) or \
+                re.match(r"(?:Season|Series|The series|The show|It|This|Netflix|The network|The streamer)\b", title):
             continue
         if re.search(r"\b(?:season|series|episode)\b", title, re.I):
             continue
@@ -118,7 +120,8 @@ def _person_subject(text: str, at: int) -> bool:
     return bool(sp) and sp[-1].end >= len(before) - 1 and person_evidence(sp[-1].tokens) >= 0.6
 
 
-def renewal(sentences: list[Sentence], target: Target, production_stage: str | None = None) -> ScalarFact | None:
+def renewal(sentences: list[Sentence], target: Target, production_stage: str | None = None,
+            production_evidence: str | None = None) -> ScalarFact | None:
     """Later definite statements win ('remains to be seen' ... 'Yes, it has been renewed'); a statement about
     another work or season, a generic one ('some shows get cancelled') or an actor's exit does not count.
     A later season in production or post-production has been renewed, stated or not."""
@@ -154,8 +157,9 @@ def renewal(sentences: list[Sentence], target: Target, production_stage: str | N
             break
     if definite is None and vague is None and production_stage in ("pre-production", "filming", "post-production") \
             and target.season is not None and target.season > 1:
-        return ScalarFact(value="renewed", evidence=f"season {target.season} is in {production_stage}",
-                          confidence=0.6)
+        # The evidence is the sentence that puts the season in production, quoted as the page has it.
+        return ScalarFact(value="renewed", evidence=production_evidence or f"season {target.season} is in "
+                          f"{production_stage}", confidence=0.6)
     return definite or vague
 
 

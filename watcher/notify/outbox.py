@@ -17,6 +17,7 @@ import random
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -250,6 +251,7 @@ def _claim_next(store: Store, notify: NotifyConfig, now: dt.datetime, worker: st
 
 def _settle(store: Store, notify: NotifyConfig, claimed: _Claimed, error: NotifyError | None,
             report: SendReport, now: dt.datetime) -> None:
+    settled: list[tuple[str, str, int, int]] = []  # (status, alert uid, attempts, event id)
     with store.session() as s:
         rows = s.scalars(select(AlertRow).where(AlertRow.id.in_(claimed.row_ids), AlertRow.status == "pending"))
         for r in rows:
@@ -266,6 +268,19 @@ def _settle(store: Store, notify: NotifyConfig, claimed: _Claimed, error: Notify
                 r.last_error = redact(str(error))[:2000]
                 r.status = "dead"
                 report.dead += 1
+            if r.status != "pending":
+                settled.append((r.status, r.uid, r.attempts, r.event_id))
+    # Logged once committed: one line per alert sent (INFO) or given up on (WARNING).
+    sub = claimed.delivery.subscriber
+    for status, uid, attempts, event_id in settled:
+        fields = {"what": "alert", "alert_id": uid, "status": status, "subscriber": sub.name,
+                  "channel": sub.kind, "attempts": attempts, "delivery_id": claimed.delivery.delivery_id,
+                  "event": event_id}
+        if status == "sent":
+            log.info("alert %s sent to %s (%s, attempt %d)", uid[:12], sub.name, sub.kind, attempts, extra=fields)
+        else:
+            log.warning("alert %s to %s is dead after %d attempts: %s", uid[:12], sub.name, attempts,
+                        redact(str(error)), extra={**fields, "error": redact(str(error))})
 
 
 def deliver(delivery: Delivery, notify: NotifyConfig) -> None:
@@ -293,6 +308,8 @@ def deliver_due(store: Store, config: Config, *, now: dt.datetime | None = None,
             break
         if claimed is False:
             report.dead += 1
+            log.warning("alerts to a subscriber removed from the configuration are dead",
+                        extra={"what": "alert", "status": "dead"})
             continue
         tried.update(claimed.row_ids)
         error: NotifyError | None = None
@@ -352,3 +369,29 @@ def retry_alert(store: Store, ident: str) -> AlertRow:
         s.flush()
         s.expunge(row)
         return row
+
+
+# --------------------------------------------------------------------------- `watcher status`
+
+
+def status(config: Config, store: Store) -> dict[str, Any]:
+    """The outbox section of `watcher status`: how many alerts wait (due now, retrying later, held for a
+    digest), are being sent, were sent in the last day, are dead; and how long the oldest due one has waited."""
+    from sqlalchemy import func
+
+    now = utcnow()
+    pending = AlertRow.status == "pending"
+    with store.session() as s:
+        def count(*where: Any) -> int:
+            return int(s.scalar(select(func.count()).select_from(AlertRow).where(*where)) or 0)
+
+        sending = count(pending, AlertRow.claimed_until > now)
+        due = count(pending, AlertRow.digest.is_(False), AlertRow.attempts == 0)
+        retrying = count(pending, AlertRow.attempts > 0)
+        digest = count(pending, AlertRow.digest.is_(True), AlertRow.attempts == 0)
+        oldest = s.scalar(select(func.min(AlertRow.created_at)).where(pending, AlertRow.next_attempt_at <= now))
+        dead = count(AlertRow.status == "dead")
+        sent_day = count(AlertRow.status == "sent", AlertRow.sent_at >= now - dt.timedelta(days=1))
+    return {"pending": due + retrying + digest, "due_new": due, "retrying": retrying, "digest": digest,
+            "sending": sending, "dead": dead, "sent_last_day": sent_day,
+            "oldest_due_age_s": round((now - oldest).total_seconds()) if oldest else None}

@@ -106,13 +106,13 @@ class Check(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     watch_id: Mapped[int] = mapped_column(ForeignKey("watches.id", ondelete="CASCADE"))
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    # changed | unchanged | not_modified | failed | skipped
+    # baseline (the watch's first stored version) | changed | unchanged | not_modified | failed | skipped
     outcome: Mapped[str] = mapped_column(SafeString(16))
     http_status: Mapped[int | None] = mapped_column(Integer)
     duration_ms: Mapped[int | None] = mapped_column(Integer)
     reason: Mapped[str | None] = mapped_column(SafeString(64))
     error: Mapped[str | None] = mapped_column(SafeText)
-    snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id", ondelete="SET NULL"))
+    snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id", ondelete="SET NULL"), index=True)
     # The due time (ms since the epoch) this check served when a scale-out worker made it; else NULL.
     due: Mapped[int | None] = mapped_column(BigInteger)
 
@@ -170,7 +170,7 @@ class ChangeEventRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uid: Mapped[str] = mapped_column(SafeString(64, key=True), unique=True)
     watch_id: Mapped[int | None] = mapped_column(ForeignKey("watches.id", ondelete="CASCADE"), index=True)
-    snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id", ondelete="SET NULL"))
+    snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id", ondelete="SET NULL"), index=True)
     topic_key: Mapped[str | None] = mapped_column(SafeString(TOPIC_KEY_LENGTH, key=True))
     type: Mapped[str] = mapped_column(SafeString(40))
     subject: Mapped[str] = mapped_column(SafeString(300), default="")

@@ -44,7 +44,8 @@ def _schemas() -> dict[str, Any]:
                "description": "pending until the daemon claims it (it polls every 2 s), running, then done"},
         requested_by=_NULL_STR, requested_at={"type": "string", "format": "date-time"},
         started_at=_NULL_TIME, finished_at=_NULL_TIME,
-        outcome={"type": ["string", "null"], "description": "changed, unchanged, not_modified, failed, skipped"},
+        outcome={"type": ["string", "null"], "description": "baseline (first version stored), changed, unchanged, "
+                                                                     "not_modified, failed, skipped"},
         error=_NULL_STR)
     watch = _obj(
         ["name", "kind", "url", "enabled", "status", "failures"], name={"type": "string"}, kind={"type": "string"},
