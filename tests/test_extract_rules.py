@@ -302,3 +302,19 @@ def test_works_after_actors_from_are_not_people_and_a_credit_ends_before_the_nex
         "Dana Reyes": ("listed", None), "Tom Pell": ("listed", None)}
     assert cast("Glass Harbour Season 2 cast", "The cast includes Dana Reyes from Pride and Prejudice.") == {
         "Dana Reyes": ("listed", None)}
+
+
+def test_debuts_as_characters_and_their_breakdown_lines() -> None:
+    got = cast("Glass Harbour Season 2 cast", "Andy Marsh (“Night Shift,” “Blue Harbor”), Fiona Palo (“Red Mile”) "
+               "and Lou Fenn Jr. (“Stargirl”) will make their debuts as Carlos, Sofia and Ryan in the new season.")
+    assert got == {"Andy Marsh": ("new", "Carlos"), "Fiona Palo": ("new", "Sofia"), "Lou Fenn Jr.": ("new", "Ryan")}
+    got = cast("Glass Harbour Season 2 cast", "Andy Marsh will make his series debut as Carlos. The character "
+               "descriptions are as follows:\nCarlos Singh: “A smuggler who is refined and ruthless.”")
+    assert got == {"Andy Marsh": ("new", "Carlos")}
+
+
+def test_past_starred_lists_and_is_played_by() -> None:
+    assert cast("Crimson Tide Season 2 cast", "The drama starred Nora Vance and Felix Gray.") == {
+        "Nora Vance": ("listed", None), "Felix Gray": ("listed", None)}
+    assert cast("Crimson Tide Season 2 cast", "Uncle Ray is played by Pete Walsh.") == {
+        "Pete Walsh": ("listed", "Uncle Ray")}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -394,9 +395,11 @@ class Processes:
 
     def start(self, name: str, *args: str) -> subprocess.Popen:
         self.logs[name] = self.tmp / f"{name}.log"
+        # A health file each (`watcher run` writes one), not the default one they would share.
+        env = {**os.environ, "WATCHER_HEALTH_FILE": str(self.tmp / f"{name}.health.json")}
         self.procs[name] = subprocess.Popen(
             [sys.executable, "-m", "watcher", "-c", str(self.cfg), "-vv", *args],
-            stdout=subprocess.DEVNULL, stderr=self.logs[name].open("w"))
+            stdout=subprocess.DEVNULL, stderr=self.logs[name].open("w"), env=env)
         return self.procs[name]
 
     def log(self, name: str) -> str:

@@ -430,6 +430,20 @@ class Settings(_Model):
     reload_on_change: bool = True
     # Processes that normalise and extract fetched pages: unset = one per core; 0 = in the checking process.
     process_workers: int | None = Field(default=None, ge=0, le=64)
+    # `watcher run` writes its health here every `health_interval` (read by `watcher status` and /healthz);
+    # unset: next to the SQLite database, or <data_dir>/watcher.health.json (WATCHER_HEALTH_FILE overrides).
+    health_file: str | None = None
+    health_interval: Duration = timedelta(seconds=5)
+    # How late a scheduler wakeup may be (past its expected time) before the watchdog restarts the scheduler;
+    # an event loop that has not turned for this long makes the process exit with status 70 (see README).
+    watchdog: Duration = timedelta(minutes=2)
+
+    @field_validator("health_interval", "watchdog")
+    @classmethod
+    def _positive(cls, v: timedelta) -> timedelta:
+        if v.total_seconds() < 1:
+            raise ValueError("must be at least 1s")
+        return v
 
 
 class Config(_Model):

@@ -117,7 +117,13 @@ async def serve_requests(store: Store, run: Callable[[str], Awaitable[Any]], sto
         try:
             claimed = await asyncio.to_thread(claim_requests, store)
         except Exception as e:
-            log.warning("could not read check requests (%s); trying again", e.__class__.__name__)
+            from watcher.health import HEALTH, is_database_unavailable
+
+            if is_database_unavailable(e):  # logged once per outage (watcher.health), not at every poll
+                HEALTH.database_failed(e, "reading check requests")
+                store.recover(e)
+            else:
+                log.warning("could not read check requests (%s); trying again", e.__class__.__name__)
             claimed = []
         for request_id, watch in claimed:
             task = asyncio.ensure_future(one(request_id, watch))

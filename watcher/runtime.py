@@ -88,3 +88,80 @@ def run_sync(factory: Callable[[], Awaitable[T]], *, stop_on_signal: asyncio.Eve
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+class HealthReporter:
+    """What keeps `watcher run`'s health visible from outside (watcher.health): a thread that writes
+    HEALTH.snapshot() to the health file every `interval` seconds, and a callback on the event loop that
+    beats every second. A thread, so the file keeps being written (and shows it) while the loop is stuck;
+    when the loop has not turned for `stall_exit` seconds, nothing inside the process can help any more:
+    the reporter logs it, writes the file a last time and exits with status 70, for the service manager
+    to start a fresh process (0 disables that)."""
+
+    EXIT_STALLED = 70
+
+    def __init__(self, path: Any, *, interval: float = 5.0, stall_exit: float = 0.0,
+                 loop: asyncio.AbstractEventLoop | None = None, role: str = "all") -> None:
+        from watcher.health import HEALTH
+
+        self.path, self.interval, self.stall_exit = path, interval, stall_exit
+        self.loop = loop or reactor_loop()
+        self.health = HEALTH
+        HEALTH.reset()
+        HEALTH.role = role
+        HEALTH.beat()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="watcher-health", daemon=True)
+        self._write_failing = False
+
+    def __enter__(self) -> HealthReporter:
+        self.loop.call_soon_threadsafe(self._beat)
+        self.write()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        if self.health.state == "running":
+            error = exc[1] if len(exc) > 1 else None
+            self.health.set_state(f"exited on {error.__class__.__name__}" if isinstance(error, Exception)
+                                  else "stopped")
+        self.write()
+
+    def _beat(self) -> None:
+        if not self._stop.is_set():
+            self.health.beat()
+            self.loop.call_later(1.0, self._beat)
+
+    def write(self) -> None:
+        import logging
+
+        from watcher.health import write_health_file
+
+        try:
+            write_health_file(self.path, self.health.snapshot())
+        except OSError as e:  # a full disk, say: once per episode
+            if not self._write_failing:
+                logging.getLogger("watcher.health").error("cannot write the health file %s: %s", self.path, e)
+            self._write_failing = True
+        else:
+            self._write_failing = False
+
+    def _run(self) -> None:
+        import datetime as dt
+        import logging
+        import os
+
+        while not self._stop.wait(self.interval):
+            beat = self.health.loop_heartbeat
+            stalled = (dt.datetime.now(dt.UTC) - beat).total_seconds() if beat else 0.0
+            if self.stall_exit and stalled > self.stall_exit:
+                logging.getLogger("watcher.health").critical(
+                    "the event loop has not turned for %.0fs; exiting with status %d so that the service manager "
+                    "starts a fresh process", stalled, self.EXIT_STALLED)
+                self.health.set_state(f"exiting ({self.EXIT_STALLED}): the event loop stalled")
+                self.write()
+                logging.shutdown()
+                os._exit(self.EXIT_STALLED)
+            self.write()

@@ -560,7 +560,7 @@ async def run_scheduler_role(store: Store, config: Config, stop: asyncio.Event, 
                 await queue.forget_watches({w.name for w in current[0].watch if w.enabled})
             executor = QueueExecutor(queue)
             flusher = asyncio.ensure_future(executor.flush_forever(stop))
-            scheduler = create_scheduler(store, threaded=True)
+            scheduler = create_scheduler(store)
             scheduler.add_executor(executor, "default")
             scheduler.start(paused=True)
             leading, requests, pruner = asyncio.Event(), None, None

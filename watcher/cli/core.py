@@ -40,17 +40,27 @@ def run(ctx: click.Context, role: str) -> None:
         err_console.print(f"watcher ({role}): {len(config.watch)} watches, database {store!r}; Ctrl-C to stop")
     import asyncio
 
-    from watcher.runtime import reactor_loop
+    from watcher.health import health_path
+    from watcher.runtime import HealthReporter, reactor_loop
 
     # The events must belong to the reactor's loop; SIGTERM/SIGINT set `stop`, SIGHUP `hup` (see run_sync).
     stop, hup = asyncio.Event(), asyncio.Event()
-    reactor_loop()
-    if role == "scheduler":
-        from watcher.scale import run_scheduler_role
+    loop = reactor_loop()
+    settings = config.watcher
+    # The health file (watcher status, /healthz); a loop stuck for the watchdog's margin ends the process (70).
+    reporter = HealthReporter(health_path(config), interval=settings.health_interval.total_seconds(),
+                              stall_exit=settings.watchdog.total_seconds(), loop=loop, role=role)
+    with reporter:
+        if role == "scheduler":
+            from watcher.scale import run_scheduler_role
 
-        run_sync(lambda: run_scheduler_role(store, config, stop, hup=hup), stop_on_signal=stop, reload_on_signal=hup)
-        return
-    run_sync(lambda: run_daemon(store, config, stop=stop, hup=hup), stop_on_signal=stop, reload_on_signal=hup)
+            run_sync(lambda: run_scheduler_role(store, config, stop, hup=hup), stop_on_signal=stop,
+                     reload_on_signal=hup)
+            return
+        status = run_sync(lambda: run_daemon(store, config, stop=stop, hup=hup), stop_on_signal=stop,
+                          reload_on_signal=hup)
+    if status:
+        sys.exit(status)
 
 
 @click.command()

@@ -147,7 +147,10 @@ def web(ctx: click.Context, host: str, port: int) -> None:
 
     config, store = get_config(ctx), get_store(ctx)
     token = _web_token(config, host)
-    app = create_app(store, token=token, stale_after=config.topics.stale_after, config_path=config.source_path)
+    from watcher.health import health_path, limits
+
+    app = create_app(store, token=token, stale_after=config.topics.stale_after, config_path=config.source_path,
+                     health_file=str(health_path(config)), health_limits=limits(config))
     err_console.print(f"watcher web on http://{host}:{port}/" + (" (token required)" if token else
                       "; read-only: set the token to recheck, pause and resume watches (API writes too)"))
     uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)

@@ -13,7 +13,8 @@ from typing import Any
 import click
 from rich.table import Table
 
-from watcher.cli._common import console, get_config, get_store, print_json, safe
+from watcher.cli._common import console, err_console, get_config, get_store, print_json, safe
+from watcher.errors import WatcherError
 
 # section name -> "module:function(config, store) -> dict"
 SECTIONS: dict[str, str] = {
@@ -21,6 +22,7 @@ SECTIONS: dict[str, str] = {
     "schedule": "watcher.scheduler:status",
     "checks": "watcher.review:status_checks",
     "outbox": "watcher.notify.outbox:status",
+    "health": "watcher.health:status",
 }
 
 
@@ -40,8 +42,13 @@ def collect(config: Any, store: Any) -> dict[str, Any]:
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
     """Show the state of the deployment: scheduler, workers, queue, per-domain requests in flight; the
-    schedule (next run per watch), the last checks and the outbox."""
-    config, store = get_config(ctx), get_store(ctx)
+    schedule (next run per watch), the last checks, the outbox and the daemon's health."""
+    config = get_config(ctx)
+    try:
+        store = get_store(ctx)
+    except WatcherError as e:  # the database away is exactly when one asks: the sections that can still answer
+        err_console.print(f"[yellow]warning:[/yellow] {safe(e)}", soft_wrap=True)
+        store = None
     data = collect(config, store)
     if as_json:
         print_json(data)
@@ -115,6 +122,42 @@ def _render_scale(name: str, s: dict[str, Any]) -> None:
         console.print(table)
 
 
+def _render_health(name: str, h: dict[str, Any]) -> None:
+    """The running daemon's own view (its health file): wakeups, checks, outages, watchdog restarts."""
+    state = "[green]healthy[/]" if h.get("healthy") else "[red]unhealthy[/]"
+    console.print(f"[bold]health[/] of `watcher run` ({safe(h.get('file'))}, written {_age(h.get('age_s'))}): {state}")
+    for problem in h.get("problems") or []:
+        console.print(f"  [red]{safe(problem)}[/]")
+    if not h.get("written_at"):
+        return
+    sched = h.get("scheduler") or {}
+    console.print(f"  pid {h.get('pid')}, role {safe(h.get('role'))}, {safe(h.get('state'))} since "
+                  f"{safe(h.get('started_at'))}")
+    console.print(f"  scheduler: last wakeup {safe(sched.get('last_wakeup') or 'never')}, next wakeup "
+                  f"{safe(sched.get('next_wakeup') or '-')}, watchdog restarts {sched.get('watchdog_restarts', 0)}")
+    restart = sched.get("last_watchdog_restart")
+    if restart:
+        console.print(f"  last watchdog restart: {safe(restart.get('at'))} ({safe(restart.get('problem'))})")
+    for label, key in (("last check", "last_check"), ("last successful check", "last_successful_check")):
+        c = h.get(key)
+        text = (f"{c.get('at')} {c.get('watch')}: {c.get('outcome')}" + (f" ({c['reason']})" if c.get("reason") else "")
+                if c else "none yet")
+        console.print(f"  {label}: {safe(text)}")
+    checks = h.get("checks") or {}
+    if checks:
+        console.print("  checks since start: " + ", ".join(f"{safe(k)} {v}" for k, v in sorted(checks.items())))
+    for key, what in (("database", "database"), ("job_store", "job store")):
+        e = h.get(key) or {}
+        if not e:
+            continue
+        now = "ok" if e.get("ok") else f"[red]OUTAGE since {safe(e.get('since'))}[/], {e.get('failures')} failed " \
+              f"attempts, last: {safe(e.get('error'))}"
+        console.print(f"  {what}: {now}")
+        for o in e.get("outages") or []:
+            console.print(f"    outage {safe(o.get('from'))} .. {safe(o.get('to'))} ({o.get('seconds')}s, "
+                          f"{o.get('failures')} failed attempts; {safe(o.get('error'))})")
+
+
 def _in(seconds: float) -> str:
     from watcher.config import format_duration
 
@@ -180,4 +223,5 @@ RENDERERS: dict[str, Callable[[str, dict[str, Any]], None]] = {
     "schedule": _render_schedule,
     "checks": _render_checks,
     "outbox": _render_outbox,
+    "health": _render_health,
 }

@@ -326,7 +326,8 @@ def _credit_length(credit: str) -> int:
     return len(credit)
 
 
-_PLAYED_BY = re.compile(r"^,?\s+(?:played|portrayed|voiced|essayed)\s+by\s+", re.I)
+_PLAYED_BY = re.compile(r"^,?\s+(?:(?:is|are|was|were|will be)\s+(?:now\s+|also\s+|being\s+)?)?"
+                        r"(?:played|portrayed|voiced|essayed)\s+by\s+", re.I)
 
 
 def _mentions(s: Sentence, d: _Doc) -> tuple[list[Mention], str]:
@@ -379,7 +380,10 @@ def _mentions(s: Sentence, d: _Doc) -> tuple[list[Mention], str]:
             continue
         tokens = strip_honorific(sp.tokens)
         name, single = _resolve(tokens, d)
-        if fold(_display(tokens)) in d.characters and not re.match(r"^\s*\(", after) and \
+        # a character breakdown line names a character whose first name the text gave ('... debut as Carlos' then
+        # 'Carlos Singh: “A refined smuggler ...”')
+        breakdown = bool(re.match(r"\s*:\s*[\"“]", after)) and fold(tokens[0]) in d.characters
+        if (fold(_display(tokens)) in d.characters or breakdown) and not re.match(r"^\s*\(", after) and \
                 not _PLAYED_BY.match(after) and not _AS.match(after):
             drop.append((sp.start, sp.end))  # a character named in the story ('Kyle and Sidney go head-to-head')
             covered = sp.end

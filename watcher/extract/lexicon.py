@@ -99,7 +99,8 @@ CAST_POST: list[tuple[str, str, str]] = [
      r"members?)|(?:is|are) (?:also )?(?:set|tapped) to (?:star|play|join|appear)|round(?:s|"
      r"ing)? out the (?:new )?cast|"
      r"filling out the new|(?:is|are|as) (?:a |the )?new (?:additions?|cast members?|faces?|characters?|"
-     r"series regulars?)|(?:will )?take on the (?:new )?role|make (?:his|her|their) debut|(?:has|have) replaced|"
+     r"series regulars?)|(?:will )?take on the (?:new )?role|make (?:his|her|their) (?:\w+ )?debuts?|"
+     r"(?:has|have) replaced|"
      r"replaces|"
      r"will replace|(?:is|are) replacing|stepp?(?:s|ed|ing)? in for|t(?:akes?|ook) over (?:the role|from)|"
      r"will (?:also )?play "
@@ -136,7 +137,8 @@ CAST_PRE: list[tuple[str, str, str]] = [
      r"original (?:cast|stars?|actors?|players|cast members?|leads?)|"
      r"additional returns|reprise the entire|(?:return|returning) for|will see the return of)", "returning",
      "Returning for the new season are Dana Reyes and Tom Hale"),
-    (r"(?:stars?|starring|co-stars?|co-starring|features?|featuring|includes?|including|included|headlined by|"
+    (r"(?:stars?|starred|starring|co-stars?|co-starred|co-starring|features?|featuring|featured|includes?|including|"
+     r"included|headlined by|"
      r"led by|alongside|opposite|cast (?:also )?(?:includes?|included|members? include)|rounded out by|"
      r"ensemble|leads?|lead cast|main cast|voice cast|voiced by|played by|portrayed by|"
      r"(?:series )?regulars? (?:like|such as|including)|joining (?:them|him|her)|cast members?)", "listed",
@@ -162,7 +164,8 @@ CHARACTER_VERBS = (r"(?:(?:is|are|was|were|will|also|now|both|set|to|be|who|curr
                    r"(?:to\s+)?(?:the|its|this)\s+(?:\w+\s+)?(?:cast|series|show|film|movie|season|ensemble|"
                    r"franchise)(?:\s+(?:of|for|in)\s+[^,;]{1,60}?)?\s+as|"
                    r"(?:his|her|their|the)\s+(?:roles?|parts?)(?:\s+from\s+[^,;]+?)?\s+as|in (?:the )?(?:role|part) "
-                   r"of|as))|take on the (?:new )?role of|(?:the )?(?:role|part) of|is playing|"
+                   r"of|as))|make (?:his|her|their) (?:\w+ )?debuts? as|take on the (?:new )?role of|"
+                   r"(?:the )?(?:role|part) of|is playing|"
                    r"as(?! well| part| soon| of| if| though| a result| such| usual| long| far| much| expected))")
 # 'X how Y' is how some machine translations write 'X as Y' in cast lists.
 AS_WORDS = r"as|how"

@@ -332,8 +332,14 @@ async def sender_loop(store: Store, config: Config, stop: asyncio.Event) -> None
             report = await asyncio.to_thread(deliver_due, store, config)
             if report.attempted:
                 log.info("outbox: %d sent, %d retrying, %d dead", report.sent, report.retrying, report.dead)
-        except Exception:
-            log.exception("outbox sender pass failed; trying again in %.0fs", interval)
+        except Exception as e:
+            from watcher.health import HEALTH, is_database_unavailable
+
+            if is_database_unavailable(e):  # logged once per outage (watcher.health), not at every pass
+                HEALTH.database_failed(e, "outbox sender")
+                store.recover(e)
+            else:
+                log.exception("outbox sender pass failed; trying again in %.0fs", interval)
         try:
             await asyncio.wait_for(stop.wait(), timeout=interval)
         except TimeoutError:

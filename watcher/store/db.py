@@ -51,6 +51,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    # An unreachable server fails a connection attempt in seconds instead of the minutes of a TCP timeout,
+    # so a scheduler wakeup or a check reports the outage rather than hanging (watcher.health).
+    kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", 10)
     return create_engine(url, **kwargs)
 
 

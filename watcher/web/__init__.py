@@ -24,7 +24,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Route
 
 from watcher.errors import WatcherError
@@ -71,7 +78,8 @@ class Guard(BaseHTTPMiddleware):
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         set_cookie = False
-        if self.token:
+        # /healthz is for probes (a service manager, a load balancer) that hold no token; it shows no secret.
+        if self.token and request.url.path != "/healthz":
             given = (request.headers.get("authorization", "").removeprefix("Bearer ").strip()
                      or request.cookies.get(TOKEN_COOKIE) or request.query_params.get("token") or "")
             if not hmac.compare_digest(given.encode(), self.token.encode()):
@@ -117,11 +125,13 @@ def csrf_valid(secret: str, value: str, now: float | None = None) -> bool:
 
 
 def create_app(store: Store, *, token: str | None = None, stale_after: dt.timedelta | None = None,
-               config_path: str | None = None) -> Starlette:
+               config_path: str | None = None, health_file: str | None = None,
+               health_limits: tuple[float, float] = (45.0, 120.0)) -> Starlette:
     """The site over `store`. Handlers are plain functions: Starlette runs them in its thread pool, so
     the blocking database calls never stall the event loop. `stale_after`: `topics.stale_after`.
     `config_path` is the config file that the API and the pause/resume buttons edit (None: they answer
-    that there is none)."""
+    that there is none). `health_file` is what `watcher run` writes its health to, served at /healthz;
+    `health_limits` are (stale_after, late_after) of watcher.health.assess."""
     from watcher.review import NotFound, list_alerts, list_events, list_watches, snapshot_detail, watch_history
     from watcher.topic import DEFAULT_STALE_AFTER, UnknownTopic, list_topics, topic_key_of, topic_label, topic_view
 
@@ -242,6 +252,16 @@ def create_app(store: Store, *, token: str | None = None, stale_after: dt.timede
     def style(request: Request) -> Response:
         return FileResponse(HERE / "static" / "style.css", media_type="text/css")
 
+    def healthz(request: Request) -> Response:
+        """The daemon's health for probes: 200 when healthy, 503 when its health file is missing or stale
+        or the database or job store is in an outage (the file, not the database: it answers when the
+        database does not)."""
+        from watcher.health import public_view, read_health_file
+
+        data = read_health_file(health_file) if health_file else None
+        healthy, view = public_view(data, stale_after=health_limits[0], late_after=health_limits[1])
+        return JSONResponse(view, status_code=200 if healthy else 503)
+
     async def not_found(request: Request, exc: Exception) -> Response:
         return _page("error.html", http_status=404, message=str(exc))
 
@@ -250,7 +270,7 @@ def create_app(store: Store, *, token: str | None = None, stale_after: dt.timede
         Route("/watches", watches), Route("/watch/{name}", watch), Route("/events", events),
         Route("/alerts", alerts), Route("/snapshot/{id:int}", snapshot), Route("/feed.atom", feed),
         Route("/calendar.ics", calendar), Route("/static/style.css", style),
-        Route("/watch/{name}/{action}", watch_action, methods=["POST"]),
+        Route("/watch/{name}/{action}", watch_action, methods=["POST"]), Route("/healthz", healthz),
         *api_routes(store, token=token, config_path=config_path, stale_after=age),
     ]
     handlers: dict[Any, Any] = {NotFound: not_found, UnknownTopic: not_found, WatcherError: not_found}
