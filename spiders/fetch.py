@@ -42,7 +42,8 @@ _NON_TEXT_TYPES = ("image/", "audio/", "video/", "application/octet-stream", "ap
                    "application/zip", "font/")
 
 
-def parse_for_kind(kind: str, body: bytes, url: str, headers: dict[str, str]) -> list[RawDocument]:
+def parse_for_kind(kind: str, body: bytes, url: str, headers: dict[str, str], max_entries: int | None = None
+                   ) -> list[RawDocument]:
     ctype = headers.get("content-type", "").lower()
     if ctype.startswith(_NON_TEXT_TYPES):
         raise DocumentError("not-text", f"{url}: served as {ctype}, not a document")
@@ -54,9 +55,9 @@ def parse_for_kind(kind: str, body: bytes, url: str, headers: dict[str, str]) ->
         detected = detect_format(body, ctype, url)
         kind = detected if detected in ("wordpress", "feed") else "html"
     if kind == "wordpress":
-        return parse_wordpress_posts(body, url)
+        return parse_wordpress_posts(body, url, max_entries)
     if kind == "feed":
-        return parse_feed(body, url)
+        return parse_feed(body, url, max_entries)
     return [parse_html(body, url, headers)]
 
 
@@ -100,7 +101,7 @@ def outcome_from_response(req: FetchRequest, response: Response, started: float)
     if req.body_hash is not None and req.body_hash == common["body_hash"]:
         return FetchOutcome(status="same_body", **common)  # the common case of a re-check: skip parsing
     try:
-        docs = parse_for_kind(req.kind, response.body, response.url, headers)
+        docs = parse_for_kind(req.kind, response.body, response.url, headers, req.max_entries)
     except DocumentError as e:
         return FetchOutcome(status="failed", reason=e.reason, error=str(e), **common)
     return FetchOutcome(status="ok", documents=tuple(docs), **common)
@@ -366,5 +367,7 @@ def fetch_once(url: str, kind: str = "html", config: FetchConfig | None = None, 
     `operator_url`: the operator typed it, so its own address is fetched whatever fetch.allow_private says."""
     from watcher.runtime import run_sync
 
-    req = FetchRequest(watch="(adhoc)", url=url, kind=kind, operator_url=operator_url)  # type: ignore[arg-type]
-    return run_sync(lambda: fetch_many(config or FetchConfig(), [req]))[0]
+    config = config or FetchConfig()
+    req = FetchRequest(watch="(adhoc)", url=url, kind=kind, operator_url=operator_url,  # type: ignore[arg-type]
+                       max_entries=config.max_entries)
+    return run_sync(lambda: fetch_many(config, [req]))[0]

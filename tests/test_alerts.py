@@ -31,6 +31,7 @@ from watcher.errors import ConfigError
 from watcher.notify import deliver_due
 from watcher.review import readable_summary
 from watcher.store.models import AlertEvent, AlertRow, ChangeEventRow
+from watcher.text import shorten
 from watcher.topic import subscriber_topic_warnings, topic_view
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -134,16 +135,29 @@ def test_page_update_is_one_email_and_one_webhook_per_subscriber(server, store, 
     text = msg.get_body(("plain",)).get_content()
     mail_html = msg.get_body(("html",)).get_content()
     lines = [line.split(". ", 1)[1] for line in text.splitlines() if line[:1].isdigit() and ". " in line]
-    assert sorted(lines) == sorted(readable_summary(e) for e in events)
+    # Every event is listed; the cast members the 2026 version no longer lists (its 2022 version named the
+    # first season's cast) read as one line naming each of them.
+    removed = [e for e in events if e.type == "cast_removed"]
+    assert len(removed) >= 4
+    [gone] = [line for line in lines if " cast members no longer listed: " in line]
+    assert gone.startswith(f"{len(removed)} cast members no longer listed: ")
+    assert all(e.subject in gone for e in removed) and "Kim Byung-chul (Lee Byeong-chan)" in gone
+    assert "was as " not in text and "no longer listed" not in text.replace(gone, "")
+    assert sorted(line for line in lines if line != gone) == sorted(readable_summary(e) for e in events
+                                                                    if e.type != "cast_removed")
     assert lines[0] == "release early 2027 (Jan–Apr 2027), was 2023"
-    types = [next(e.type for e in events if readable_summary(e) == line) for line in lines]
+    each = [line for line in lines if line != gone]
+    types = [next(e.type for e in events if readable_summary(e) == line) for line in each]
     order = ["release_changed", "renewal_changed", "production_changed", "filming_changed"]
     facts_first = [t for t in types if t in order]
     assert facts_first == sorted(facts_first, key=order.index) and types[:len(facts_first)] == facts_first
     exit_at = lines.index("Roh Yoon-seo: exited")
     joins = [i for i, line in enumerate(lines) if " joins " in line]
-    assert joins and exit_at < min(joins)  # cast exits before cast additions
+    assert joins and exit_at < lines.index(gone) < min(joins)  # cast exits, then removals, then additions
     assert "Park Ji-hu joins as Nam On-jo (returning)" in lines
+    # A passage is quoted once per message, however many events it is the evidence of.
+    quotes = [line.strip() for line in text.splitlines() if line.startswith('   "')]
+    assert quotes and len(quotes) == len(set(quotes))
     assert "earliest" not in text and "announced" not in text  # values read as text, never as dicts
     snapshot_link = f"{WEB}/snapshot/"
     assert f"in watcher: {snapshot_link}" in text and f'href="{snapshot_link}' in mail_html
@@ -162,7 +176,9 @@ def test_page_update_is_one_email_and_one_webhook_per_subscriber(server, store, 
     assert body["summary"] == subject and body["link"].startswith(snapshot_link)
     assert body["events"][0]["change_id"] == next(e.uid for e in events if e.type == "release_changed")
     assert sorted(e["change_id"] for e in body["events"]) == sorted(e.uid for e in events)
-    assert [e["summary"] for e in body["events"]] == lines
+    assert [e["summary"] for e in body["events"] if e["type"] != "cast_removed"] == each
+    assert sorted(e["summary"] for e in body["events"] if e["type"] == "cast_removed") == sorted(
+        readable_summary(e) for e in removed)  # the webhook keeps one entry per event
     for event in body["events"]:
         assert {"change_id", "type", "old", "new", "summary", "evidence", "detected_at"} <= set(event)
     release = body["events"][0]
@@ -225,6 +241,9 @@ def test_consensus_only_when_every_current_source_agrees(server, store, database
     a.window, a.published = "mid 2027", "2026-07-01"
     cycle(store, config)
     a.window, a.published = "late 2027", "2026-07-02"
+    cycle(store, config)
+    # Back to a value site-a held two snapshots ago: held as flapping until seen once more (flap damping).
+    assert len(stored_events(store, "release_changed")) == 3
     cycle(store, config)
     assert len(stored_events(store, "topic_consensus_changed")) == 1
     assert len(stored_events(store, "release_changed")) == 4
@@ -293,7 +312,7 @@ def feed_body(items: list[tuple[str, str, str]]) -> Reply:
     return Reply(body=body.encode(), headers={"Content-Type": "application/rss+xml"})
 
 
-def test_new_feed_entry_is_one_article_added_per_subscriber(server, store, database_url, hook):
+def test_new_feed_entry_is_one_article_added_per_subscriber(server, store, database_url, hook, tmp_path):
     items = [("a", "Show Season 2 news", "Show Season 2 premieres in March 2027 on Netflix."),
              ("b", "Other Season 3 news", "Other Season 3 is coming in 2028.")]
     server.route("/feed", lambda _: feed_body(items))
@@ -331,6 +350,14 @@ def test_new_feed_entry_is_one_article_added_per_subscriber(server, store, datab
     later = [json.loads(h.body) for h in hook.hits if h.path == "/hook/fan"][-1]
     assert "filming_changed" in [e["type"] for e in later["events"]]
     assert "article_added" not in [e["type"] for e in later["events"]]
+
+    # `watcher changes` shortens a long summary visibly ('…'), never mid-word without a mark.
+    summary = readable_summary(article)
+    assert len(summary) > 120
+    listing = watcher(write_config(tmp_path, database_url, ""), "changes",
+                      env={**os.environ, "COLUMNS": "400"})
+    assert listing.returncode == 0, listing.stderr
+    assert shorten(summary, 120) in listing.stdout and shorten(summary, 120).endswith("…")
 
 
 def test_new_wordpress_listing_post_is_an_article(server, store, database_url):
@@ -563,8 +590,15 @@ def test_every_event_reads_without_raw_values():
          "Cho Yi-hyun (Choi Nam-ra): exited (was returning)"),
         (ChangeEvent(type="cast_removed", subject="Kim Min", old={"status": "new"}),
          "Kim Min: no longer listed (was new)"),
+        (ChangeEvent(type="cast_removed", subject="Kim Byung-chul", old={"status": "listed",
+                                                                       "character": "Lee Byeong-chan"}),
+         "Kim Byung-chul (Lee Byeong-chan): no longer listed"),
         (ChangeEvent(type="release_changed", old=None, new=late),
-         "release late 2027 (Sep–Dec 2027) (not stated before)"),
+         "release late 2027 (Sep–Dec 2027), not stated before"),
+        (ChangeEvent(type="filming_changed", old={"start": "2022-02-01", "start_precision": "month"},
+                     new={"end": "2022-09-01", "end_precision": "month"}),
+         "filming wrapped Sep 2022, was started Feb 2022"),
+        (ChangeEvent(type="trailer_changed", old="none", new="teaser"), "trailer teaser, was no trailer yet"),
         (ChangeEvent(type="text_changed", new={"diff": "", "added": 1, "removed": 0}),
          "text changed (1 line added, 0 lines removed), no fact changed"),
     ]
@@ -573,6 +607,8 @@ def test_every_event_reads_without_raw_values():
     assert summarise(ChangeEvent(type="release_changed", old={**late, "text": "2023", "earliest": "2023-01-01",
                                                               "latest": "2023-12-31"}, new=late),
                      short=True) == "release late 2027 (was 2023)"
+    assert summarise(ChangeEvent(type="release_changed", old=None, new=late), short=True) == \
+        "release late 2027 (not stated before)"
 
 
 def test_topic_labels_in_events_and_atom(server, store, database_url):
@@ -583,11 +619,16 @@ def test_topic_labels_in_events_and_atom(server, store, database_url):
     cycle(store, config)
     site.window = "early 2027"
     cycle(store, config)
+    [event] = stored_events(store)
     with web_site(store) as site:
         atom = httpx.get(f"{site}/feed.atom").text
         events_page = httpx.get(f"{site}/events").text
+        snapshot_page = httpx.get(f"{site}/snapshot/{event.snapshot_id}").text
+        watch_page = httpx.get(f"{site}/watch/show").text
     assert "<title>Show S2: release early 2027 (Jan–Apr 2027), was late 2026 (Sep–Dec 2026)</title>" in atom
     assert ">Show S2</a>" in events_page and "show#2</a>" not in events_page
+    assert ">Show S2</a>" in snapshot_page and "show#2</a>" not in snapshot_page  # the page alerts link to
+    assert "<td>Show S2</td>" in watch_page and "show#2" not in watch_page  # its snapshots' topic
 
 
 def test_secret_missing_at_send_time_is_a_failed_delivery_not_a_crash(store, database_url, hook, caplog):

@@ -219,6 +219,11 @@ def test_a_past_month_without_year_is_the_last_one() -> None:
     f = facts("Nightfall 2 gets a date", "Nightfall 2 will hit theaters on March 22, 2027. Filming wrapped in "
               "February.", published=dt.date(2026, 6, 1)).facts
     assert f.filming is not None and str(f.filming.end) == "2026-02-01"
+    # Only the month is known: kept with the date, so alerts say 'wrapped Feb 2026', not '1 Feb 2026'.
+    assert f.filming.end_precision == "month" and f.filming.start_precision is None
+    day = facts("Nightfall 2 wraps", "Filming on Nightfall Season 2 wrapped on 18 February 2026.",
+                published=dt.date(2026, 6, 1)).facts.filming
+    assert day is not None and str(day.end) == "2026-02-18" and day.end_precision is None
 
 
 def test_she_after_a_sentence_about_one_cast_member_is_that_member() -> None:

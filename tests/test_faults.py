@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from tests.pageserver import PageServer, Reply
-from tests.test_pipeline import cycle, make_config, page
+from tests.test_pipeline import count, cycle, make_config, page
 from watcher.config import Config
 from watcher.runtime import run_sync
 from watcher.store.codec import decode_document
@@ -252,30 +252,148 @@ def test_internal_error_counts_as_a_failure_with_backoff_and_fetch_failed(store,
         assert s.scalars(select(ChangeEventRow.type).where(ChangeEventRow.type == "fetch_recovered")).all()
 
 
+@pytest.mark.slow
 def test_processing_over_budget_is_recorded_as_timeout(store, database_url):
-    """A feed far too big to process within fetch.processing_budget (about 8 ms an entry, 1,000 entries, 2 s):
-    it stops at the budget and is recorded as `timeout`; the page checked beside it is unaffected."""
-    from watcher.document import normalise
-    from watcher.extract import extract
-    from watcher.records import RawDocument
+    """A feed far too big to process within fetch.processing_budget (800 entries kept, at several ms an entry;
+    2 s): it stops at the budget and is recorded as `timeout`, saying how far it got; the batches it stored stay,
+    and the next check (with time enough) goes on from there, still as the watch's baseline (no entry of it is
+    announced as new). The page checked beside it is unaffected."""
+    from benchmarks.bigfeed import rss
 
-    # Pay the one-off costs (imports, dateparser's language data) before the clock runs.
-    extract(normalise(RawDocument(url="http://e/", format="html", body=GOOD.body.decode())), reference_date=None)
-    items = "".join(f"<item><title>Show Season {i} news</title><link>http://e/{i}</link><guid>g{i}</guid>"
-                    f"<description>Show Season {i} arrives in early 2027, the studio said today.</description></item>"
-                    for i in range(1000))
-    feed = f"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title>{items}</channel></rss>".encode()
     with PageServer() as server:
-        server.route("/feed", Reply(body=feed, headers={"Content-Type": "application/rss+xml"}))
+        server.route("/feed", Reply(body=rss(800), headers={"Content-Type": "application/rss+xml"}))
         server.route("/ok", GOOD)
-        config = make_config(server, database_url, [{"name": "feed", "url": server.url("/feed"), "kind": "feed"},
-                                                    {"name": "ok", "url": server.url("/ok")}],
-                             fetch={"processing_budget": "2s"})
+        watches = [{"name": "feed", "url": server.url("/feed"), "kind": "feed", "max_entries": 800},
+                   {"name": "ok", "url": server.url("/ok")}]
+        config = make_config(server, database_url, watches, fetch={"processing_budget": "2s"})
         report = cycle(store, config)
-    got = {r.watch: r for r in report.results}
-    assert (got["feed"].outcome, got["feed"].reason) == ("failed", "timeout"), got["feed"]
-    assert "processing_budget" in got["feed"].error
-    assert got["ok"].outcome == "baseline", got["ok"]
+        got = {r.watch: r for r in report.results}
+        assert (got["feed"].outcome, got["feed"].reason) == ("failed", "timeout"), got["feed"]
+        assert "processing_budget" in got["feed"].error
+        assert got["ok"].outcome == "baseline", got["ok"]
+        stored = count_snapshots(store, "feed")
+        assert stored % 50 == 0 and stored < 800  # whole batches
+        assert f"{stored} of 800 entries stored" in got["feed"].error
+
+        config = make_config(server, database_url, watches, fetch={"processing_budget": "300s"})
+        [result] = cycle(store, config, ["feed"]).results
+        assert result.outcome == "baseline", result  # the watch's first complete version
+    assert count_snapshots(store, "feed") == 800
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(ChangeEventRow)) == 0  # a baseline: nothing announced
+
+
+@pytest.mark.slow
+def test_a_long_feed_check_stopped_half_way_keeps_its_batches(store, database_url):
+    """A check of a 250-entry feed cancelled (as at shutdown) once its first batch is stored: whole batches stay,
+    no check row claims it ended, and the next check stores the rest as the watch's baseline."""
+    from contextlib import suppress
+
+    from benchmarks.bigfeed import rss
+    from spiders.fetch import Fetcher
+    from watcher.pipeline import Pipeline
+
+    with PageServer() as server:
+        server.route("/feed", Reply(body=rss(250), headers={"Content-Type": "application/rss+xml"}))
+        config = make_config(server, database_url, [{"name": "feed", "url": server.url("/feed"), "kind": "feed",
+                                                     "max_entries": 250}])
+        store.sync_watches(config.watch)
+
+        async def stopped_check():
+            fetcher = Fetcher(config.fetch)
+            await fetcher.start()
+            pipeline = Pipeline(store, config, fetcher)
+            try:
+                await pipeline.start()
+                task = asyncio.create_task(pipeline.check("feed"))
+                while count_snapshots(store, "feed") < 50 and not task.done():
+                    await asyncio.sleep(0.05)
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+            finally:
+                await fetcher.close()
+                await pipeline.aclose()  # a batch being written when cancelled is committed whole
+
+        run_sync(stopped_check)
+        stored = count_snapshots(store, "feed")
+        assert 50 <= stored < 250 and stored % 50 == 0, stored
+        assert count(store, Check) == 0
+        [result] = cycle(store, config).results
+        assert result.outcome == "baseline", result
+    assert count_snapshots(store, "feed") == 250
+    assert count(store, ChangeEventRow) == 0  # a baseline: nothing announced
+
+
+def count_snapshots(store, watch: str) -> int:
+    with store.session() as s:
+        return s.scalar(select(func.count()).select_from(Snapshot).join(Watch).where(Watch.name == watch))
+
+
+def test_a_long_feed_and_listing_keep_their_newest_entries_stored_in_batches(store, database_url):
+    """A 3,000-entry feed and a 2,000-post WordPress listing, listed in shuffled order: each keeps its newest
+    `max_entries` by date, stored in batches of 50 that each commit (one write time per batch); five newer
+    entries later are five `article_added`, and the entries they push out of the window raise nothing."""
+    from benchmarks.bigfeed import rss, wordpress_listing
+
+    with PageServer() as server:
+        feed = [rss(3000)]
+        server.route("/feed", lambda _h: Reply(body=feed[0], headers={"Content-Type": "application/rss+xml"}))
+        server.route("/wp-json/wp/v2/posts", Reply(body=wordpress_listing(2000),
+                                                   headers={"Content-Type": "application/json"}))
+        server.route("/ok", GOOD)
+        config = make_config(server, database_url, [
+            {"name": "feed", "url": server.url("/feed"), "kind": "feed", "max_entries": 120},
+            {"name": "wp", "url": server.url("/wp-json/wp/v2/posts"), "kind": "wordpress", "max_entries": 70},
+            {"name": "ok", "url": server.url("/ok")}], fetch={"max_bytes": 5_000_000})
+        report = cycle(store, config)
+        assert {r.watch: r.outcome for r in report.results} == {"feed": "baseline", "wp": "baseline", "ok": "baseline"}
+
+        def stored(name):
+            with store.session() as s:
+                return s.execute(select(Snapshot.url, Snapshot.fetched_at).join(Watch).where(Watch.name == name)).all()
+
+        assert sorted(int(u.rsplit("/", 1)[1]) for u, _ in stored("feed")) == list(range(2880, 3000))
+        assert sorted(int(u.rsplit("/", 1)[1]) for u, _ in stored("wp")) == list(range(1930, 2000))
+        assert len({at for _, at in stored("feed")}) == 3  # 50 + 50 + 20: three transactions
+        assert len({at for _, at in stored("wp")}) == 2
+
+        feed[0] = rss(3005)  # five newer entries on top
+        cycle(store, config, ["feed"])
+    with store.session() as s:
+        added = s.scalars(select(ChangeEventRow.subject).where(ChangeEventRow.type == "article_added")).all()
+    assert sorted(added) == [f"Show {i} Season 2 news" for i in range(3000, 3005)]
+    assert len(stored("feed")) == 125
+
+
+def test_max_entries_keeps_the_newest_of_any_feed_format():
+    """Atom with updated dates, RSS 1.0 (items beside the channel) and a malformed RSS feed lxml cannot read
+    (feedparser reads it whole, then it is cut): the newest entries by date, the listed order among equals."""
+    from spiders.parsers import parse_feed, parse_wordpress_posts
+
+    atom = ("<?xml version='1.0'?><feed xmlns='http://www.w3.org/2005/Atom'><title>t</title>"
+            + "".join(f"<entry><id>urn:e{i}</id><title>E{i}</title><updated>2026-01-{i + 1:02d}T00:00:00Z</updated>"
+                      f"<content>Entry {i}</content></entry>" for i in (3, 9, 1, 7, 5))
+            + "</feed>").encode()
+    assert [d.entry_key for d in parse_feed(atom, "http://e/", 2)] == ["urn:e9", "urn:e7"]
+    rdf = ("<?xml version='1.0'?><rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#' "
+           "xmlns='http://purl.org/rss/1.0/' xmlns:dc='http://purl.org/dc/elements/1.1/'>"
+           "<channel rdf:about='http://e/'><title>t</title></channel>"
+           + "".join(f"<item rdf:about='http://e/{i}'><title>I{i}</title><link>http://e/{i}</link>"
+                     f"<dc:date>2026-02-{i + 1:02d}</dc:date><description>Item {i}</description></item>"
+                     for i in (2, 8, 4))
+           + "</rdf:RDF>").encode()
+    assert sorted(d.url for d in parse_feed(rdf, "http://e/", 2)) == ["http://e/4", "http://e/8"]
+    undated = ("<rss version='2.0'><channel><title>t</title>"
+               + "".join(f"<item><title>U{i}</title><guid>u{i}</guid><description>Item {i}</description></item>"
+                         for i in range(6))
+               + "</channel></rss>").encode()
+    assert [d.entry_key for d in parse_feed(undated, "http://e/", 3)] == ["u0", "u1", "u2"]
+    broken = undated.replace(b"</channel></rss>", b"<item><title>cut off")  # not well-formed
+    assert [d.entry_key for d in parse_feed(broken, "http://e/", 3)] == ["u0", "u1", "u2"]
+    posts = json.dumps([{"id": i, "date_gmt": f"2026-03-{i + 1:02d}T00:00:00", "content": {"rendered": f"P{i}"},
+                         "guid": {"rendered": f"p{i}"}} for i in (1, 5, 3)]).encode()
+    assert [d.entry_key for d in parse_wordpress_posts(posts, "http://e/", 2)] == ["p5", "p3"]
 
 
 # --------------------------------------------------------------------------- generated responses
@@ -487,3 +605,88 @@ def test_egress_policy_rules():
     for bad in ("localhost:8080", "127.0.0.1:99999", "10.0.0.0/33", ""):
         with pytest.raises(ValueError):
             parse_allow_entry(bad)
+
+
+# --------------------------------------------------------------------------- flap damping
+
+
+class Flapper:
+    """A page that alternates between two versions on every fetch (robots.txt is answered apart)."""
+
+    def __init__(self, *versions: Reply) -> None:
+        self.versions, self.fetches = versions, 0
+
+    def __call__(self, _handler) -> Reply:
+        reply = self.versions[self.fetches % len(self.versions)]
+        self.fetches += 1
+        return reply
+
+
+TEXT_A = html("Show Season 2 arrives in early 2027. Tickets for the premiere party are sold out.", "utf-8", "utf-8")
+TEXT_B = html("Show Season 2 arrives in early 2027. Tickets for the premiere party are still on sale.",
+              "utf-8", "utf-8")
+
+
+def test_a_page_flapping_between_two_versions_alerts_at_most_once(store, database_url):
+    """Pages alternating between two versions on every fetch (a fact, and the text alone), checked 12 times with
+    the default confirm = 1: one alert each at most, every later change held back as `flapping`; a page that
+    really changes once beside them alerts at the first check that sees it, and a flapping page that settles
+    alerts once more (one fetch after it settled, for the value it settled on)."""
+    from watcher.store.models import AlertRow
+
+    with PageServer() as server:
+        facts = Flapper(page("early 2027"), page("late 2027"))
+        text = Flapper(TEXT_A, TEXT_B)
+        undamped = Flapper(page("early 2027"), page("late 2027"))
+        steady = [page("early 2027")]
+        server.route("/undamped", undamped)
+        server.route("/facts", facts)
+        server.route("/text", text)
+        server.route("/steady", lambda _h: steady[0])
+        config = Config.model_validate({
+            **make_config(server, database_url, [
+                {"name": "facts", "url": server.url("/facts")}, {"name": "text", "url": server.url("/text")},
+                {"name": "steady", "url": server.url("/steady")},
+                {"name": "undamped", "url": server.url("/undamped"), "flap_window": 0},
+            ]).model_dump(exclude={"source_path"}),
+            "subscriber": [{"name": "hook", "webhook": "http://127.0.0.1:9/hook"}]})
+        for n in range(12):
+            if n == 5:
+                steady[0] = page("late 2027")  # a real change: alerted by this very check
+            cycle(store, config)
+            if n == 5:
+                with store.session() as s:
+                    got = s.scalars(select(ChangeEventRow.summary).join(Watch).where(
+                        Watch.name == "steady", ChangeEventRow.state == "confirmed")).all()
+                assert len(got) == 1 and "late 2027" in got[0], got
+
+        def states(name):
+            with store.session() as s:
+                return [(e.type, e.state) for e in s.scalars(
+                    select(ChangeEventRow).join(Watch).where(Watch.name == name).order_by(ChangeEventRow.id))]
+
+        def alerts():
+            with store.session() as s:
+                return dict(s.execute(select(Watch.name, func.count(AlertRow.id)).join(
+                    ChangeEventRow, ChangeEventRow.watch_id == Watch.id).join(
+                    AlertRow, AlertRow.event_id == ChangeEventRow.id).group_by(Watch.name)).all())
+
+        assert facts.fetches == 12 and text.fetches == 12
+        for name, kind in (("facts", "release_changed"), ("text", "text_changed")):
+            got = states(name)
+            assert got[0] == (kind, "confirmed"), got  # the first B: never seen before
+            assert [s for _, s in got[1:]] and {s for _, s in got[1:]} == {"flapping"}, got
+        assert alerts() == {"facts": 1, "text": 1, "steady": 1, "undamped": 11}  # flap_window = 0: no damping
+
+        # Settling. The fact page settles on the version readers were not told of: held once more as
+        # flapping, alerted one fetch later. The text page settles on the one it showed last, which readers
+        # were told of with its first change: nothing more to say.
+        facts.versions = (facts.versions[0],)
+        text.versions = (text.versions[(text.fetches - 1) % 2],)
+        cycle(store, config, ["facts", "text"])
+        assert alerts()["facts"] == 1
+        assert states("facts")[-1] == ("release_changed", "flapping")
+        cycle(store, config, ["facts", "text"])
+        cycle(store, config, ["facts", "text"])
+    assert states("facts")[-1] == ("release_changed", "confirmed")
+    assert alerts() == {"facts": 2, "text": 1, "steady": 1, "undamped": 11}

@@ -10,6 +10,14 @@
 With `confirm: N` (N > 1) an event is stored `pending` and alerted only once the claim has been seen
 in N consecutive fetches; a change that flips back before then is `dropped`, and its flip back is not
 reported either (the reader never heard of the flicker).
+
+Flap damping (`flap_window`, default 5): an event whose new value is one the same entry already held in
+its last `flap_window` snapshots (a fact's value, or for `text_changed` the whole text) is stored
+`flapping` and alerted only once the value has been seen on `confirm` more fetches (one more with the
+default `confirm = 1`). A page alternating A, B, A, B... alerts once, for the first B: every later change
+brings back a value seen just before, and never stays. A flapping event whose value did not hold stays
+`flapping` in the history, and its flip back is not reported, as for a dropped pending one. The cost: a
+genuine return to a recent value is alerted one fetch later.
 """
 
 from __future__ import annotations
@@ -21,11 +29,12 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from watcher.config import WatchConfig
-from watcher.describe import describe, summarise
+from watcher.describe import FACT_EVENT_TYPES, describe, summarise
 from watcher.diff import comparable, diff_documents, event_kind, event_uid, fact_values, unreported_removals
 from watcher.document import drop_ignored, drop_ignored_lines
 from watcher.extract import RULES_VERSION, extract
 from watcher.records import ChangeEvent, Document, Facts, FactSet
+from watcher.store.bookkeeping import FLAPPING, held_watches
 from watcher.store.codec import decode_document
 from watcher.store.models import ChangeEventRow, Check, Fact, Snapshot, Watch, utcnow
 from watcher.topic import DEFAULT_STALE_AFTER, consensus_events, topic_label
@@ -41,6 +50,12 @@ _RUNTIME_KEYS = (CARRIED, RULES)
 def snapshot_facts(facts: FactSet) -> dict[str, Any]:
     """What a new snapshot stores as its facts: the FactSet and the rules version that produced it."""
     return {**facts.to_json_dict(), RULES: RULES_VERSION}
+
+FACT_KINDS = frozenset({*FACT_EVENT_TYPES, "cast"})
+
+# Event states: `confirmed` ones are alerted; `pending` ones wait for `confirm` sightings, `flapping` ones
+# (flap damping) for `confirm` more; a pending one that did not hold becomes `dropped`, a flapping one stays.
+HELD = ("pending", FLAPPING)
 
 
 def load_facts(snapshot: Snapshot) -> FactSet:
@@ -93,18 +108,21 @@ def _content_uid(event: ChangeEvent, watch_id: int | None) -> str:
 
 def record_snapshot(s: Session, *, watch: Watch, snapshot: Snapshot, previous: Snapshot | None,
                     confirm: int = 1, watch_config: WatchConfig | None = None,
-                    stale_after: dt.timedelta = DEFAULT_STALE_AFTER, first_of_watch: bool | None = None
-                    ) -> list[ChangeEventRow]:
+                    stale_after: dt.timedelta = DEFAULT_STALE_AFTER, first_of_watch: bool | None = None,
+                    flap_window: int = 0) -> list[ChangeEventRow]:
     """Store the events of a new snapshot; return those to alert now (confirmed ones).
 
     `watch_config` brings the watch's noise control: `ignore` patterns (applied to the previous text too,
     so adding a pattern is not itself a change) and `text_changes = false` (facts only). `first_of_watch`:
-    whether the watch had no snapshot before this fetch, when the caller knows (else it is read)."""
+    whether the watch had no snapshot before this fetch, when the caller knows (else it is read).
+    `flap_window`: how many earlier snapshots of the entry a change is compared with (flap damping; 0: off)."""
     new = load_facts(snapshot)
     to_alert: list[ChangeEventRow] = []
     suppressed: set[tuple[str, str, Any]] = set()
-    if previous is not None and confirm > 1:
-        confirmed, dropped = _settle_pending(s, watch, snapshot, previous, new.facts)
+    dropped: list[ChangeEventRow] = []
+    seen: list[tuple[str, dict[tuple[str, str], Any]]] | None = None
+    if previous is not None:
+        confirmed, dropped = _settle_held(s, watch, snapshot, previous, new.facts)
         to_alert += confirmed
         # Flicker A -> B -> A: B was never alerted, so neither is the way back to A.
         suppressed = {(event_kind(_as_event(r)), r.subject, _cmp(r, "old")) for r in dropped}
@@ -120,6 +138,12 @@ def record_snapshot(s: Session, *, watch: Watch, snapshot: Snapshot, previous: S
         _carry_over(snapshot, old.facts, unreported_removals(old.facts, new.facts, events))
         events = [e for e in events
                   if (event_kind(e), e.subject, comparable(event_kind(e), e.new)) not in suppressed]
+        if any(r.type == "text_changed" and r.state == FLAPPING for r in dropped):
+            # A flapping text change that did not hold, and the text is back to what it was before it:
+            # the reader never heard of that change, nor hears of its undoing.
+            seen = _recent_values(s, watch, snapshot, max(flap_window, 2))
+            if len(seen) > 1 and seen[1][0] == snapshot.content_hash:
+                events = [e for e in events if e.type != "text_changed"]
         if watch_config is not None and not watch_config.text_changes:
             events = [e for e in events if e.type != "text_changed"]
     elif not baseline:
@@ -135,11 +159,47 @@ def record_snapshot(s: Session, *, watch: Watch, snapshot: Snapshot, previous: S
             e.uid = event_uid("consensus", topic_key, snapshot.id, e.subject, e.type)
             e.detected_at = now
             events.append(e)
+    flapping: list[ChangeEvent] = []
+    if previous is not None and flap_window > 0 and events:
+        window = seen[:flap_window] if seen is not None else _recent_values(s, watch, snapshot, flap_window)
+        flapping = [e for e in events if e.type != "topic_consensus_changed" and _seen_before(e, snapshot, window)]
+        events = [e for e in events if not any(e is f for f in flapping)]
     state = "pending" if confirm > 1 and previous is not None else "confirmed"
     rows = save_events(s, events, watch_id=watch.id, snapshot_id=snapshot.id, topic_key=topic_key, state=state)
+    save_events(s, flapping, watch_id=watch.id, snapshot_id=snapshot.id, topic_key=topic_key, state=FLAPPING)
     if state == "confirmed":
         to_alert += rows
     return to_alert
+
+
+def _recent_values(s: Session, watch: Watch, snapshot: Snapshot, window: int
+                   ) -> list[tuple[str, dict[tuple[str, str], Any]]]:
+    """(content hash, fact values) of the entry's last `window` snapshots before `snapshot`, newest first."""
+    rows = s.execute(select(Snapshot.content_hash, Snapshot.facts).where(
+        Snapshot.watch_id == watch.id, Snapshot.entry_key == snapshot.entry_key, Snapshot.id < snapshot.id)
+        .order_by(Snapshot.id.desc()).limit(window)).all()
+    out = []
+    for content_hash, facts in rows:
+        data = {k: v for k, v in (facts or {}).items() if k not in _RUNTIME_KEYS}
+        out.append((content_hash, fact_values(FactSet.model_validate(data).facts)))
+    return out
+
+
+def _seen_before(event: ChangeEvent, snapshot: Snapshot, seen: list[tuple[str, dict[tuple[str, str], Any]]]
+                 ) -> bool:
+    """Whether the event's new value is one the entry held in one of the `seen` snapshots: for a fact, its
+    value (absent counts as a value: a cast member gone again); for a text change, the whole text."""
+    if event.type == "text_changed":
+        return any(h == snapshot.content_hash for h, _ in seen)
+    kind = event_kind(event)
+    if kind not in FACT_KINDS:
+        return False
+    wanted = comparable(kind, event.new)
+    for _, values in seen:
+        held = next((v for (k, subj), v in values.items() if k == kind and _same_subject(subj, event.subject)), None)
+        if comparable(kind, held) == wanted:
+            return True
+    return False
 
 
 def _article_added(s: Session, snapshot: Snapshot, facts: FactSet) -> ChangeEvent:
@@ -174,38 +234,53 @@ def _first_of_watch(s: Session, watch: Watch, snapshot: Snapshot) -> bool:
 
 
 def record_unchanged(s: Session, *, watch: Watch, snapshot: Snapshot, confirm: int = 1) -> list[ChangeEventRow]:
-    """An unchanged fetch of `snapshot`: pending events of it that have now been seen `confirm` times."""
-    pending = list(s.scalars(select(ChangeEventRow).where(
-        ChangeEventRow.snapshot_id == snapshot.id, ChangeEventRow.state == "pending")))
-    if not pending:
+    """An unchanged fetch of `snapshot`: its pending events seen `confirm` times now, and its flapping ones
+    seen on `confirm` fetches after the one that brought them."""
+    held = list(s.scalars(select(ChangeEventRow).where(
+        ChangeEventRow.watch_id == watch.id, ChangeEventRow.snapshot_id == snapshot.id,
+        ChangeEventRow.state.in_(HELD))))
+    if not held:
         return []
     # The snapshot's own fetch, the unchanged fetches since, and this one (its check row comes later).
     sightings = 2 + (s.scalar(select(func.count()).select_from(Check).where(
         Check.watch_id == watch.id, Check.at > snapshot.fetched_at,
         Check.outcome.in_(("unchanged", "not_modified")))) or 0)
-    if sightings < confirm:
-        return []
-    for row in pending:
+    released = [row for row in held if sightings >= confirm + (row.state == FLAPPING)]
+    for row in released:
         row.state = "confirmed"
-    return pending
+    return released
 
 
-def _settle_pending(s: Session, watch: Watch, snapshot: Snapshot, previous: Snapshot, new: Facts
-                    ) -> tuple[list[ChangeEventRow], list[ChangeEventRow]]:
-    """A new snapshot after one with pending events: confirm those whose new value still holds."""
+def has_held_events(s: Session, watch_id: int) -> bool:
+    """Whether events of the watch wait for more sightings: pending ones, or flapping ones of an entry's
+    latest snapshot (an older snapshot's flapping events were superseded and stay as history)."""
+    return s.scalar(held_watches([watch_id]).limit(1)) is not None
+
+
+def _settle_held(s: Session, watch: Watch, snapshot: Snapshot, previous: Snapshot, new: Facts
+                 ) -> tuple[list[ChangeEventRow], list[ChangeEventRow]]:
+    """A new snapshot after one with pending or flapping events: confirm those whose new value still holds
+    (this fetch is one more sighting); the others are dropped (pending) or stay flapping, and returned
+    second so that their flip back is not reported."""
     pending = list(s.scalars(select(ChangeEventRow).where(
-        ChangeEventRow.snapshot_id == previous.id, ChangeEventRow.state == "pending")))
+        ChangeEventRow.watch_id == watch.id, ChangeEventRow.snapshot_id == previous.id,
+        ChangeEventRow.state.in_(HELD))))
     values = fact_values(new)
     confirmed, dropped = [], []
     for row in pending:
         kind = event_kind(_as_event(row))
-        if row.type in ("text_changed", "topic_consensus_changed"):
+        if row.type == "text_changed" and row.state == FLAPPING:
+            holds = False  # the text it came back to changed again: that is the flapping
+        elif row.type in ("text_changed", "topic_consensus_changed"):
             holds = True  # the page did change; consensus is re-checked by the new snapshot itself
         else:
             current = next((v for (k, subj), v in values.items() if k == kind and _same_subject(subj, row.subject)),
                            None)
             holds = comparable(kind, current) == _cmp(row, "new")
-        row.state = "confirmed" if holds else "dropped"
+        if holds:
+            row.state = "confirmed"
+        elif row.state == "pending":
+            row.state = "dropped"
         (confirmed if holds else dropped).append(row)
     return confirmed, dropped
 

@@ -223,6 +223,11 @@ class WatchConfig(_Model):
     # line) are removed before hashing and diffing; `text_changes = false` alerts on facts only.
     ignore: list[str] = Field(default_factory=list)
     text_changes: bool = True
+    # Flap damping: a change back to a value this watch held within its last `flap_window` snapshots is held
+    # as `flapping` until it has been seen on `confirm` more fetches (unset: `[changes] flap_window`; 0: off).
+    flap_window: int | None = Field(default=None, ge=0, le=50)
+    # A feed or WordPress listing keeps only its newest `max_entries` entries (unset: `fetch.max_entries`).
+    max_entries: int | None = Field(default=None, ge=1, le=100_000)
     retention: WatchRetention | None = None
 
     @field_validator("ignore")
@@ -326,8 +331,9 @@ class FetchConfig(_Model):
     # Non-public addresses (loopback, private, link-local, ...) a watch may fetch: "127.0.0.1:8080", "10.0.0.0/8".
     # A redirect or refresh from a public address never leads to a non-public one (watcher/egress.py).
     allow_private: list[str] = Field(default_factory=list)
-    # Normalising, extracting and storing one fetched check may take this long (counted from when a worker
-    # thread takes it up); past it the check stops, keeps the batches it stored, and is recorded `timeout`.
+    # Normalising and extracting one fetched check may take this long in the processing workers (a long
+    # feed's batches share it; waiting for a free worker does not count); past it the check stops, keeps the
+    # batches it stored, and is recorded `timeout`.
     processing_budget: Duration = timedelta(seconds=60)
 
     @field_validator("allow_private")
@@ -350,6 +356,9 @@ class FetchConfig(_Model):
     def fetch_deadline(self) -> timedelta:
         """How long one fetch may take in all: robots.txt and every retry, each bounded by `timeout`."""
         return self.timeout * (self.retries + 2)
+    # A feed or WordPress listing is cut to its newest entries (by date, then as listed) before it is
+    # processed; a watch's own `max_entries` overrides this.
+    max_entries: int = Field(default=200, ge=1, le=100_000)
     # How long a robots.txt verdict is trusted before it is fetched again (RFC 9309 advises at most a day).
     robots_ttl: Duration = timedelta(hours=24)
     # Per-host overrides, keyed by host name: `[fetch.domains."news.example.org"] concurrency = 1`.
@@ -422,6 +431,14 @@ class TopicsConfig(_Model):
     stale_after: Duration = timedelta(days=180)
 
 
+class ChangesConfig(_Model):
+    # Flap damping (watcher/changes.py): a change to a value the watch held within its last `flap_window`
+    # snapshots (of the same entry) is held back as `flapping` until it has been seen on `confirm` more
+    # fetches. 5 covers a page alternating between up to five versions: each alerts once at most, the first
+    # time it appears. 0 turns damping off. A watch's own `flap_window` overrides it.
+    flap_window: int = Field(default=5, ge=0, le=50)
+
+
 class Settings(_Model):
     database_url: str = "sqlite:///var/watcher.db"
     data_dir: str = "var"
@@ -453,6 +470,7 @@ class Config(_Model):
     redis: RedisConfig = RedisConfig()
     web: WebConfig = WebConfig()
     topics: TopicsConfig = TopicsConfig()
+    changes: ChangesConfig = ChangesConfig()
     retention: RetentionConfig = RetentionConfig()
     watch: list[WatchConfig] = Field(default_factory=list)
     subscriber: list[SubscriberConfig] = Field(default_factory=list)
@@ -490,6 +508,14 @@ class Config(_Model):
             return cached[1][name]
         except KeyError:
             raise ConfigError(f"no watch named {name!r} in {self.source_path}") from None
+
+    def flap_window(self, watch: WatchConfig) -> int:
+        """How many earlier snapshots a change is compared with for flap damping (0: no damping)."""
+        return self.changes.flap_window if watch.flap_window is None else watch.flap_window
+
+    def max_entries(self, watch: WatchConfig) -> int:
+        """How many entries of a feed or listing the watch keeps (its newest)."""
+        return self.fetch.max_entries if watch.max_entries is None else watch.max_entries
 
     def retention_for(self, name: str) -> RetentionConfig:
         """The retention of a watch: its own keys over `[retention]` (a watch gone from the config gets the

@@ -95,13 +95,24 @@ def release_text(value: dict[str, Any]) -> str:
     return f"officially {out}" if value.get("announced") else out
 
 
+def _filming_day(value: dict[str, Any], part: str) -> tuple[dt.date | None, str]:
+    """A filming date and its text: '23 Jul 2025', or 'Sep 2022' when the source named only the month (the
+    stored date is then the month's first day, which the text must not claim)."""
+    day = _date(value.get(part))
+    if day is None:
+        return None, ""
+    if value.get(f"{part}_precision") == "month":
+        return day, f"{_MONTHS[day.month - 1]} {day.year}"
+    return day, day_text(day)
+
+
 def filming_text(value: dict[str, Any]) -> str:
-    start, end = _date(value.get("start")), _date(value.get("end"))
+    (start, start_text), (end, end_text) = _filming_day(value, "start"), _filming_day(value, "end")
     if start and end:
-        return f"{day_text(start)} to {day_text(end)}"
+        return f"{start_text} to {end_text}"
     if start:
-        return f"started {day_text(start)}"
-    return f"wrapped {day_text(end)}" if end else "unknown"
+        return f"started {start_text}"
+    return f"wrapped {end_text}" if end else "unknown"
 
 
 def cast_text(value: dict[str, Any]) -> str:
@@ -127,6 +138,8 @@ def describe(kind: str, value: Any) -> str:
         if kind == "cast":
             return cast_text(value)
         return ", ".join(f"{k}: {v}" for k, v in value.items())
+    if kind == "trailer" and value == "none":
+        return "no trailer yet"  # the extracted value "none" means the text says there is none, not unknown
     return str(value)
 
 
@@ -159,7 +172,10 @@ def _cast_headline(event: ChangeEvent) -> str:
     old = event.old if isinstance(event.old, dict) else {}
     new = event.new if isinstance(event.new, dict) else {}
     if event.type == "cast_removed":
-        return f"{name}: no longer listed (was {cast_text(old)})"
+        # 'Kim Byung-chul (Lee Byeong-chan): no longer listed', '... (was returning)': never 'was as ...'
+        who = f"{name} ({old['character']})" if old.get("character") and old["character"] != name else name
+        was = old.get("status") or "listed"
+        return f"{who}: no longer listed" + ("" if was == "listed" else f" (was {was})")
     status, character = new.get("status") or "listed", new.get("character")
     as_role = f" as {character}" if character else ""
     if event.type == "cast_added":
@@ -186,8 +202,8 @@ def summarise(event: ChangeEvent, *, short: bool = False) -> str:
         text = _short_release if short and kind == "release" else (lambda v: describe(kind, v))
         if event.new is None:
             return f"{label} no longer stated (was {text(event.old)})"
-        if event.old is None:
-            return f"{label} {text(event.new)} (not stated before)"
+        if event.old is None:  # ', not stated before' as ', was ...' below: no '(Sep–Dec 2027) (...)' pair
+            return f"{label} {text(event.new)}" + (" (not stated before)" if short else ", not stated before")
         if short:
             return f"{label} {text(event.new)} (was {text(event.old)})"
         return f"{label} {text(event.new)}, was {text(event.old)}"

@@ -23,6 +23,7 @@ check whose guess was stale is made again from the database's state.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -36,11 +37,12 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from watcher.batch import UnchangedBatch
+from watcher.changes import has_held_events
 from watcher.config import Config, WatchConfig
 from watcher.errors import ConfigError, DocumentError
 from watcher.health import HEALTH, describe, is_database_unavailable
 from watcher.logs import redact
-from watcher.processing import GRACE, Processed, ProcessJob, Processor, shared_processor
+from watcher.processing import GRACE, Processed, ProcessJob, Processor, overrun_message, shared_processor
 from watcher.records import ChangeEvent, FetchOutcome, FetchRequest
 from watcher.store import Store
 from watcher.store.bookkeeping import MAX_CACHED_ENTRIES, UnchangedCheck, WatchState, latest_hashes, load_states
@@ -51,6 +53,9 @@ log = logging.getLogger(__name__)
 
 # A check whose state turned out stale is made again from the database's state, at most this many times.
 STALE_RETRIES = 2
+# A feed or listing longer than this is processed and stored this many entries at a time, each batch in a
+# transaction of its own (a transaction of 50 new entries takes some tens of milliseconds).
+ENTRY_BATCH = 50
 
 
 
@@ -121,6 +126,9 @@ class _Work:
     outcome: FetchOutcome
     changed: list[Processed] = field(default_factory=list)
     same_keys: list[str] = field(default_factory=list)
+    # Whether the watch had no snapshot before this check (its baseline), when batches stored some already.
+    first_of_watch: bool | None = None
+    seconds: float = 0.0  # processing time, in the worker
 
     @property
     def unchanged(self) -> bool:
@@ -251,12 +259,20 @@ class Pipeline:
         if honour_backoff and state.backoff_until and state.backoff_until > utcnow():
             return CheckResult(wc.name, "skipped", reason="backoff")
         outcome: FetchOutcome | None = None
+        baseline: bool | None = None  # the watch's first check, as it was before batches of it were stored
         for attempt in range(STALE_RETRIES + 1):
             validate = attempt < STALE_RETRIES  # the last attempt writes whatever it found
             async with self._in_flight:
                 if outcome is None:
                     outcome = await self._fetch(wc, state, conditional=attempt == 0)
-                work = await self._process(wc, outcome, state)
+                    if outcome.status == "ok" and len(outcome.documents) > ENTRY_BATCH:
+                        work, state = await self._store_batches(wc, outcome, state)
+                        outcome, baseline = work.outcome, work.first_of_watch
+                    else:
+                        work = await self._process(wc, outcome, state)
+                else:
+                    work = await self._process(wc, outcome, state)
+                    work.first_of_watch = baseline
                 batched = work.unchanged and state.batchable and validate
                 if not batched:
                     try:
@@ -310,6 +326,7 @@ class Pipeline:
 
     async def _fetch(self, wc: WatchConfig, state: WatchState, *, conditional: bool) -> FetchOutcome:
         req = FetchRequest(watch=wc.name, url=wc.url, kind=wc.kind, etag=state.etag if conditional else None,
+                           max_entries=self.config.max_entries(wc) if wc.kind in ("feed", "wordpress") else None,
                            last_modified=state.last_modified if conditional else None,
                            body_hash=state.body_hash if conditional and state.has_snapshot else None,
                            auth=wc.auth.credentials(wc.name) if wc.auth else None,
@@ -323,6 +340,55 @@ class Pipeline:
         except TimeoutError:
             return FetchOutcome(watch=wc.name, url=wc.url, status="failed", reason="timeout",
                                 error=f"the fetch did not end within {deadline:.0f}s")
+
+    async def _store_batches(self, wc: WatchConfig, outcome: FetchOutcome, state: WatchState
+                             ) -> tuple[_Work, WatchState]:
+        """A long feed or listing, processed `ENTRY_BATCH` entries at a time within one processing budget: every
+        batch but the last is stored in a transaction of its own (its snapshots, events and alerts), so the
+        write lock is held briefly, other watches' writes go between, and a check stopped half-way keeps what
+        it stored (the body hash is not stored, so the next check reads the feed again and goes on where this
+        one stopped: stored entries are known). Returns the last batch's work, for the check's own transaction
+        (or a `timeout` saying how far it got), and the watch's state after the batches."""
+        docs = outcome.documents
+        total, done = len(docs), 0
+        # A first check stopped after some batches leaves snapshots but no check row: the next is a baseline too.
+        first_of_watch = not state.has_snapshot or not await self._in_thread(self._checked_before, state.watch_id)
+        budget = self.config.fetch.processing_budget.total_seconds()
+        spent = 0.0  # processing time in the workers (a batch's wait for a free worker does not count)
+        known = dict(state.hashes) if state.hashes is not None else await self._in_thread(
+            self._latest_hashes, state.watch_id)
+        while True:
+            chunk, docs = docs[:ENTRY_BATCH], docs[ENTRY_BATCH:]
+            left = max(0.001, budget - spent) if budget else 0.0
+            part = dataclasses.replace(outcome, documents=chunk)
+            work = await self._process(wc, part, state, known=known, budget=left)
+            work.first_of_watch = first_of_watch
+            spent += work.seconds
+            if work.outcome.status == "failed":
+                if work.outcome.reason == "timeout":
+                    error = (f"{overrun_message(budget)}: {done} of {total} entries stored; the next check goes on "
+                             "from there (a lower max_entries makes each check shorter)")
+                    work.outcome = dataclasses.replace(work.outcome, error=error)
+                return work, state
+            if not docs:
+                return work, state
+            if work.changed or (state.pending and work.same_keys):
+                for attempt in range(STALE_RETRIES + 1):
+                    try:
+                        state = await self._in_thread(self._record_batch, wc, work, state, attempt < STALE_RETRIES)
+                        break
+                    except StaleState:  # another process wrote the watch: judge this batch against its state
+                        state = await self._reload(wc.name)
+                        known = dict(state.hashes) if state.hashes is not None else await self._in_thread(
+                            self._latest_hashes, state.watch_id)
+                        left = max(0.001, budget - spent) if budget else 0.0
+                        work = await self._process(wc, part, state, known=known, budget=left)
+                        spent += work.seconds
+                        work.first_of_watch = first_of_watch
+                        if work.outcome.status == "failed":
+                            return work, state
+                known.update((p.document.entry_key, p.content_hash) for p in work.changed)
+            done += len(chunk)
 
     async def _record_crash(self, wc: WatchConfig, e: Exception, reason: str = "internal-error",
                             error: str | None = None) -> CheckResult:
@@ -358,24 +424,34 @@ class Pipeline:
         results = await asyncio.gather(*(one(n) for n in wanted))
         return CycleReport(list(results), time.monotonic() - started)
 
-    async def _process(self, wc: WatchConfig, outcome: FetchOutcome, state: WatchState) -> _Work:
-        """Normalise and extract what was fetched (in the processing pool); unchanged entries are not extracted."""
+    async def _process(self, wc: WatchConfig, outcome: FetchOutcome, state: WatchState, *,
+                       known: dict[str, str] | None = None, budget: float | None = None) -> _Work:
+        """Normalise and extract what was fetched (in the processing pool); unchanged entries are not extracted.
+        `known`: the entries' latest content hashes when the caller has them; `budget`: seconds (default:
+        fetch.processing_budget)."""
         if outcome.status != "ok":
             return _Work(outcome)
-        known = state.hashes
+        if known is None:
+            known = state.hashes
         if known is None:  # a long feed: its hashes are not kept in memory
             known = await self._in_thread(self._latest_hashes, state.watch_id)
+        if budget is None:
+            budget = self.config.fetch.processing_budget.total_seconds()
         try:
-            processed = await self.processor.run(ProcessJob(
+            processed, seconds = await self.processor.run_timed(ProcessJob(
                 documents=outcome.documents, scope=wc.scope, topic=wc.topic.topic() if wc.topic else None,
-                known=known, today=utcnow().date(), budget=self.config.fetch.processing_budget.total_seconds(),
-                ignore=tuple(wc.ignore)))
+                known=known, today=utcnow().date(), budget=budget, ignore=tuple(wc.ignore)))
         except DocumentError as e:
             return _Work(FetchOutcome(watch=outcome.watch, url=outcome.url, status="failed", reason=e.reason,
                                       error=str(e), http_status=outcome.http_status, size=outcome.size,
                                       duration_ms=outcome.duration_ms))
         return _Work(outcome, changed=[p for p in processed if p.facts is not None],
-                     same_keys=[p.document.entry_key for p in processed if p.facts is None])
+                     same_keys=[p.document.entry_key for p in processed if p.facts is None], seconds=seconds)
+
+    def _checked_before(self, watch_id: int) -> bool:
+        with self.store.session() as s:
+            return s.scalar(select(Check.id).where(Check.watch_id == watch_id, Check.outcome.in_(
+                ("baseline", "changed", "unchanged", "not_modified"))).limit(1)) is not None
 
     def _latest_hashes(self, watch_id: int) -> dict[str, str]:
         with self.store.session() as s:
@@ -414,20 +490,38 @@ class Pipeline:
             if work.outcome.status == "failed":
                 result = self._record_failure(s, w, wc, work.outcome)
             else:
-                result = self._record_success(s, w, wc, work, first_of_watch=not state.has_snapshot
-                                              if validate and state else None)
+                first = work.first_of_watch
+                if first is None and validate and state:
+                    first = not state.has_snapshot
+                result = self._record_success(s, w, wc, work, first_of_watch=first)
             if not validate or state is None:  # `state` may be stale: read what the database now holds
                 s.flush()
                 return result, load_states(s, [wc.name])[wc.name]
             hashes = state.hashes if work.outcome.status == "failed" else _hashes_after(state.hashes, work.changed)
-            pending = (state.pending or wc.confirm > 1) and s.scalar(
-                select(ChangeEventRow.id).where(ChangeEventRow.watch_id == w.id, ChangeEventRow.state == "pending")
-                .limit(1)) is not None
+            # Held events (confirmation, flap damping) can only come of a stored snapshot, or stay from before.
+            pending = (state.pending or wc.confirm > 1 or bool(work.changed)) and has_held_events(s, w.id)
             return result, WatchState(w.id, w.state_rev, w.etag, w.last_modified, w.body_hash, hashes,
                                       w.backoff_until, w.consecutive_failures, bool(w.failure_reported), pending,
                                       w.due_done)
 
-    def _claim(self, s: Session, name: str, expected_rev: int | None) -> Watch:
+    def _record_batch(self, wc: WatchConfig, work: _Work, state: WatchState, validate: bool) -> WatchState:
+        """One batch of a long feed in a transaction of its own: the snapshots and events of its changed entries,
+        held events of its unchanged ones, their alerts; not the check row nor the validators (the check's
+        own transaction writes those). Returns the watch's state after it."""
+        from watcher.notify import enqueue_alerts
+
+        with self.store.session() as s:
+            w = self._claim(s, wc.name, state.rev if validate else None, claim_due=False)
+            events, _ = self._store_snapshots(s, w, wc, work.changed, utcnow(), work.first_of_watch)
+            if state.pending:
+                events += self._confirm_unchanged(s, w, wc, work.same_keys)
+            if events:
+                enqueue_alerts(s, events)
+            pending = (state.pending or wc.confirm > 1 or bool(work.changed)) and has_held_events(s, w.id)
+            return dataclasses.replace(state, rev=w.state_rev, hashes=_hashes_after(state.hashes, work.changed),
+                                       pending=pending)
+
+    def _claim(self, s: Session, name: str, expected_rev: int | None, *, claim_due: bool = True) -> Watch:
         """Lock the watch row for this transaction and bump its state revision; raise StaleState when the
         revision is no longer `expected_rev`, DueAlreadyStored when the due time this check serves (or a
         later one) is stored. The UPDATE comes first: it takes the lock on both backends."""
@@ -443,7 +537,8 @@ class Pipeline:
         if due is not None:  # the claim of the due time this check serves (scale-out workers)
             if w.due_done is not None and w.due_done >= due:
                 raise DueAlreadyStored(name, due)  # the whole transaction rolls back
-            w.due_done = due
+            if claim_due:  # (a batch of a long feed leaves the claim to the check's own transaction)
+                w.due_done = due
         return w
 
     def _record_failure(self, s: Session, w: Watch, wc: WatchConfig, outcome: FetchOutcome) -> CheckResult:
@@ -480,9 +575,8 @@ class Pipeline:
 
     def _record_success(self, s: Session, w: Watch, wc: WatchConfig, work: _Work, *,
                         first_of_watch: bool | None = None) -> CheckResult:
-        from watcher.changes import record_snapshot, record_unchanged, save_events, snapshot_facts
+        from watcher.changes import save_events
         from watcher.notify import enqueue_alerts
-        from watcher.store.topics import adopt_orphans, assign_topic
 
         outcome = work.outcome
         now = utcnow()
@@ -508,6 +602,28 @@ class Pipeline:
         w.etag, w.last_modified = outcome.etag, outcome.last_modified
         if status != "not_modified":
             w.body_hash = outcome.body_hash
+        stored, last_snapshot_id = self._store_snapshots(s, w, wc, changed, now, first_of_watch)
+        events += stored
+        unchanged_keys = work.same_keys
+        if outcome.status in ("same_body", "not_modified"):
+            unchanged_keys = list(self._latest_keys(s, w.id))
+        events += self._confirm_unchanged(s, w, wc, unchanged_keys)
+        s.execute(insert(Check), [{"watch_id": w.id, "at": now, "outcome": status, "http_status": outcome.http_status,
+                                   "duration_ms": outcome.duration_ms, "snapshot_id": last_snapshot_id,
+                                   "due": self._due.get(wc.name)}])
+        result.snapshots = len(changed)
+        result.events = len(events)
+        result.alerts = enqueue_alerts(s, events) if events else 0
+        result.event_log = [_event_fields(r) for r in events]
+        return result
+
+    def _store_snapshots(self, s: Session, w: Watch, wc: WatchConfig, changed: list[Processed], now: dt.datetime,
+                         first_of_watch: bool | None) -> tuple[list[ChangeEventRow], int | None]:
+        """A snapshot of each changed entry and its events; returns the events to alert and the last snapshot's id."""
+        from watcher.changes import record_snapshot, snapshot_facts
+        from watcher.store.topics import adopt_orphans, assign_topic
+
+        events: list[ChangeEventRow] = []
         last_snapshot_id = None
         # In topic order: consensus locks each topic it touches (PostgreSQL), always in the same order.
         for p in sorted(changed, key=lambda p: _topic_of(p.facts)):
@@ -531,23 +647,21 @@ class Pipeline:
             last_snapshot_id = snap.id
             events += record_snapshot(s, watch=w, snapshot=snap, previous=previous, confirm=wc.confirm,
                                       watch_config=wc, stale_after=self.config.topics.stale_after,
-                                      first_of_watch=first_of_watch)
-        unchanged_keys = work.same_keys
-        if outcome.status in ("same_body", "not_modified"):
-            unchanged_keys = list(self._latest_keys(s, w.id))
-        for key in unchanged_keys:
+                                      first_of_watch=first_of_watch, flap_window=self.config.flap_window(wc))
+        return events, last_snapshot_id
+
+    @staticmethod
+    def _confirm_unchanged(s: Session, w: Watch, wc: WatchConfig, keys: list[str]) -> list[ChangeEventRow]:
+        """Entries seen unchanged: their held events (confirm, flap damping) that have now been seen enough."""
+        from watcher.changes import record_unchanged
+
+        events: list[ChangeEventRow] = []
+        for key in keys:
             latest = s.scalars(select(Snapshot).where(Snapshot.watch_id == w.id, Snapshot.entry_key == key)
                                .order_by(Snapshot.id.desc()).limit(1)).first()
             if latest is not None:
                 events += record_unchanged(s, watch=w, snapshot=latest, confirm=wc.confirm)
-        s.execute(insert(Check), [{"watch_id": w.id, "at": now, "outcome": status, "http_status": outcome.http_status,
-                                   "duration_ms": outcome.duration_ms, "snapshot_id": last_snapshot_id,
-                                   "due": self._due.get(wc.name)}])
-        result.snapshots = len(changed)
-        result.events = len(events)
-        result.alerts = enqueue_alerts(s, events) if events else 0
-        result.event_log = [_event_fields(r) for r in events]
-        return result
+        return events
 
     @staticmethod
     def _latest_keys(s: Session, watch_id: int) -> set[str]:

@@ -116,8 +116,15 @@ def process_documents(job: ProcessJob) -> list[Processed]:
             signal.signal(signal.SIGALRM, previous)
 
 
+def process_timed(job: ProcessJob) -> tuple[list[Processed], float]:
+    """`process_documents` and the seconds it took where it ran (a long feed's batches share one budget,
+    counted from when each batch is taken up, not while it waits for a worker)."""
+    started = time.monotonic()
+    return process_documents(job), time.monotonic() - started
+
+
 def overrun_message(budget: float) -> str:
-    return f"processing took longer than fetch.processing_budget ({budget:.0f}s)"
+    return f"processing took longer than fetch.processing_budget ({budget:.3g}s)"
 
 
 def _init_worker(parent: int) -> None:
@@ -198,6 +205,10 @@ class Processor:
                 self._restart(pool)
 
     async def run(self, job: ProcessJob) -> list[Processed]:
+        return (await self.run_timed(job))[0]
+
+    async def run_timed(self, job: ProcessJob) -> tuple[list[Processed], float]:
+        """The processed documents and the seconds the processing took in the worker."""
         # A worker's death breaks the whole pool and fails every job in it: each is tried once more on a new
         # pool, so only a page that kills its worker twice fails.
         for attempt in range(2):
@@ -208,8 +219,8 @@ class Processor:
                 limit = (self._queued // self.workers + 1) * (job.budget + 2 * GRACE)
             self._queued += 1
             try:
-                running = asyncio.wrap_future(pool.submit(process_documents, job))
-                result: list[Processed] = await asyncio.wait_for(running, limit)
+                running = asyncio.wrap_future(pool.submit(process_timed, job))
+                result: tuple[list[Processed], float] = await asyncio.wait_for(running, limit)
                 return result
             except BrokenProcessPool as e:
                 self._restart(pool)

@@ -201,6 +201,10 @@ class ScalarFact(_Fact):
 class FilmingFact(_Fact):
     start: dt.date | None = None
     end: dt.date | None = None
+    # "month" when the text named only the month ('wrapped in September 2022'): the date is then the month's
+    # first day, and what shows it says 'Sep 2022', not '1 Sep 2022'. Absent for a day.
+    start_precision: Literal["month"] | None = None
+    end_precision: Literal["month"] | None = None
 
 
 class CastFact(_Fact):
@@ -316,6 +320,8 @@ class FetchRequest:
     # all (None: fetch.timeout).
     wait_for: str | None = None
     browser_timeout: float | None = None
+    # A feed or WordPress listing keeps its newest this many entries (None: all).
+    max_entries: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

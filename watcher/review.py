@@ -62,8 +62,9 @@ def watch_history(s: Session, name: str, *, limit: int = 50) -> dict[str, Any]:
     w = get_watch(s, name)
     checks = s.scalars(select(Check).where(Check.watch_id == w.id).order_by(Check.at.desc(), Check.id.desc())
                        .limit(limit))
-    snaps = s.scalars(select(Snapshot).where(Snapshot.watch_id == w.id)
-                      .order_by(Snapshot.fetched_at.desc(), Snapshot.id.desc()).limit(limit))
+    snaps = list(s.scalars(select(Snapshot).where(Snapshot.watch_id == w.id)
+                           .order_by(Snapshot.fetched_at.desc(), Snapshot.id.desc()).limit(limit)))
+    labels = topic_labels(s, {x.topic_key for x in snaps})
     counts = dict(s.execute(select(Check.outcome, func.count()).where(Check.watch_id == w.id)
                             .group_by(Check.outcome)).all())
     return {**watch_row(w), "counts": counts,
@@ -71,7 +72,8 @@ def watch_history(s: Session, name: str, *, limit: int = 50) -> dict[str, Any]:
                         "duration_ms": c.duration_ms, "reason": c.reason, "error": c.error,
                         "snapshot_id": c.snapshot_id} for c in checks],
             "snapshots": [{"id": x.id, "fetched_at": _iso(x.fetched_at), "url": display_url(x.url), "title": x.title,
-                           "entry": x.entry_key, "topic": x.topic_key, "published": _iso(x.published),
+                           "entry": x.entry_key, "topic": x.topic_key,
+                           "topic_label": labels.get(x.topic_key or "") or x.topic_key, "published": _iso(x.published),
                            "content_hash": x.content_hash[:12]} for x in snaps]}
 
 
@@ -93,12 +95,13 @@ class SnapshotDetail:
     next_id: int | None = None
     diff: str | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
+    topic_label: str | None = None  # "All of Us Are Dead S2": what pages show (the key is for links)
 
     def to_json(self, *, with_text: bool = True) -> dict[str, Any]:
         data = {"id": self.id, "watch": self.watch, "url": self.url, "title": self.title,
                 "fetched_at": _iso(self.fetched_at), "published": _iso(self.published), "topic": self.topic,
-                "facts": self.facts, "previous_id": self.previous_id, "next_id": self.next_id, "diff": self.diff,
-                "events": self.events}
+                "topic_label": self.topic_label, "facts": self.facts, "previous_id": self.previous_id,
+                "next_id": self.next_id, "diff": self.diff, "events": self.events}
         return {**data, "text": self.text} if with_text else data
 
 
@@ -128,11 +131,12 @@ def snapshot_detail(s: Session, snapshot_id: int) -> SnapshotDetail:
                          new_label=f"snapshot {snap.id}") or ""
     rows = list(s.scalars(select(ChangeEventRow).where(ChangeEventRow.snapshot_id == snap.id)
                           .order_by(ChangeEventRow.id)))
-    labels = topic_labels(s, {e.topic_key for e in rows})
+    labels = topic_labels(s, {snap.topic_key, *(e.topic_key for e in rows)})
     events = [event_row(e, watch.name if watch else None, labels) for e in rows]
     return SnapshotDetail(snap.id, watch.name if watch else "?", display_url(snap.url), snap.title, snap.fetched_at,
                           snap.published, snap.topic_key, doc.text, (snap.facts or {}).get("facts", snap.facts or {}),
-                          prev.id if prev else None, nxt, diff, events)
+                          prev.id if prev else None, nxt, diff, events,
+                          topic_label=labels.get(snap.topic_key or "") or snap.topic_key)
 
 
 # --------------------------------------------------------------------------- events and alerts

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from watcher.errors import WatcherError
-from watcher.text import display_url
+from watcher.text import display_url, shorten
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -69,7 +69,7 @@ def diff(old: str, new: str, fmt: str, old_published: dt.datetime | None, new_pu
 @click.option("--watch", "watch", help="Only this watch.")
 @click.option("--since", type=_DATE, help="Only events detected on or after this date.")
 @click.option("--type", "types", multiple=True, help="Only these event types (repeatable).")
-@click.option("--all", "include_pending", is_flag=True, help="Include pending and dropped (unconfirmed) events.")
+@click.option("--all", "include_pending", is_flag=True, help="Include pending, dropped and flapping events.")
 @click.option("--limit", type=int, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -93,7 +93,7 @@ def changes(ctx: click.Context, topic: str | None, watch: str | None, since: dt.
     for d in data:
         state = "" if d["state"] == "confirmed" else f" [{d['state']}]"
         table.add_row(str(d["id"]), d["detected_at"][:16], safe(d["topic_label"] or ""), safe(d["watch"] or ""),
-                      d["type"] + state, safe(d["summary"])[:120])
+                      d["type"] + state, safe(shorten(d["summary"], 120)))
     console.print(table)
 
 

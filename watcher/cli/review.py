@@ -55,8 +55,8 @@ def history(ctx: click.Context, watch: str, limit: int, as_json: bool) -> None:
     for col in ("id", "fetched", "title", "topic", "hash"):
         snaps.add_column(col)
     for x in data["snapshots"]:
-        snaps.add_row(str(x["id"]), x["fetched_at"][:19], safe(x["title"] or x["url"])[:70], safe(x["topic"] or ""),
-                      x["content_hash"])
+        snaps.add_row(str(x["id"]), x["fetched_at"][:19], safe(x["title"] or x["url"])[:70],
+                      safe(x["topic_label"] or ""), x["content_hash"])
     console.print(snaps)
 
 

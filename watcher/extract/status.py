@@ -11,6 +11,7 @@ import datetime as dt
 import re
 from collections import Counter
 from dataclasses import dataclass
+from typing import Literal
 
 from watcher.extract import lexicon as lx
 from watcher.extract.dates import find_windows
@@ -209,8 +210,8 @@ _FILM_CTX = re.compile(r"\b(film\w*|shoot\w*|photography|production|cameras)\b",
 
 def filming(sentences: list[Sentence], target: Target, ref: dt.date | None) -> FilmingFact | None:
     """Day-precise filming start and end ('Filming began on 4 May', 'wrapped on 18 February', 'began today')."""
-    start: tuple[dt.date, str] | None = None
-    end: tuple[dt.date, str] | None = None
+    start: tuple[dt.date, str, str] | None = None  # (day, sentence, precision)
+    end: tuple[dt.date, str, str] | None = None
     for s in sentences:
         t = s.text
         if not _FILM_CTX.search(t) or other_work(s, target) or re.search(r"\b(?:might|could|would|if|hope|"
@@ -242,14 +243,17 @@ def filming(sentences: list[Sentence], target: Target, ref: dt.date | None) -> F
                     continue
             if (max(starts) if starts else -1) > (max(ends) if ends else -1):
                 if start is None:
-                    start = (day, t)
+                    start = (day, t, precision)
             elif end is None:
-                end = (day, t)
+                end = (day, t, precision)
     if start is None and end is None:
         return None
     evidence = " … ".join(dict.fromkeys(e for e in (start and start[1], end and end[1]) if e))
+    def month(part: tuple[dt.date, str, str] | None) -> Literal["month"] | None:
+        return "month" if part and part[2] == "month" else None
+
     return FilmingFact(start=start[0] if start else None, end=end[0] if end else None, evidence=evidence,
-                       confidence=0.8)
+                       confidence=0.8, start_precision=month(start), end_precision=month(end))
 
 
 # --------------------------------------------------------------------------- platform

@@ -147,24 +147,54 @@ def _item(e: ChangeEvent) -> dict[str, Any]:
     # Evidence that only repeats the headline (a cast table row "Name | Role | Returning") is left out.
     evidence = e.evidence if e.evidence and not _words(e.evidence) <= _words(headline) else ""
     url = display_url(e.source_url)
-    return {"headline": headline, "type": e.type, "details": _details(e),
+    who = e.subject or ""
+    if e.type == "cast_removed" and isinstance(e.old, dict) and e.old.get("character") not in (None, "", who):
+        who = f"{who} ({e.old['character']})"
+    return {"headline": headline, "type": e.type, "who": who, "details": _details(e),
             "evidence": shorten(evidence, EVIDENCE_CHARS) if evidence else "", "url": url, "link": safe_link(url),
             "web": safe_link(e.link), "watch": e.watch, "detected": _when(e), "diff": diff}
+
+
+# From this many `cast_removed` events of one topic in one message, they read as one line naming them all: a
+# page rewritten from scratch no longer lists a dozen people, which is one piece of news, not a dozen.
+CAST_REMOVED_AS_ONE = 4
+
+
+def _removed_together(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    removed = [it for it in items if it["type"] == "cast_removed"]
+    if len(removed) < CAST_REMOVED_AS_ONE:
+        return items
+    names = ", ".join(it["who"] for it in removed)
+    one = {**removed[0], "headline": f"{len(removed)} cast members no longer listed: {names}", "evidence": ""}
+    out: list[dict[str, Any]] = []
+    for it in items:
+        if it is removed[0]:
+            out.append(one)
+        elif it["type"] != "cast_removed":
+            out.append(it)
+    return out
 
 
 def _groups(delivery: Delivery) -> list[tuple[str, list[dict[str, Any]]]]:
     """The events of the delivery grouped by topic (label), each group in the alerts' order (importance)."""
     groups: dict[str, list[dict[str, Any]]] = {}
+    quoted: dict[str, set[str]] = {}
     for a in delivery.alerts:
         for e in a.events:
-            items = groups.setdefault(e.topic_label or e.topic or e.watch or "other", [])
+            topic = e.topic_label or e.topic or e.watch or "other"
+            items = groups.setdefault(topic, [])
             item = _item(e)
-            if items and item["evidence"] and item["evidence"] == items[-1]["evidence"]:
-                item["evidence"] = ""  # a consensus quoting the change just above it
+            # A passage already quoted in this message (a consensus quoting the change above it, a table row
+            # that gave several cast members) is not quoted again.
+            if item["evidence"] in quoted.setdefault(topic, set()):
+                item["evidence"] = ""
+            elif item["evidence"]:
+                quoted[topic].add(item["evidence"])
             items.append(item)
+    out = {topic: _removed_together(items) for topic, items in groups.items()}
     if delivery.is_digest:
-        return sorted(groups.items())
-    return list(groups.items())
+        return sorted(out.items())
+    return list(out.items())
 
 
 def _intro(delivery: Delivery) -> dict[str, Any] | None:

@@ -19,11 +19,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, union, update
+from sqlalchemy.orm import Session, aliased
 
 from watcher.store.models import ChangeEventRow, Check, Snapshot, Watch
+
+# The state of an event held back by flap damping (watcher/changes.py).
+FLAPPING = "flapping"
 
 # Entry hashes are kept in memory only for watches with at most this many entries (a page, a post, a
 # short feed); a long feed's would cost kilobytes per watch, so its hashes are read when its body changed.
@@ -44,7 +48,8 @@ class WatchState:
     backoff_until: dt.datetime | None = None
     consecutive_failures: int = 0
     failure_reported: bool = False
-    # Events of the latest snapshots wait for confirmation (`confirm` > 1): re-checks must count sightings.
+    # Events of the latest snapshots wait for confirmation (`confirm` > 1, or held as flapping): re-checks
+    # must count sightings.
     pending: bool = False
     # Scale-out: the latest due time stored for the watch (see Pipeline.check).
     due_done: int | None = None
@@ -103,13 +108,25 @@ def load_states(s: Session, names: Iterable[str] | None = None) -> dict[str, Wat
             state.hashes = None
         else:
             state.hashes[key] = content_hash
-    pending = select(ChangeEventRow.watch_id).where(ChangeEventRow.state == "pending").distinct()
-    if ids is not None:
-        pending = pending.where(ChangeEventRow.watch_id.in_(list(by_id)))
-    for watch_id in s.scalars(pending):
+    for watch_id in s.scalars(held_watches(None if ids is None else list(by_id))):
         if watch_id in by_id:
             by_id[watch_id][1].pending = True
     return dict(by_id.values())
+
+
+def held_watches(watch_ids: list[int] | None = None) -> Any:
+    """A query of the ids of watches with held events (pending ones, and flapping ones of an
+    entry's latest snapshot: see watcher/changes.py); all watches when None."""
+    newer = aliased(Snapshot)
+    pending = select(ChangeEventRow.watch_id).where(ChangeEventRow.state == "pending")
+    flapping = select(ChangeEventRow.watch_id).join(Snapshot, Snapshot.id == ChangeEventRow.snapshot_id).where(
+        ChangeEventRow.state == FLAPPING,
+        ~exists().where(and_(newer.watch_id == Snapshot.watch_id, newer.entry_key == Snapshot.entry_key,
+                             newer.id > Snapshot.id)))
+    if watch_ids is not None:
+        pending = pending.where(ChangeEventRow.watch_id.in_(watch_ids))
+        flapping = flapping.where(ChangeEventRow.watch_id.in_(watch_ids))
+    return select(union(pending, flapping).subquery().c[0])
 
 
 def latest_hashes(s: Session, watch_id: int) -> dict[str, str]:

@@ -162,7 +162,8 @@ class ChangeEventRow(Base):
     """A stored change event. `uid` is stable and unique: storing the same event twice is a no-op.
 
     `state`: 'confirmed' events are alerted; 'pending' ones wait for confirmation (watch `confirm: 2`);
-    'dropped' pending ones were not seen again.
+    'dropped' pending ones were not seen again; 'flapping' ones were held back by flap damping (a change back
+    to a recent value: alerted once seen on `confirm` more fetches, else they stay 'flapping').
     """
 
     __tablename__ = "change_events"

@@ -63,7 +63,7 @@ def _schemas() -> dict[str, Any]:
         snapshots={"type": "array", "items": _obj(
             ["id", "fetched_at", "url"], id={"type": "integer"}, fetched_at={"type": "string"},
             url={"type": "string"}, title=_NULL_STR, entry={"type": "string"}, topic=_NULL_STR,
-            published=_NULL_STR, content_hash={"type": "string"})})]}
+            topic_label=_NULL_STR, published=_NULL_STR, content_hash={"type": "string"})})]}
     entry = _obj(
         ["name", "url", "kind"], name={"type": "string"}, url={"type": "string"},
         kind={"enum": ["html", "wordpress", "feed", "browser"]},
