@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -27,6 +28,7 @@ from twisted.python.failure import Failure
 from twisted.web.client import ResponseFailed, ResponseNeverReceived
 from w3lib.http import basic_auth_header
 
+from spiders.browser import browser_meta
 from spiders.middlewares import OPERATOR_URL, BlockedAddress, PinningResolver
 from spiders.parsers import parse_feed, parse_html, parse_wordpress_posts
 from spiders.settings import HANDLED_STATUSES, scrapy_settings
@@ -45,6 +47,8 @@ def parse_for_kind(kind: str, body: bytes, url: str, headers: dict[str, str], ma
     ctype = headers.get("content-type", "").lower()
     if ctype.startswith(_NON_TEXT_TYPES):
         raise DocumentError("not-text", f"{url}: served as {ctype}, not a document")
+    if kind == "browser":  # the DOM Chromium rendered, read as any page
+        kind = "html"
     if kind == "auto":  # `watcher add` before it knows: what the body is, as `watcher extract` detects it
         from spiders.parsers import detect_format
 
@@ -139,6 +143,22 @@ def _unreadable_response(exc: ResponseFailed | ResponseNeverReceived) -> str:
     return f"the response is malformed ({inner})"
 
 
+def _browser_failure(exc: Any, *, timed_out: bool) -> tuple[str, str]:
+    """A failure inside Chromium (kind = "browser"): Playwright's message, first line, without its call log."""
+    text = (getattr(exc, "message", None) or str(exc)).strip()
+    first = text.splitlines()[0] if text else "no detail"
+    if timed_out:
+        return "timeout", f"the browser gave up: {first}"
+    if "Executable doesn't exist" in first or "Failed to launch" in first:
+        return "browser-unavailable", f"Chromium could not be started ({first}); install it (apt-get install " \
+                                      "chromium) or point WATCHER_CHROMIUM at it"
+    if "net::ERR_NAME_NOT_RESOLVED" in first:
+        return "dns", f"the browser could not resolve the host: {first}"
+    if "net::ERR_CONNECTION_REFUSED" in first:
+        return "connection-refused", "connection refused"
+    return "browser-error", f"the browser could not load the page: {first}"
+
+
 def classify_failure(failure: Failure, *, max_bytes: int | None = None) -> tuple[str, str]:
     """(reason, message) for a download failure; every reason is a short word a user can look up."""
     exc = failure.value
@@ -151,6 +171,9 @@ def classify_failure(failure: Failure, *, max_bytes: int | None = None) -> tuple
         return f"http-{response.status}", f"HTTP {response.status} from {display_url(response.url)}"
     if isinstance(exc, BlockedAddress):
         return "blocked-address", msg
+    playwright = sys.modules.get("playwright.async_api")  # imported only once a browser watch was fetched
+    if playwright is not None and isinstance(exc, playwright.Error):
+        return _browser_failure(exc, timed_out=isinstance(exc, playwright.TimeoutError))
     if isinstance(exc, IgnoreRequest):
         if "robots" in low:
             return "robots", "forbidden by robots.txt"
@@ -281,16 +304,20 @@ class Fetcher:
         spider = self.crawler.spider
         assert isinstance(spider, WatchSpider)
         started = time.monotonic()
+        deadline = self.config.fetch_deadline.total_seconds()
+        meta = {"watcher_future": fut, "watcher_request": req, "watcher_started": started,
+                "etag": req.etag, "last_modified": req.last_modified, OPERATOR_URL: req.operator_url}
+        if req.kind == "browser":
+            meta.update(etag=None, last_modified=None)  # a rendered page is compared by its content only
+            meta.update(browser_meta(wait_for=req.wait_for, timeout=self.browser_timeout(req)))
         request = scrapy.Request(
             req.url, callback=spider.on_response, errback=spider.on_error, dont_filter=True, priority=priority,
-            meta={"watcher_future": fut, "watcher_request": req, "watcher_started": started,
-                  "etag": req.etag, "last_modified": req.last_modified, OPERATOR_URL: req.operator_url},
+            meta=meta,
         )
         if req.auth is not None:
             # Scrapy drops the header on a redirect to another scheme, host or port.
             request.headers[b"Authorization"] = basic_auth_header(*req.auth)
         self._pending.add(fut)
-        deadline = self.config.fetch_deadline.total_seconds()
         try:
             self.crawler.engine.crawl(request)
             return await asyncio.wait_for(fut, deadline)
@@ -304,6 +331,12 @@ class Fetcher:
                 duration_ms=int((time.monotonic() - started) * 1000))
         finally:
             self._pending.discard(fut)
+
+    def browser_timeout(self, req: FetchRequest) -> float:
+        """Seconds the browser may take for `req`: the watch's browser timeout (default fetch.timeout), within
+        the fetch deadline less one fetch.timeout kept for robots.txt."""
+        wanted = req.browser_timeout or self.config.timeout.total_seconds()
+        return min(wanted, (self.config.fetch_deadline - self.config.timeout).total_seconds())
 
     async def close(self) -> None:
         """Stop the crawler; requests still in flight resolve as failed ('shutdown')."""

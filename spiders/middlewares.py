@@ -10,6 +10,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from scrapy import Request, signals
 from scrapy.crawler import Crawler
@@ -105,13 +106,40 @@ class EgressMiddleware:
         request.meta.setdefault(STARTED_PUBLIC, is_public(address))
         return None
 
-    def process_response(self, request: Request, response: Response, spider: Any = None) -> Response:
+    async def process_response(self, request: Request, response: Response, spider: Any = None) -> Response:
         peer = getattr(response, "ip_address", None)
         operator_hop = request.meta.get(OPERATOR_URL) and not request.meta.get("redirect_urls")
+        if "playwright" in response.flags:
+            # Chromium followed any redirects itself (Playwright does not route their hops): check where the
+            # page ended up, and every hop on the way, before anything from it is kept.
+            if not (operator_hop and response.url == request.url):
+                for url in [*request.meta.get("redirect_urls", [])[1:], response.url]:
+                    await self._check_url(request, url, peer if url == response.url else None)
+            return response
         if peer is not None and "proxy" not in request.meta and not operator_hop:
             parts = urlparse_cached(request)
             self._check(request, peer, parts.port or (443 if parts.scheme == "https" else 80))
         return response
+
+    async def _check_url(self, request: Request, url: str, peer: Any) -> None:
+        from twisted.internet import reactor
+
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BlockedAddress(f"{display_url(request.url)} led the browser to {display_url(url)}, not an "
+                                 "http(s) URL")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            addresses = [ipaddress.ip_address(parts.hostname.strip("[]"))]
+        except ValueError:
+            addresses = [ipaddress.ip_address(await maybe_deferred_to_future(reactor.resolve(parts.hostname)))]  # type: ignore[attr-defined]
+        if peer is not None:
+            addresses.append(peer)
+        for address in addresses:
+            refusal = self.policy.refusal(address, port, after_public=request.meta.get(STARTED_PUBLIC) is True)
+            if refusal:
+                raise BlockedAddress(f"{display_url(request.url)} led the browser to {display_url(url)}, "
+                                     f"refused: {refusal}")
 
     def _check(self, request: Request, address: Any, port: int) -> None:
         refusal = self.policy.refusal(address, port, after_public=request.meta.get(STARTED_PUBLIC) is True)

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from spiders.browser import playwright_settings
 from watcher.config import FetchConfig
 
 # Statuses the spider sees itself (classified as failures with their reason) rather than Scrapy dropping them.
 HANDLED_STATUSES = [304, *range(400, 600)]
 
 _MW = "scrapy.downloadermiddlewares"
+BROWSER_HANDLER = "spiders.browser.DownloadHandler"
 
 # Every downloader middleware the fetcher runs, by order. Left out: offsite (no link following), cookies
 # (off: a re-check must not depend on session state), stats, HTTP cache.
@@ -95,8 +97,10 @@ def scrapy_settings(fetch: FetchConfig, **overrides: Any) -> dict[str, Any]:
         "TWISTED_REACTOR": "twisted.internet.asyncioreactor.AsyncioSelectorReactor",
         "REQUEST_FINGERPRINTER_IMPLEMENTATION": "2.7",
         # Only http(s): a redirect or refresh can never reach file://, ftp://, s3:// or data: handlers.
-        "DOWNLOAD_HANDLERS_BASE": {"http": "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler",
-                                   "https": "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler"},
+        # Scrapy's HTTP/1.1 handler, extended by scrapy-playwright: a request goes to headless Chromium only
+        # when its meta says "playwright" (browser watches); the others take the plain HTTP path unchanged.
+        "DOWNLOAD_HANDLERS_BASE": {"http": BROWSER_HANDLER, "https": BROWSER_HANDLER},
+        **playwright_settings(fetch),
         "WATCHER_ALLOW_PRIVATE": list(fetch.allow_private),
         "DOWNLOADER_MIDDLEWARES_BASE": {**DOWNLOADER_MIDDLEWARES, **(SHARED_POLITENESS if shared else {})},
         "DOWNLOADER_MIDDLEWARES": {},

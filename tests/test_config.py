@@ -51,7 +51,7 @@ def test_good_config(tmp_path):
     (GOOD.replace('interval = "6h"', 'interval = "soon"'),
      "watch[0] (a).interval: Value error, 'soon' is not a duration"),
     (GOOD.replace('kind = "wordpress"', 'kind = "gopher"'),
-     "watch[0] (a).kind: Input should be 'html', 'wordpress' or 'feed'"),
+     "watch[0] (a).kind: Input should be 'html', 'wordpress', 'feed' or 'browser'"),
     (GOOD.replace('url = "https://example.org/a"', 'url = "file:///etc/passwd"'), "watch[0] (a).url"),
     (GOOD.replace('interval = "6h"', ''), "give 'interval'"),
     (GOOD.replace('interval = "6h"', 'cron = "61 * * * *"'), "watch[0] (a): cron '61 * * * *'"),

@@ -1,7 +1,8 @@
 """Review: the CLI listings and the web site over a history built by real check cycles (both backends).
 
 The browser tests load the pages in Debian's headless Chromium through Playwright (`/usr/bin/chromium`;
-`scripts/dev test` installs it). A screenshot of the topic page lands in tests/artifacts/ (ignored by git).
+`scripts/dev test` installs it). Screenshots of the topic page land in tests/artifacts/ (ignored by git); with
+WATCHER_UPDATE_SCREENSHOTS=1 the 1280 px and 390 px ones also replace docs/screenshots/ (committed).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from watcher.cli import cli
 from watcher.config import Config
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
+SCREENSHOTS = Path(__file__).parent.parent / "docs" / "screenshots"
 CHROMIUM = os.environ.get("WATCHER_CHROMIUM", "/usr/bin/chromium")
 PAYLOAD = "<script>alert('xss')</script><img src=x onerror=\"alert('img')\">"
 PAGE = """<html><head><title>Show Season 2 release date</title>
@@ -241,7 +243,7 @@ def test_browser_topic_page_renders_chart_and_never_runs_scraped_script(site, br
     page.on("console", lambda m: console.append(m.text))
     page.goto(f"{site}/topic/show%232")
     assert page.locator("h1").inner_text() == "Show S2"
-    assert page.locator("svg.chart rect[rx]").count() == 3  # one bar per release claim
+    assert page.locator("svg.chart-wide rect[rx]").count() == 3  # one bar per release claim
     assert "Sources disagree" in page.content()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "topic.png"), full_page=True)
@@ -262,3 +264,77 @@ def test_browser_topic_page_renders_chart_and_never_runs_scraped_script(site, br
 def browser_text(page, url: str) -> str:
     page.goto(url)
     return page.locator("body").inner_text()
+
+
+# --------------------------------------------------------------------------- layout at desktop and phone width
+
+# What the layout checks need, measured by the browser: the page's width against the window's, and the box of
+# every text of the chart that is shown (the page draws one per width; CSS hides the other).
+MEASURE = """() => {
+  const charts = [...document.querySelectorAll("svg.chart")].filter(s => s.getBoundingClientRect().width > 0);
+  const box = (r) => [r.left, r.top, r.right, r.bottom];
+  return {
+    scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth,
+    charts: charts.map(svg => ({
+      box: box(svg.getBoundingClientRect()), width: svg.getAttribute("width"),
+      texts: [...svg.querySelectorAll("text")].map(t => [t.textContent, ...box(t.getBoundingClientRect())]),
+    })),
+  };
+}"""
+
+
+def check_layout(page, what: str) -> dict:
+    m = page.evaluate(MEASURE)
+    assert m["scrollWidth"] <= m["innerWidth"], f"{what}: the page is {m['scrollWidth']}px wide in a " \
+                                                f"{m['innerWidth']}px window"
+    for chart in m["charts"]:
+        x0, y0, x1, y1 = chart["box"]
+        assert x1 <= m["innerWidth"], f"{what}: the chart runs past the window"
+        texts = chart["texts"]
+        for i, (text, a0, b0, a1, b1) in enumerate(texts):
+            assert a1 > a0, f"{what}: {text!r} has no width"
+            assert x0 - 0.5 <= a0 and a1 <= x1 + 0.5 and y0 - 0.5 <= b0 and b1 <= y1 + 0.5, \
+                f"{what}: {text!r} {a0:.1f}..{a1:.1f} x {b0:.1f}..{b1:.1f} leaves the chart {chart['box']}"
+            for other, c0, d0, c1, d1 in texts[i + 1:]:
+                apart = a1 <= c0 + 0.5 or c1 <= a0 + 0.5 or b1 <= d0 + 0.5 or d1 <= b0 + 0.5
+                assert apart, f"{what}: {text!r} overlaps {other!r}"
+    return m
+
+
+@pytest.mark.browser
+def test_browser_topic_page_fits_1280_and_390_and_chart_labels_never_collide(site, browser):
+    ARTIFACTS.mkdir(exist_ok=True)
+    for width in (1280, 390):
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        page.goto(f"{site}/topic/show%232")
+        m = check_layout(page, f"topic page at {width}px")
+        [chart] = m["charts"]  # exactly one drawing shows: the wide one, or the one drawn for phones
+        assert chart["width"] == ("760" if width == 1280 else "360")
+        assert len(chart["texts"]) >= 3 + 2  # the three claims' labels, ticks, caption
+        shot = ARTIFACTS / f"topic-{width}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        if os.environ.get("WATCHER_UPDATE_SCREENSHOTS") == "1":
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / f"topic-{width}.png"), full_page=True)
+        for path in ("/", "/watches", "/watch/site-a", "/watch/gone", "/events", "/alerts"):
+            page.goto(site + path)
+            check_layout(page, f"{path} at {width}px")
+        page.close()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [1280, 390])
+def test_browser_crowded_charts_keep_labels_apart_and_inside(browser, width):
+    """Crowded and edge-hugging timelines (tests/chartcases.py), drawn with the site's template and style."""
+    from tests.chartcases import cases
+    from watcher.web import _env
+    from watcher.web.chart import release_chart
+
+    css = (Path(__file__).parent.parent / "watcher" / "web" / "static" / "style.css").read_text()
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    for name, view in cases().items():
+        html = _env.get_template("topic.html").render(view=view, chart=release_chart(view), events=[])
+        html = html.replace('<link rel="stylesheet" href="/static/style.css">', f"<style>{css}</style>")
+        page.set_content(html)
+        check_layout(page, f"chart {name!r} at {width}px")
+    page.close()

@@ -160,6 +160,34 @@ class AuthConfig(_Model):
         return self.username, secret_from_env(self.password_env, f"watch {watch!r} auth") or ""
 
 
+class BrowserConfig(_Model):
+    """How a `kind = "browser"` watch renders its page in headless Chromium."""
+
+    # A CSS selector the page must contain before it is read (the element the page's script writes).
+    wait_for: str | None = Field(default=None, min_length=1)
+    # Navigation and waiting together; default fetch.timeout. Capped by the fetch deadline.
+    timeout: Duration | None = None
+
+    @field_validator("wait_for")
+    @classmethod
+    def _selector(cls, v: str | None) -> str | None:
+        if v is not None:
+            from cssselect import GenericTranslator, SelectorError
+
+            try:
+                GenericTranslator().css_to_xpath(v)
+            except SelectorError as e:
+                raise ValueError(f"wait_for {v!r} is not a CSS selector: {e}") from e
+        return v
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive(cls, v: timedelta | None) -> timedelta | None:
+        if v is not None and v <= timedelta(0):
+            raise ValueError("the browser timeout must be more than 0s")
+        return v
+
+
 class RetentionConfig(_Model):
     """How much history to keep (`watcher db prune` and the daemon, daily). A snapshot goes when it is past
     `keep_snapshots` newest of its watch or older than `max_age`, unless something still needs it (the
@@ -182,6 +210,8 @@ class WatchConfig(_Model):
     url: WatchUrl
     auth: AuthConfig | None = None
     kind: WatchKind = "html"
+    # kind = "browser" only: `browser = { wait_for = "#release", timeout = "20s" }`.
+    browser: BrowserConfig | None = None
     topic: TopicConfig | None = None
     interval: Duration | None = None
     cron: str | None = None
@@ -212,6 +242,9 @@ class WatchConfig(_Model):
 
     @model_validator(mode="after")
     def _schedule(self) -> WatchConfig:
+        if self.browser is not None and self.kind != "browser":
+            raise ValueError(f"'browser' options are for kind = \"browser\" watches; this one is kind = "
+                             f"{self.kind!r}")
         if self.interval is None and self.cron is None:
             raise ValueError("give 'interval' (e.g. '6h') or 'cron' (e.g. '0 */6 * * *')")
         if self.interval is not None and self.cron is not None:

@@ -81,6 +81,23 @@ def _browser(notes: list[str]) -> str:
     return "html"
 
 
+def _wait_for(value: Any) -> dict[str, str] | None:
+    """urlwatch's `wait_for` as `browser.wait_for` when it is a CSS selector; its other forms (a load event
+    such as "networkidle0", milliseconds, a JavaScript function) have no equivalent here."""
+    if not isinstance(value, str) or value.strip() in _LOAD_EVENTS or value.strip().isdigit():
+        return None
+    from cssselect import GenericTranslator, SelectorError
+
+    try:
+        GenericTranslator().css_to_xpath(value.strip())
+    except SelectorError:
+        return None
+    return {"wait_for": value.strip()}
+
+
+_LOAD_EVENTS = {"load", "domcontentloaded", "networkidle", "networkidle0", "networkidle2", "commit"}
+
+
 def _scope(rule: str, notes: list[str]) -> dict[str, str] | None:
     rule = rule.strip()
     if not rule:
@@ -171,10 +188,13 @@ def read_urlwatch(path: Path, interval: str) -> list[Candidate]:
                 ignored.append(name)
         if ignored:
             notes.append(f"filters {', '.join(ignored)} not imported (watcher extracts the main text itself)")
+        browser = None
         if kind == "browser" and job.get("wait_for"):
-            notes.append(f"wait_for {job['wait_for']!r} not imported")
+            browser = _wait_for(job["wait_for"]) if watch_kind == "browser" else None
+            if browser is None:
+                notes.append(f"wait_for {job['wait_for']!r} not imported")
         entry = watch_entry(name=str(job.get("name") or ""), url=url, kind=watch_kind, interval=interval,
-                            scope=scope, enabled=job.get("enabled") is not False)
+                            scope=scope, enabled=job.get("enabled") is not False, browser=browser)
         out.append(Candidate(source, entry, notes=notes))
     return out
 

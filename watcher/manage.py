@@ -20,7 +20,7 @@ from watcher.config import Config, WatchConfig
 from watcher.errors import ConfigError, DocumentError
 from watcher.records import FetchOutcome
 
-KINDS = ("auto", "html", "wordpress", "feed")
+KINDS = ("auto", "html", "wordpress", "feed", "browser")
 PREVIEW_DOCUMENTS = 5
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -69,10 +69,12 @@ def topic_entry(text: str | dict[str, Any] | None) -> dict[str, Any] | None:
 
 def watch_entry(*, name: str, url: str, kind: str, topic: dict[str, Any] | None = None, interval: str | None = None,
                 cron: str | None = None, jitter: str | None = None, scope: dict[str, str] | None = None,
-                confirm: int | None = None, enabled: bool | None = None) -> dict[str, Any]:
+                confirm: int | None = None, enabled: bool | None = None,
+                browser: dict[str, str] | None = None) -> dict[str, Any]:
     """A `[[watch]]` table in the order the sample config writes its keys (None values are left out)."""
-    entry = {"name": name, "url": url, "kind": kind, "topic": topic, "interval": interval, "cron": cron,
-             "jitter": jitter, "scope": scope, "confirm": confirm, "enabled": None if enabled is not False else False}
+    entry = {"name": name, "url": url, "kind": kind, "browser": browser, "topic": topic, "interval": interval,
+             "cron": cron, "jitter": jitter, "scope": scope, "confirm": confirm,
+             "enabled": None if enabled is not False else False}
     return {k: v for k, v in entry.items() if v is not None}
 
 
@@ -179,6 +181,8 @@ def propose(url: str, config: Config, *, name: str | None = None, kind: str = "a
     outcome: FetchOutcome | None = None
     if fetch and kind == "html":  # a page, as asked: no detection
         outcome, detected = _fetch(url, "html", config), "an HTML page, as asked"
+    elif fetch and kind == "browser":  # rendered by headless Chromium, as asked
+        outcome, detected = _fetch(url, "browser", config), "an HTML page rendered by headless Chromium, as asked"
     elif fetch:
         first = _fetch(url, "auto", config)
         fmt = first.documents[0].format

@@ -329,7 +329,10 @@ class Pipeline:
                            max_entries=self.config.max_entries(wc) if wc.kind in ("feed", "wordpress") else None,
                            last_modified=state.last_modified if conditional else None,
                            body_hash=state.body_hash if conditional and state.has_snapshot else None,
-                           auth=wc.auth.credentials(wc.name) if wc.auth else None)
+                           auth=wc.auth.credentials(wc.name) if wc.auth else None,
+                           wait_for=wc.browser.wait_for if wc.browser else None,
+                           browser_timeout=wc.browser.timeout.total_seconds() if wc.browser and wc.browser.timeout
+                           else None)
         # The fetch stage resolves by itself within its deadline; this bound holds for any fetch stage.
         deadline = self.config.fetch.fetch_deadline.total_seconds() + GRACE
         try:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from watcher.text import safe_key
 
-WatchKind = Literal["html", "wordpress", "feed"]
+WatchKind = Literal["html", "wordpress", "feed", "browser"]
 DocumentFormat = Literal["html", "wordpress-rest-json", "feed-entry", "text"]
 Precision = Literal["day", "month", "year-part", "year"]
 Renewal = Literal["renewed", "cancelled", "unconfirmed"]
@@ -316,6 +316,10 @@ class FetchRequest:
     # The operator typed this URL (`watcher extract URL`): its own address is not checked against
     # fetch.allow_private; where redirects and refreshes lead still is.
     operator_url: bool = False
+    # kind 'browser': a CSS selector to wait for after the page loaded, and how long the browser may take in
+    # all (None: fetch.timeout).
+    wait_for: str | None = None
+    browser_timeout: float | None = None
     # A feed or WordPress listing keeps its newest this many entries (None: all).
     max_entries: int | None = None
 

@@ -1021,7 +1021,10 @@ def _lock_holder(store: Store | None) -> dict[str, Any] | None:
             row = c.execute(text(
                 "SELECT a.pid, a.application_name, a.client_addr, a.backend_start FROM pg_locks l "
                 "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
-                "AND l.classid = 0 AND l.objid = :k"), {"k": LOCK_KEY}).first()
+                "AND l.classid = 0 AND l.objid = :k "
+                # Advisory locks are per database: another deployment on the same server holds its own.
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"),
+                {"k": LOCK_KEY}).first()
     except Exception as e:
         return {"error": str(e).splitlines()[0]}
     if row is None:

@@ -74,9 +74,11 @@ def reports_errors(command: Callable[..., None]) -> Callable[..., None]:
 @click.option("--interval", default=None, help="How often to check, e.g. 6h, 30m [default: 6h].")
 @click.option("--cron", default=None, help='Check on a cron schedule instead, e.g. "17 */4 * * *".')
 @click.option("--jitter", default=None, help="Random delay added to each run [default: 5m].")
-@click.option("--kind", type=click.Choice(["auto", "html", "wordpress", "feed"]), default="auto", show_default=True,
+@click.option("--kind", type=click.Choice(["auto", "html", "wordpress", "feed", "browser"]), default="auto",
+              show_default=True,
               help="auto: a WordPress post becomes its REST URL, a feed a feed; a page that links a feed is "
-                   "offered it. feed: watch the feed the page links.")
+                   "offered it. feed: watch the feed the page links. browser: render the page in headless "
+                   "Chromium (for pages that write their text with JavaScript).")
 @click.option("--css", default=None, help="Only this part of an HTML page (CSS selector).")
 @click.option("--xpath", default=None, help="Only this part of an HTML page (XPath).")
 @click.option("--no-fetch", is_flag=True, help="Add without fetching the URL first (needs --kind).")

@@ -35,7 +35,7 @@ class NewWatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: str = Field(description="The page, post, feed or WordPress REST URL to watch.")
     name: str | None = Field(default=None, description="Watch name; default: from the URL's host and path.")
-    kind: Literal["auto", "html", "wordpress", "feed"] = Field(
+    kind: Literal["auto", "html", "wordpress", "feed", "browser"] = Field(
         default="auto", description="auto detects: a WordPress post becomes its REST URL, a feed a feed watch. "
                                     "feed on a page that links a feed watches that feed.")
     topic: str | None = Field(default=None, description='What it is about, e.g. "All of Us Are Dead S2".')
