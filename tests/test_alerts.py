@@ -628,7 +628,7 @@ def test_topic_labels_in_events_and_atom(server, store, database_url):
     assert "<title>Show S2: release early 2027 (Jan–Apr 2027), was late 2026 (Sep–Dec 2026)</title>" in atom
     assert ">Show S2</a>" in events_page and "show#2</a>" not in events_page
     assert ">Show S2</a>" in snapshot_page and "show#2</a>" not in snapshot_page  # the page alerts link to
-    assert "<td>Show S2</td>" in watch_page and "show#2" not in watch_page  # its snapshots' topic
+    assert '<td data-label="topic">Show S2</td>' in watch_page and "show#2" not in watch_page  # its snapshots' topic
 
 
 def test_secret_missing_at_send_time_is_a_failed_delivery_not_a_crash(store, database_url, hook, caplog):
