@@ -190,6 +190,9 @@ allow_private = ["{server.allow}"]
 send_interval = "0.5s"
 lease = "2s"
 backoff_base = "1s"
+[changes]
+# the moving pages cycle through a few windows: with flap damping their changes would be held, not alerted
+flap_window = 0
 [[subscriber]]
 name = "hook"
 webhook = "{hook.url}"
