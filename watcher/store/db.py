@@ -66,6 +66,10 @@ def alembic_config(url: str) -> Any:
     return cfg
 
 
+# PostgreSQL advisory lock key held while migrating ("watcher" in ASCII).
+_MIGRATION_LOCK = 0x77617463686572
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply Alembic migrations on this engine (run at every start; a no-op when up to date)."""
     from alembic import command
@@ -73,6 +77,10 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     try:
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # processes starting together (a scheduler and its workers) migrate one at a time: the others
+                # wait here and then find the schema current, instead of racing to create the same tables
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
     except SQLAlchemyError as e:
