@@ -261,7 +261,7 @@ def measure_daemon(watches: int, seconds: float) -> dict[str, Any]:
     install_reactor()
     tmp = tempfile.mkdtemp(prefix="watcher-daemon-")
     samples: list[tuple[float, float, float]] = []  # (checking process RSS, tree RSS, tree PSS) in MB
-    processor = shared_processor(None)
+    processor = shared_processor(None, daemon=True)  # the daemon's own pool (its size for a daemon)
 
     def sample() -> None:
         pids = [os.getpid(), *processor.pids()]

@@ -119,3 +119,50 @@ jitter = "0s"
     with sqlite3.connect(db) as c:
         assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert c.execute("SELECT count(*) FROM apscheduler_jobs").fetchone()[0] == 1
+
+
+_bounded: dict[str, object] = {}
+
+
+async def _bounded_job(i: int) -> None:
+    """A job of test_due_jobs_wait_in_the_job_store_beyond_the_executors_room."""
+    state = _bounded
+    state["running"] = state.get("running", 0) + 1  # type: ignore[operator]
+    state["max_running"] = max(state.get("max_running", 0), state["running"])  # type: ignore[call-overload]
+    executor = state["executor"]
+    taken = len(executor._pending_futures) + executor.queued()  # type: ignore[attr-defined]
+    state["max_taken"] = max(state.get("max_taken", 0), taken)  # type: ignore[call-overload]
+    await asyncio.sleep(0.05)
+    state["running"] -= 1  # type: ignore[operator]
+    state.setdefault("done", []).append(i)  # type: ignore[attr-defined]
+
+
+def test_due_jobs_wait_in_the_job_store_beyond_the_executors_room(store):
+    """Many jobs due at once (a start with thousands of new watches): at most `max_running` run at a time,
+    at most as many again wait in the executor's queue, the rest stay in the job store (costing no memory);
+    every one runs exactly once."""
+    import datetime as dt
+
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    from watcher.runtime import reactor_loop
+    from watcher.scheduler import create_scheduler
+
+    _bounded.clear()
+    scheduler = create_scheduler(store, loop=reactor_loop(), max_running=2)
+    scheduler.start(paused=True)
+    _bounded["executor"] = scheduler._executors["default"]
+    now = dt.datetime.now(dt.UTC)
+    for i in range(12):
+        scheduler.add_job("tests.test_scheduler:_bounded_job", trigger=IntervalTrigger(hours=1, timezone=dt.UTC),
+                          id=f"watch:w{i}", args=[i], next_run_time=now, jobstore="default")
+    scheduler.resume()
+    try:
+        deadline = time.monotonic() + 60
+        while len(_bounded.get("done", [])) < 12 and time.monotonic() < deadline:  # type: ignore[arg-type]
+            time.sleep(0.1)
+    finally:
+        scheduler.shutdown(wait=False)
+    assert sorted(_bounded["done"]) == list(range(12))  # type: ignore[arg-type]
+    assert _bounded["max_running"] <= 2
+    assert _bounded["max_taken"] <= 4

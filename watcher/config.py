@@ -445,7 +445,8 @@ class Settings(_Model):
     web_token_env: str = Field(default="WATCHER_WEB_TOKEN", pattern=r"^[A-Z_][A-Z0-9_]*$")
     # The daemon re-reads this file when it changes (and on SIGHUP either way).
     reload_on_change: bool = True
-    # Processes that normalise and extract fetched pages: unset = one per core; 0 = in the checking process.
+    # Processes that normalise and extract fetched pages: unset = one per core for `watcher check`, one per core
+    # less one (at least one) for the daemon (`watcher run`); 0 = in the checking process.
     process_workers: int | None = Field(default=None, ge=0, le=64)
     # `watcher run` writes its health here every `health_interval` (read by `watcher status` and /healthz);
     # unset: next to the SQLite database, or <data_dir>/watcher.health.json (WATCHER_HEALTH_FILE overrides).

@@ -172,7 +172,8 @@ class Pipeline:
         self._busy = 0  # checks under way that may still add to the batch
         # Backpressure: fetching outruns processing, and every fetched body waits in memory until it is
         # processed. At most this many checks sit between "fetch started" and "stored".
-        self._in_flight = asyncio.Semaphore(max(4, 2 * config.fetch.concurrency))
+        self.capacity = max(4, 2 * config.fetch.concurrency)
+        self._in_flight = asyncio.Semaphore(self.capacity)
 
     async def start(self, names: list[str] | None = None) -> None:
         """Load the re-check state of the named (default: all) watches, and start the processing pool."""

@@ -19,7 +19,6 @@ it had are tried once more; a page whose processing kills its worker twice fails
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import multiprocessing
@@ -135,8 +134,12 @@ def _init_worker(parent: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # A checking process killed outright (SIGKILL, OOM) cannot stop its workers, and they would wait for
     # work forever: each leaves once its parent is gone (even if that happened while it was starting).
+    from watcher.memory import limit_arenas, release_memory
+
+    limit_arenas()
     threading.Thread(target=_exit_with_parent, args=(parent,), name="watcher-parent-watch", daemon=True).start()
     _warm_up()
+    release_memory()  # what importing and warming up freed goes back to the system (about 4 MB of 70)
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -163,11 +166,17 @@ def _warm_up() -> None:
             reference_date=dt.date(2026, 1, 1))
 
 
-def default_workers() -> int:
+def default_workers(*, daemon: bool = False) -> int:
+    """One worker per core for a one-shot cycle (`watcher check`: a burst of first checks, where processing is
+    most of the CPU). The daemon (`daemon=True`) leaves a core to its checking process: one per core less one,
+    at least one. Its life is mostly unchanged re-checks, which are not processed at all, and each worker
+    costs about 70 MB (the parsers and the extraction lexicons); on 2 cores this halves the pool, which then
+    keeps up with all but a start with thousands of new watches (benchmarks/README.md, daemon memory)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1) if daemon else cores
 
 
 class Processor:
@@ -209,6 +218,8 @@ class Processor:
 
     async def run_timed(self, job: ProcessJob) -> tuple[list[Processed], float]:
         """The processed documents and the seconds the processing took in the worker."""
+        import asyncio  # here, not at the top: a worker process (which imports this module) needs none of it
+
         # A worker's death breaks the whole pool and fails every job in it: each is tried once more on a new
         # pool, so only a page that kills its worker twice fails.
         for attempt in range(2):
@@ -267,15 +278,17 @@ class Processor:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-_shared: dict[int | None, Processor] = {}
+_shared: dict[int, Processor] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_processor(workers: int | None = None) -> Processor:
-    """One pool per process and size, reused by every pipeline of the process (a test session, a CLI run
-    that checks twice) so its workers start once; they stop at interpreter exit."""
+def shared_processor(workers: int | None = None, *, daemon: bool = False) -> Processor:
+    """One pool per process and size (None: `default_workers(daemon=daemon)`), reused by every pipeline of the
+    process (a test session, a CLI run that checks twice) so its workers start once; they stop at
+    interpreter exit."""
+    size = default_workers(daemon=daemon) if workers is None else workers
     with _shared_lock:
-        proc = _shared.get(workers)
+        proc = _shared.get(size)
         if proc is None:
-            proc = _shared[workers] = Processor(workers)
+            proc = _shared[size] = Processor(size)
         return proc

@@ -28,6 +28,7 @@ every fetch for the 30 s busy timeout. Hence:
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 import hashlib
 import logging
@@ -71,6 +72,10 @@ class SupervisedJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
         self.unsaved: dict[str, Any] = {}  # job id -> job whose new next run time is not written yet
         self.failure: BaseException | None = None  # the first error of the wakeup under way
         self.in_wakeup = False
+        # At most this many due jobs are taken per wakeup (None: all); the others stay due in the table, in
+        # due order, until the executor has room for them (SupervisedScheduler sets it).
+        self.due_limit: int | None = None
+        self.held_back = False  # the last wakeup left due jobs in the table
 
     def begin_wakeup(self) -> None:
         self.failure, self.in_wakeup = None, True
@@ -87,12 +92,39 @@ class SupervisedJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
 
     def get_due_jobs(self, now: dt.datetime) -> list[Any]:
         try:
-            return super().get_due_jobs(now)
+            if self.due_limit is None:
+                self.held_back = False
+                return super().get_due_jobs(now)
+            jobs = self._due_jobs(now, self.due_limit)
+            self.held_back = len(jobs) >= self.due_limit
+            return jobs
         except Exception as e:
             if not self.in_wakeup:
                 raise
             self.failure = self.failure or e  # reported by the scheduler (APScheduler would log every retry)
             return []
+
+    def _due_jobs(self, now: dt.datetime, limit: int) -> list[Any]:
+        """The `limit` soonest due jobs (SQLAlchemyJobStore._get_jobs with a LIMIT)."""
+        if limit <= 0:
+            return []
+        from apscheduler.util import datetime_to_utc_timestamp
+        from sqlalchemy import select
+
+        t = self.jobs_t
+        query = select(t.c.id, t.c.job_state).where(t.c.next_run_time <= datetime_to_utc_timestamp(now)) \
+            .order_by(t.c.next_run_time).limit(limit)
+        jobs, failed = [], set()
+        with self.engine.begin() as connection:
+            for row in connection.execute(query):
+                try:
+                    jobs.append(self._reconstitute_job(row.job_state))
+                except BaseException:
+                    self._logger.exception('Unable to restore job "%s" -- removing it', row.id)
+                    failed.add(row.id)
+            if failed:
+                connection.execute(t.delete().where(t.c.id.in_(failed)))
+        return jobs
 
     def update_job(self, job: Any) -> None:
         if not self.in_wakeup:
@@ -124,24 +156,50 @@ class SupervisedJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
 
 
 class LoopExecutor(AsyncIOExecutor):  # type: ignore[misc]
-    """Runs jobs on the daemon's event loop, handed over from the scheduler's thread."""
+    """Runs jobs on the daemon's event loop, handed over from the scheduler's thread.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    At most `max_running` jobs run at a time (None: no limit); further due jobs wait in a queue, in the order
+    they came due, as the job alone. A job that runs costs some kilobytes (its task, coroutines, future,
+    the check's state), and a check can only go as fast as the pipeline lets it (`Pipeline.capacity`): at a
+    start with 10,000 watches due within the first-run spread, thousands of checks would otherwise wait on
+    the loop at once, about 6 KB each."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_running: int | None = None) -> None:
         super().__init__()
         self.loop = loop
+        self.max_running = max_running
 
     def start(self, scheduler: Any, alias: str) -> None:
         BaseExecutor.start(self, scheduler, alias)
         self._eventloop = self.loop
         self._pending_futures: set[Any] = set()
+        self._queue: collections.deque[tuple[Any, list[dt.datetime]]] = collections.deque()
+        self._closed = False
+        self.starved = False  # the scheduler left due jobs in its job store: wake it when room frees
 
     def _do_submit_job(self, job: Any, run_times: list[dt.datetime]) -> None:
         if self._scheduler.state == STATE_STOPPED:
             return  # a replaced scheduler's wakeup that was stuck and has just returned: its successor runs jobs
+        with self._lock:
+            if self.max_running is not None and len(self._pending_futures) >= self.max_running:
+                self._queue.append((job, run_times))
+                return
+            self._launch(job, run_times)
 
+    def _launch(self, job: Any, run_times: list[dt.datetime]) -> None:
+        """Hand the job to the loop (the caller holds the lock)."""
         def callback(f: Any) -> None:
             with self._lock:
                 self._pending_futures.discard(f)
+                # The next queued job takes the place, also for a scheduler replaced by the watchdog (its
+                # queued jobs have had their next run times stored: dropped, they would be lost).
+                if self._queue and not self._closed:
+                    self._launch(*self._queue.popleft())
+                wake = self.starved and not self._closed and self.room() >= (self.max_running or 0) // 2
+                if wake:
+                    self.starved = False
+            if wake:  # due jobs were left in the job store for want of room: there is some now
+                self._scheduler.wakeup()
             if f.cancelled():
                 self._run_job_success(job.id, [])
                 return
@@ -157,13 +215,26 @@ class LoopExecutor(AsyncIOExecutor):  # type: ignore[misc]
         else:
             coro = asyncio.to_thread(run_job, job, job._jobstore_alias, run_times, self._logger.name)
         f = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        with self._lock:
-            self._pending_futures.add(f)
+        self._pending_futures.add(f)
         f.add_done_callback(callback)
 
-    def cancel_all(self) -> None:
-        """Cancel the jobs under way (daemon shutdown)."""
+    def queued(self) -> int:
+        """Due jobs waiting for one of the `max_running` places."""
+        return len(self._queue)
+
+    def room(self) -> int | None:
+        """How many more due jobs to take now (None: no limit): enough to fill the running places and a
+        queue as long again; the rest stay due in the job store, costing no memory."""
+        if self.max_running is None:
+            return None
         with self._lock:
+            return max(0, 2 * self.max_running - len(self._pending_futures) - len(self._queue))
+
+    def cancel_all(self) -> None:
+        """Drop the queued jobs and cancel those under way (daemon shutdown)."""
+        with self._lock:
+            self._closed = True
+            self._queue.clear()
             pending = list(self._pending_futures)
         for f in pending:
             f.cancel()
@@ -176,10 +247,11 @@ class SupervisedScheduler(BackgroundScheduler):  # type: ignore[misc]
     """A BackgroundScheduler whose wakeups never raise and are watched (see the module docstring)."""
 
     def __init__(self, *args: Any, store: Store | None = None, loop: asyncio.AbstractEventLoop | None = None,
-                 **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+                 max_running: int | None = None, **kwargs: Any) -> None:
         self.store = store
         self.loop = loop
+        self.max_running = max_running  # jobs running on the loop at a time (LoopExecutor)
+        super().__init__(*args, **kwargs)
         self.wakeups = 0  # wakeups that ended well
         self._wakeup_started: float | None = None  # monotonic, while a wakeup is under way
         self._expected: float | None = None  # monotonic: when the next wakeup is due
@@ -187,7 +259,7 @@ class SupervisedScheduler(BackgroundScheduler):  # type: ignore[misc]
     def _create_default_executor(self) -> Any:
         if self.loop is None:
             return super()._create_default_executor()
-        return LoopExecutor(self.loop)
+        return LoopExecutor(self.loop, self.max_running)
 
     def _process_jobs(self) -> float | None:
         if self.state == STATE_STOPPED:
@@ -207,6 +279,10 @@ class SupervisedScheduler(BackgroundScheduler):  # type: ignore[misc]
 
     def _supervised_wakeup(self) -> float | None:
         stores = [s for s in self._jobstores.values() if isinstance(s, SupervisedJobStore)]
+        executor = self._executors.get("default")
+        room = executor.room() if isinstance(executor, LoopExecutor) else None
+        for js in stores:
+            js.due_limit = room
         try:
             # One hold of the (re-entrant) lock: a job added or changed from another thread meanwhile is
             # never taken for part of the wakeup.
@@ -227,6 +303,13 @@ class SupervisedScheduler(BackgroundScheduler):  # type: ignore[misc]
         self.wakeups += 1
         if self.state == STATE_PAUSED:
             return None
+        if isinstance(executor, LoopExecutor) and any(js.held_back for js in stores):
+            # Due jobs are left for want of room: the executor wakes this scheduler when it has some
+            # (sleeping until the next due time, now past, would spin).
+            executor.starved = True
+            if executor.room():  # room freed meanwhile, before the flag was up
+                return 0.0
+            return MAX_IDLE
         return MAX_IDLE if wait is None else min(wait, MAX_IDLE)
 
     def _failed(self, e: Exception) -> float:
@@ -317,11 +400,11 @@ async def run_watch(name: str, sig: str | None = None) -> None:
 
 
 def create_scheduler(store: Store, *, loop: asyncio.AbstractEventLoop | None = None,
-                     threaded: bool = True) -> SupervisedScheduler:
+                     threaded: bool = True, max_running: int | None = None) -> SupervisedScheduler:
     """A supervised scheduler that wakes in a thread of its own (its job-store commits, one per due time,
-    never stall the loop); its jobs run on `loop` (default: the running loop, if any). The scale-out
-    scheduler role adds an executor of its own that puts due watches on the shared queue instead.
-    `threaded` is accepted for older callers: every scheduler is threaded now."""
+    never stall the loop); its jobs run on `loop` (default: the running loop, if any), at most `max_running`
+    at a time (LoopExecutor). The scale-out scheduler role adds an executor of its own that puts due watches
+    on the shared queue instead. `threaded` is accepted for older callers: every scheduler is threaded now."""
     if loop is None:
         try:
             loop = asyncio.get_running_loop()
@@ -331,7 +414,7 @@ def create_scheduler(store: Store, *, loop: asyncio.AbstractEventLoop | None = N
         jobstores={"default": SupervisedJobStore(engine=store.engine, tablename="apscheduler_jobs"),
                    "memory": MemoryJobStore()},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
-        timezone=dt.UTC, store=store, loop=loop,
+        timezone=dt.UTC, store=store, loop=loop, max_running=max_running,
     )
 
 
@@ -378,20 +461,32 @@ async def run_daemon(store: Store, config: Config, *, stop: asyncio.Event | None
     EXIT_WATCHDOG when the watchdog gave up."""
     global _pipeline
     from spiders.fetch import Fetcher
+    from watcher.memory import limit_arenas
     from watcher.pipeline import Pipeline
     from watcher.reload import ConfigChange, follow_config
 
+    limit_arenas()  # before the database, scheduler and fetch threads start allocating
     stop = stop or asyncio.Event()
     store.sync_watches(config.watch)
     store.sync_subscribers(config.subscriber)
     fetcher = fetcher or Fetcher(config.fetch)
     await fetcher.start()
-    pipeline = Pipeline(store, config, fetcher)
+    from watcher.processing import shared_processor
+
+    # Unless the config sets it, one processing worker per core less one (watcher.processing.default_workers).
+    pipeline = Pipeline(store, config, fetcher,
+                        processor=shared_processor(config.watcher.process_workers, daemon=True))
     await pipeline.start()
     _pipeline = pipeline
-    scheduler = create_scheduler(store)
+    # Checks beyond what the pipeline lets through at once would only wait on the loop, kilobytes each:
+    # twice that many run, the other due jobs wait in the executor's queue.
+    max_running = 2 * pipeline.capacity
+    scheduler = create_scheduler(store, max_running=max_running)
     scheduler.start(paused=True)
     counts = sync_jobs(scheduler, config)
+    from watcher.memory import release_memory
+
+    release_memory()  # what loading and syncing the watches freed, before the checks begin
     scheduler.resume()
     schedulers = [scheduler]  # the last one is in charge; earlier ones were replaced by the watchdog
     exit_status = 0
@@ -434,7 +529,7 @@ async def run_daemon(store: Store, config: Config, *, stop: asyncio.Event | None
                       restarts, MAX_RESTARTS)
             HEALTH.watchdog_restarted(problem)
             current.abandon()
-            fresh = create_scheduler(store)
+            fresh = create_scheduler(store, max_running=max_running)
             schedulers.append(fresh)  # even if it fails to start: then it is "not running", replaced next time
             try:
                 await _start_in_thread(fresh, timeout=margin)

@@ -45,6 +45,10 @@ __all__ = [
 ]
 
 
+# Watches synced from the config per slice (Store.sync_watches).
+SYNC_SLICE = 500
+
+
 class Store:
     def __init__(self, engine: Engine, sessions: sessionmaker[Session]) -> None:
         self.engine = engine
@@ -92,33 +96,42 @@ class Store:
     def sync_watches(self, configs: list[WatchConfig]) -> dict[str, int]:
         """Upsert watches from config (by name); watches gone from config are disabled, not deleted,
         so their history stays reviewable. Returns name -> id."""
+        # In slices of SYNC_SLICE watches, each flushed and let go (one transaction still): with 10,000 watches,
+        # loading them all at once held 10,000 ORM objects and their config dicts, and the daemon's memory
+        # kept the high-water mark of it (about 20 MB).
         with self.session() as s:
-            existing = {w.name: w for w in s.scalars(select(Watch))}
-            for c in configs:
-                w = existing.get(c.name)
-                if w is None:
-                    w = Watch(name=c.name)
-                    s.add(w)
-                    existing[c.name] = w
-                # Keys starting with "_" are runtime state (failure episode), not config: keep them.
-                state = {k: v for k, v in (w.config or {}).items() if k.startswith("_")}
-                if w.url is not None and (w.url != c.url or w.kind != c.kind):
-                    # Edited to read another resource: the old one's validators and body hash do not apply,
-                    # here or in the memory of a running process (the revision tells it).
-                    w.etag = w.last_modified = w.body_hash = None
-                    w.state_rev = (w.state_rev or 0) + 1
-                w.url = c.url
-                w.kind = c.kind
-                w.topic_work = c.topic.work if c.topic else None
-                w.topic_season = c.topic.season if c.topic else None
-                w.config = {**c.model_dump(mode="json"), **state}
-                w.enabled = c.enabled
-            names = {c.name for c in configs}
-            for name, w in existing.items():
-                if name not in names:
+            ids: dict[str, int] = {}
+            for i in range(0, len(configs), SYNC_SLICE):
+                part = configs[i:i + SYNC_SLICE]
+                existing = {w.name: w for w in s.scalars(select(Watch).where(Watch.name.in_({c.name for c in part})))}
+                for c in part:
+                    w = existing.get(c.name)
+                    if w is None:
+                        w = Watch(name=c.name)
+                        s.add(w)
+                        existing[c.name] = w
+                    # Keys starting with "_" are runtime state (failure episode), not config: keep them.
+                    state = {k: v for k, v in (w.config or {}).items() if k.startswith("_")}
+                    if w.url is not None and (w.url != c.url or w.kind != c.kind):
+                        # Edited to read another resource: the old one's validators and body hash do not apply,
+                        # here or in the memory of a running process (the revision tells it).
+                        w.etag = w.last_modified = w.body_hash = None
+                        w.state_rev = (w.state_rev or 0) + 1
+                    w.url = c.url
+                    w.kind = c.kind
+                    w.topic_work = c.topic.work if c.topic else None
+                    w.topic_season = c.topic.season if c.topic else None
+                    w.config = {**c.model_dump(mode="json"), **state}
+                    w.enabled = c.enabled
+                s.flush()
+                ids.update((name, w.id) for name, w in existing.items())
+                s.expunge_all()
+            gone = [watch_id for name, watch_id in s.execute(select(Watch.name, Watch.id)) if name not in ids]
+            for i in range(0, len(gone), SYNC_SLICE):
+                for w in s.scalars(select(Watch).where(Watch.id.in_(gone[i:i + SYNC_SLICE]))):
                     w.enabled = False
             s.flush()
-            return {name: w.id for name, w in existing.items() if name in names}
+            return ids
 
     def sync_subscribers(self, configs: list[SubscriberConfig]) -> dict[str, int]:
         with self.session() as s:
