@@ -18,7 +18,7 @@ from watcher.extract.text import document_sentences
 from watcher.extract.topic import detect_topic
 from watcher.records import Document, DocumentInfo, Facts, FactSet, Topic
 
-__all__ = ["RULES_VERSION", "extract"]
+__all__ = ["RULES_VERSION", "clear_caches", "extract"]
 
 
 def _rules_version() -> str:
@@ -66,3 +66,14 @@ def extract(doc: Document, *, reference_date: dt.date | None = None, topic: Topi
         trailer=trailer(sentences, target),
     )
     return FactSet(document=info, work=work, season=season, facts=facts)
+
+
+def clear_caches() -> None:
+    """Empty the rules' memo caches (per-sentence results; for timing a first reading)."""
+    import sys
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith(__name__ + ".") and module is not None:
+            for value in vars(module).values():
+                if callable(getattr(value, "cache_clear", None)):
+                    value.cache_clear()
