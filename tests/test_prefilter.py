@@ -66,6 +66,15 @@ def test_inline_functions_match_re() -> None:
     assert [m.span() for m in prefilter.finditer(r"e\w", text)] == [m.span() for m in re.finditer(r"e\w", text)]
 
 
+def test_a_family_is_possible_when_one_of_its_rules_is() -> None:
+    rules = [Rx(r"\bin (?:spring|summer) (?:19|20)\d\d\b", re.I), Rx(r"\bQ[1-4] 20\d\d\b")]
+    family = prefilter.AnyOf(rules)
+    for text in ("Due in Summer 2027.", "Out Q3 2026.", "Nothing dated here.", "Spring cleaning."):
+        assert family.possible(text) >= any(r.rx.search(text) for r in rules)
+    assert not family.possible("Nothing dated here.")
+    assert not prefilter.AnyOf([Rx(r"\d+"), *rules])._needed  # one rule without literals: always possible
+
+
 def _rules() -> list[Rx]:
     return [o for o in gc.get_objects() if isinstance(o, Rx)]
 
@@ -104,4 +113,5 @@ def test_extraction_is_the_same_without_the_prefilter(corpus, monkeypatch) -> No
     fast = [extract(d).to_json_dict() for d in docs]
     clear_caches()
     monkeypatch.setattr(Rx, "possible", lambda self, text: True)
+    monkeypatch.setattr(prefilter.AnyOf, "possible", lambda self, text: True)
     assert [extract(d).to_json_dict() for d in docs] == fast

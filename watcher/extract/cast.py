@@ -126,7 +126,7 @@ def _learn_names(sentences: list[Sentence], work: str | None) -> _Doc:
             if person_evidence(toks) >= 0.5:
                 name = _display(toks)
                 d.full.setdefault(fold(name), name)
-        for m in fre.finditer(rf"(?<!\bwell )(?<!\bsuch )\b(?:{lx.AS_WORDS}|character,?|role of|named)\s+"
+        for m in fre.finditer(rf"\b(?<!\bwell )(?<!\bsuch )(?:{lx.AS_WORDS}|character,?|role of|named)\s+"
                              rf"((?:[A-Z][\w'’.-]*\s*){{1,3}})", s.text):
             d.characters.add(fold(m.group(1).strip()))
         for m in fre.finditer(r"\b(?:plays?|playing|played|portrays?|portraying|portrayed|voices?|voicing)\s+(?!by\b)",

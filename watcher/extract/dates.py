@@ -48,6 +48,10 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
+# Most sentences hold no date at all: one look for the literals of every pattern turns them away.
+_ANY_DATE = fre.AnyOf([rx for _, rx in _PATTERNS])
+
+
 @dataclass(frozen=True, slots=True)
 class Window:
     text: str
@@ -156,6 +160,8 @@ def find_windows(sentence: str, ref: dt.date | None) -> list[Window]:
 def _find_windows(sentence: str, ref: dt.date | None) -> tuple[Window, ...]:
     # cached: the release, previous-release and filming rules read the same sentences
     sentence = sentence.translate(DASHES)
+    if not _ANY_DATE.possible(sentence):
+        return ()
     taken: list[tuple[int, int]] = []
     found: list[Window] = []
     for kind, rx in _PATTERNS:

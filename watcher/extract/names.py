@@ -113,7 +113,7 @@ def spans(sentence: str) -> list[Span]:
 @functools.lru_cache(maxsize=4096)
 def _spans(sentence: str) -> tuple[Span, ...]:
     s = sentence.translate(_APOS)
-    toks = [(m.group(0), m.start(), m.end()) for m in _TOKEN.finditer(s)]
+    toks = [(m[0], *m.span()) for m in _TOKEN.rx.finditer(s)]
     out: list[Span] = []
     run: list[tuple[str, int, int]] = []
 

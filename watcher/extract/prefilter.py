@@ -163,11 +163,12 @@ class Rx:
     def search(self, text: str, *args: int) -> re.Match[str] | None:
         return self.rx.search(text, *args) if self.possible(text) else None
 
+    # match/fullmatch try one position, which is cheaper than looking for the literals in the whole text
     def match(self, text: str, *args: int) -> re.Match[str] | None:
-        return self.rx.match(text, *args) if self.possible(text) else None
+        return self.rx.match(text, *args)
 
     def fullmatch(self, text: str, *args: int) -> re.Match[str] | None:
-        return self.rx.fullmatch(text, *args) if self.possible(text) else None
+        return self.rx.fullmatch(text, *args)
 
     def finditer(self, text: str, *args: int) -> Iterator[re.Match[str]]:
         return self.rx.finditer(text, *args) if self.possible(text) else iter(())
@@ -183,6 +184,31 @@ class Rx:
 
     def __repr__(self) -> str:
         return f"Rx({self.pattern!r}, needs={self._need})"
+
+
+class AnyOf:
+    """One test for a family of rules read together (the date patterns): `possible` is False only when none of
+    them can match the text, from the literals of them all, looked for once."""
+
+    __slots__ = ("_needed",)
+
+    def __init__(self, rules: list[Rx]) -> None:
+        if any(r._need is None for r in rules):
+            self._needed: tuple[str, ...] | None = None
+            return
+        # each alternative's most selective set is necessary for it (its sets are sorted so, the best first)
+        literals = {n for r in rules for conj in r._need or () for n in conj[0]}
+        # a literal containing another adds nothing: where it occurs, the shorter one does too
+        self._needed = tuple(sorted((n for n in literals if not any(o != n and o in n for o in literals)), key=len))
+
+    def possible(self, text: str) -> bool:
+        if self._needed is None:
+            return True
+        low = text.lower()
+        for n in self._needed:
+            if n in low:
+                return True
+        return not text.isascii() and any(ch in text for ch in _FOLDS_ODDLY)
 
 
 # The `re` module's functions for patterns written inline in the rules, with the prefilter: each pattern is
