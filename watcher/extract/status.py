@@ -318,11 +318,14 @@ def platform(sentences: list[Sentence], target: Target) -> ScalarFact | None:
         other_season = about_other_season(t, target.season)
         if other_work(s, target) and not other_season:
             continue
+        found = _platform_mentions(t)
+        theatrical = _THEATRICAL.search(t)
+        if not found and not theatrical:
+            continue
         about = _about_target(s, target)
         hedged = bool(_HEDGE.search(t))
-        found = _platform_mentions(t)
-        if _THEATRICAL.search(t) and (about or not found):
-            found.append(("theatrical", _THEATRICAL.search(t).start(), _THEATRICAL.search(t).end()))  # type: ignore[union-attr]
+        if theatrical and (about or not found):
+            found.append(("theatrical", theatrical.start(), theatrical.end()))
         for canon, a, _b in found:
             w = 1.0 + (1.0 if about else 0.0) + (1.0 if s.kind == "title" else 0.0)
             if _CONTEXT.search(t[max(0, a - 30):a + 40]):
