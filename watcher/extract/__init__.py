@@ -69,11 +69,10 @@ def extract(doc: Document, *, reference_date: dt.date | None = None, topic: Topi
 
 
 def clear_caches() -> None:
-    """Empty the rules' memo caches (per-sentence results; for timing a first reading)."""
-    import sys
+    """Empty the rules' per-text memo caches (for timing a first reading); compiled patterns and the name lists,
+    loaded once per process, stay."""
+    from watcher.extract import dates, names, status, text
 
-    for name, module in list(sys.modules.items()):
-        if name.startswith(__name__ + ".") and module is not None:
-            for value in vars(module).values():
-                if callable(getattr(value, "cache_clear", None)):
-                    value.cache_clear()
+    for cache in (dates._find_windows, names._spans, names.fold, names.person_evidence, status._names_work,
+                  status._other_work, text._seasons):
+        cache.cache_clear()
