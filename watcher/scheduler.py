@@ -479,7 +479,7 @@ async def run_daemon(store: Store, config: Config, *, stop: asyncio.Event | None
     await pipeline.start()
     _pipeline = pipeline
     # Checks beyond what the pipeline lets through at once would only wait on the loop, kilobytes each:
-    # twice that many run, the other due jobs wait in the executor's queue.
+    # twice that many run, as many again wait in the executor's queue, the rest stay due in the job store.
     max_running = 2 * pipeline.capacity
     scheduler = create_scheduler(store, max_running=max_running)
     scheduler.start(paused=True)
