@@ -178,6 +178,9 @@ class Pipeline:
         """Load the re-check state of the named (default: all) watches, and start the processing pool."""
         self.processor.start()
         self.states.update(await self._in_thread(self._load_states, names))
+        from watcher.runtime import freeze_heap
+
+        freeze_heap()
 
     def forget(self, names: list[str]) -> None:
         """Drop the in-memory state of these watches (changed by a config reload): read again when next checked."""
@@ -334,9 +337,11 @@ class Pipeline:
                            browser_timeout=wc.browser.timeout.total_seconds() if wc.browser and wc.browser.timeout
                            else None)
         # The fetch stage resolves by itself within its deadline; this bound holds for any fetch stage.
+        # (asyncio.timeout, not wait_for: no task per fetch.)
         deadline = self.config.fetch.fetch_deadline.total_seconds() + GRACE
         try:
-            return await asyncio.wait_for(self.fetcher.fetch(req), deadline)
+            async with asyncio.timeout(deadline):
+                return await self.fetcher.fetch(req)
         except TimeoutError:
             return FetchOutcome(watch=wc.name, url=wc.url, status="failed", reason="timeout",
                                 error=f"the fetch did not end within {deadline:.0f}s")
