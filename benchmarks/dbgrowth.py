@@ -54,12 +54,13 @@ def vacuum(store: Any) -> None:
         c.execute(text("VACUUM checks"))
 
 
-def measure(url: str, n: int, cycles: int) -> None:
+def measure(url: str, n: int, cycles: int, *, vacuum_between: bool = True) -> None:
     from watcher.pipeline import run_cycle
     from watcher.runtime import run_sync
     from watcher.store import Store
 
     pg = url.startswith("postgresql")
+    vacuums = pg and vacuum_between
     with page_server(n) as base:
         store = Store.open(url)
         config = config_for(base, n, url)
@@ -68,16 +69,16 @@ def measure(url: str, n: int, cycles: int) -> None:
         before = sizes(store)
         print(f"{store.dialect}, {n} pages:", flush=True)
         for i in range(cycles):
-            if i and pg:
+            if i and vacuums:
                 vacuum(store)
                 before = sizes(store)
             run_sync(lambda: run_cycle(store, config))
             after = sizes(store)
             checks, watches, database = ((a - b) / n for a, b in zip(after, before, strict=True))
-            step = ("after VACUUM" if i else "no VACUUM") if pg else "no VACUUM needed"
+            step = ("after VACUUM" if i and vacuums else "no VACUUM") if pg else "no VACUUM needed"
             print(f"unchanged cycle {i + 1} ({step}): checks +{checks:.1f} B, "
                   f"watches +{watches:.1f} B, database +{database:.1f} B per re-check", flush=True)
-            if not pg:
+            if not vacuums:
                 before = after
         store.close()
     if pg:
@@ -109,6 +110,8 @@ def main() -> None:
     ap.add_argument("--pages", type=int, default=1000)
     ap.add_argument("--cycles", type=int, default=4, help="unchanged cycles (the first without VACUUM)")
     ap.add_argument("--postgres", metavar="URL", help="a scratch database (it is wiped)")
+    ap.add_argument("--no-vacuum", action="store_true",
+                    help="PostgreSQL: no VACUUM between cycles (what page pruning alone keeps; autovacuum may run)")
     ap.add_argument("--backend", choices=["sqlite", "postgresql"], action="append",
                     help="repeatable; default both with --postgres, else sqlite")
     args = ap.parse_args()
@@ -130,7 +133,7 @@ def main() -> None:
         url = ensure_pg(args.postgres)
         _reset_pg(url)
         try:
-            measure(url, args.pages, args.cycles)
+            measure(url, args.pages, args.cycles, vacuum_between=not args.no_vacuum)
         finally:
             _reset_pg(url)
 
