@@ -42,6 +42,9 @@ def adopt_orphans(s: Session, watch_id: int, topic: Topic | None) -> int:
     if topic is None or topic.season is None:
         return 0
     orphan = Topic(topic.work).key
+    # Most works have no orphan: one indexed look-up, before the scan of the work's seasons.
+    if s.scalar(select(Snapshot.id).where(Snapshot.topic_key == orphan).limit(1)) is None:
+        return 0
     seasons = {key for key in s.scalars(select(Snapshot.topic_key).distinct().where(
         Snapshot.topic_key.like(f"{_escape_like(orphan)}#%", escape="\\"))) if key and key.partition("#")[0] == orphan}
     where = Snapshot.topic_key == orphan
