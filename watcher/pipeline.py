@@ -65,6 +65,10 @@ _BUMP = update(Watch.__table__).where(Watch.__table__.c.name == bindparam("w_nam
     .values(state_rev=Watch.__table__.c.state_rev + 1)
 _BUMP_IF_AT = _BUMP.where(Watch.__table__.c.state_rev == bindparam("w_rev"))
 _LOCK_WATCH = select(Watch).where(Watch.name == bindparam("name")).with_for_update()
+# The latest snapshot of an entry (the previous version of a changed one).
+_LATEST_OF_ENTRY = select(Snapshot).where(Snapshot.watch_id == bindparam("watch_id"),
+                                          Snapshot.entry_key == bindparam("entry_key")) \
+    .order_by(Snapshot.id.desc()).limit(1)
 
 
 class FetchStage(Protocol):
@@ -643,8 +647,7 @@ class Pipeline:
             doc, facts = p.document, p.facts
             assert facts is not None
             previous = None if doc.entry_key in new_entries else s.scalars(
-                select(Snapshot).where(Snapshot.watch_id == w.id, Snapshot.entry_key == doc.entry_key)
-                .order_by(Snapshot.id.desc()).limit(1)).first()
+                _LATEST_OF_ENTRY, {"watch_id": w.id, "entry_key": doc.entry_key}).first()
             topic = facts.topic()
             if wc.topic is None:  # one work stays one topic across versions and sources (store/topics.py)
                 topic = assign_topic(s, w.id, topic, previous)
