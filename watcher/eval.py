@@ -34,12 +34,9 @@ def _scorer() -> Any:
 
 
 def _clear_caches() -> None:
-    from watcher.extract.dates import _find_windows
-    from watcher.extract.names import _spans, fold, person_evidence
-    from watcher.extract.text import _seasons
+    from watcher.extract import clear_caches
 
-    for cache in (_find_windows, _seasons, _spans, fold, person_evidence):
-        cache.cache_clear()
+    clear_caches()
 
 
 def run(dirs: list[str], reps: int = 50) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from watcher.extract.text import document_sentences
 from watcher.extract.topic import detect_topic
 from watcher.records import Document, DocumentInfo, Facts, FactSet, Topic
 
-__all__ = ["RULES_VERSION", "extract"]
+__all__ = ["RULES_VERSION", "clear_caches", "extract"]
 
 
 def _rules_version() -> str:
@@ -66,3 +66,13 @@ def extract(doc: Document, *, reference_date: dt.date | None = None, topic: Topi
         trailer=trailer(sentences, target),
     )
     return FactSet(document=info, work=work, season=season, facts=facts)
+
+
+def clear_caches() -> None:
+    """Empty the rules' per-text memo caches (for timing a first reading); compiled patterns and the name lists,
+    loaded once per process, stay."""
+    from watcher.extract import dates, names, status, text
+
+    for cache in (dates._find_windows, names._spans, names.fold, names.person_evidence, status._names_work,
+                  status._other_work, text._seasons):
+        cache.cache_clear()

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from watcher.extract import lexicon as lx
+from watcher.extract import prefilter as fre
 from watcher.extract.names import (
     EAST_ASIAN_SURNAMES,
     Span,
@@ -28,30 +29,31 @@ from watcher.extract.names import (
     spans,
     strip_honorific,
 )
+from watcher.extract.prefilter import Rx
 from watcher.extract.text import Sentence, clean
 from watcher.records import CastFact, Document, name_key, normalise_name
 
 
 def _rx(rows: list[tuple[str, str, str]]) -> list[tuple[re.Pattern[str], str]]:
-    return [(re.compile(rf"(?<![\w-])(?:{p})(?![\w-])", re.I), status) for p, status, _ in rows]
+    return [(Rx(rf"(?<![\w-])(?:{p})(?![\w-])", re.I), status) for p, status, _ in rows]
 
 
 _POST = _rx(lx.CAST_POST)
 _PRE = _rx(lx.CAST_PRE)
-_HEADING = [(re.compile(p, re.I), s) for p, s, _ in lx.HEADING_STATUS]
-_NEG = re.compile(rf"\b{lx.NEGATION}\s+(?:\w+\s+){{0,2}}$", re.I)
-_HEDGE = re.compile(lx.HEDGES, re.I)
-_OTHER_WORK = re.compile(lx.OTHER_WORK, re.I)
-_CREW_BEFORE = re.compile(rf"(?<![\w-])(?i:{lx.CREW_BEFORE})\s*[,:-]?\s*(?:(?i:and|&)\s+)?"
+_HEADING = [(Rx(p, re.I), s) for p, s, _ in lx.HEADING_STATUS]
+_NEG = Rx(rf"\b{lx.NEGATION}\s+(?:\w+\s+){{0,2}}$", re.I)
+_HEDGE = Rx(lx.HEDGES, re.I)
+_OTHER_WORK = Rx(lx.OTHER_WORK, re.I)
+_CREW_BEFORE = Rx(rf"(?<![\w-])(?i:{lx.CREW_BEFORE})\s*[,:-]?\s*(?:(?i:and|&)\s+)?"
                           r"(?:[A-Z][\w'’]*\s+|of\s+|the\s+){0,4}$")
-_CREW_AFTER = re.compile(rf"^\W*(?:,\s*)?(?:who\s+)?(?:{lx.CREW_AFTER})(?![\w-])", re.I)
-_CHAR_VERB = re.compile(rf"^\s*,?\s*(?:who\s+)?{lx.CHARACTER_VERBS}\s+", re.I)
-_AS = re.compile(rf"^\s*,?\s*(?:{lx.AS_WORDS})\s+(?!(?:well|part|soon|much|long|far|of|if|though|a result|"
+_CREW_AFTER = Rx(rf"^\W*(?:,\s*)?(?:who\s+)?(?:{lx.CREW_AFTER})(?![\w-])", re.I)
+_CHAR_VERB = Rx(rf"^\s*,?\s*(?:who\s+)?{lx.CHARACTER_VERBS}\s+", re.I)
+_AS = Rx(rf"^\s*,?\s*(?:{lx.AS_WORDS})\s+(?!(?:well|part|soon|much|long|far|of|if|though|a result|"
                  r"such|usual|always|ever|before|expected|planned)\b)", re.I)
-_ROLE_AFTER = re.compile(r"^\s+(?:" + "|".join(sorted(lx.ROLE_NOUNS, key=len, reverse=True)) + r")\b", re.I)
-_GROUP = re.compile(r"@\d+(?:(?:\s*,\s*(?:and\s+|&\s+)?|\s+(?:and|&)\s+|,?\s+as well as\s+)@\d+)*")
+_ROLE_AFTER = Rx(r"^\s+(?:" + "|".join(sorted(lx.ROLE_NOUNS, key=len, reverse=True)) + r")\b", re.I)
+_GROUP = Rx(r"@\d+(?:(?:\s*,\s*(?:and\s+|&\s+)?|\s+(?:and|&)\s+|,?\s+as well as\s+)@\d+)*")
 # Clause boundaries: a cue on the far side of one of these does not govern the names.
-_BOUNDARY = re.compile(r"[.;!?()\[\]]|:(?=\s*(?:[a-z\"“‘']|$))|,\s*(?:but|though|although|while|whereas|"
+_BOUNDARY = Rx(r"[.;!?()\[\]]|:(?=\s*(?:[a-z\"“‘']|$))|,\s*(?:but|though|although|while|whereas|"
                        r"meanwhile|however|yet|"
                        r"so|after|before|because|since|despite|which|where|when)\b|\b(?:but|though|although|"
                        r"whereas|while)\b")
@@ -113,7 +115,7 @@ def _display(tokens: tuple[str, ...]) -> str:
 def _learn_names(sentences: list[Sentence], work: str | None) -> _Doc:
     d = _Doc()
     if work:
-        d.work_words = {fold(w) for w in re.findall(r"[^\W\d_][\w'’-]*", work)}
+        d.work_words = {fold(w) for w in fre.findall(r"[^\W\d_][\w'’-]*", work)}
     plain = _Doc()
     for s in sentences:
         text = _unchain(s.text, plain) if s.text.count(" as ") + s.text.count(" how ") >= 2 else s.text
@@ -124,10 +126,10 @@ def _learn_names(sentences: list[Sentence], work: str | None) -> _Doc:
             if person_evidence(toks) >= 0.5:
                 name = _display(toks)
                 d.full.setdefault(fold(name), name)
-        for m in re.finditer(rf"(?<!\bwell )(?<!\bsuch )\b(?:{lx.AS_WORDS}|character,?|role of|named)\s+"
+        for m in fre.finditer(rf"\b(?<!\bwell )(?<!\bsuch )(?:{lx.AS_WORDS}|character,?|role of|named)\s+"
                              rf"((?:[A-Z][\w'’.-]*\s*){{1,3}})", s.text):
             d.characters.add(fold(m.group(1).strip()))
-        for m in re.finditer(r"\b(?:plays?|playing|played|portrays?|portraying|portrayed|voices?|voicing)\s+(?!by\b)",
+        for m in fre.finditer(r"\b(?:plays?|playing|played|portrays?|portraying|portrayed|voices?|voicing)\s+(?!by\b)",
                              s.text):
             char, _ = _character_at(s.text, m.end())
             if char:
@@ -165,7 +167,7 @@ def _resolve(tokens: tuple[str, ...], d: _Doc) -> tuple[str, bool]:
 # --------------------------------------------------------------------------- characters
 
 
-_CHAR_TOKEN = re.compile(r"[A-Z][\w'’.\-]*|\"[^\"]{1,20}\"|“[^”]{1,20}”")
+_CHAR_TOKEN = Rx(r"[A-Z][\w'’.\-]*|\"[^\"]{1,20}\"|“[^”]{1,20}”")
 
 
 def _character_at(text: str, pos: int) -> tuple[str | None, int]:
@@ -174,16 +176,16 @@ def _character_at(text: str, pos: int) -> tuple[str | None, int]:
     i = pos
     skipped = 0
     while skipped < 5:
-        m = re.match(r"\s*(?:(?:the|a|an|his|her|their|its)\s+[a-z][\w-]*,\s+(?=[A-Z])|(?:the|a|an|his|her|their|"
+        m = fre.match(r"\s*(?:(?:the|a|an|his|her|their|its)\s+[a-z][\w-]*,\s+(?=[A-Z])|(?:the|a|an|his|her|their|"
                      r"its)\s+|[a-z][\w-]*\s+|[A-Z][\w'’-]*['’]s\s+)", text[i:])  # 'the mayor, Ruth Vance'
-        if not m or (re.match(r"\s*[A-Z][\w'’.\-]*(?!['’]s)\b", text[i:]) and not re.match(
+        if not m or (fre.match(r"\s*[A-Z][\w'’.\-]*(?!['’]s)\b", text[i:]) and not fre.match(
                 r"\s*[A-Z][\w'’-]*['’]s\s", text[i:])):
             break
-        if re.match(r"\s*(?:in|on|at|for|from|with|and|or|but|who|which|that|after|before)\s", text[i:]):
+        if fre.match(r"\s*(?:in|on|at|for|from|with|and|or|but|who|which|that|after|before)\s", text[i:]):
             return None, pos
         i += m.end()
         skipped += 1
-    m = re.match(r"\s*", text[i:])
+    m = fre.match(r"\s*", text[i:])
     i += m.end() if m else 0
     words: list[str] = []
     j = i
@@ -193,11 +195,11 @@ def _character_at(text: str, pos: int) -> tuple[str | None, int]:
             break
         words.append(m.group(0))
         j = m.end()
-        sp = re.match(r" (?=[A-Z\"“])", text[j:])
+        sp = fre.match(r" (?=[A-Z\"“])", text[j:])
         if sp:
             j += 1
             continue
-        link = re.match(r" (?:the|of|of the|de|la|von|van) (?=[A-Z])", text[j:])  # 'Kuro the Cautious'
+        link = fre.match(r" (?:the|of|of the|de|la|von|van) (?=[A-Z])", text[j:])  # 'Kuro the Cautious'
         if not link:
             break
         words.append(link.group(0).strip())
@@ -210,7 +212,7 @@ def _character_at(text: str, pos: int) -> tuple[str | None, int]:
     if fold(words[0]) in lx.FUNCTION_WORDS or all(fold(w) in _NOT_A_ROLE for w in words):
         return None, pos  # 'as The ...', 'as Series Regular', 'as co-lead': no character
     if all(fold(w) in _TITLE_WORDS for w in words):
-        after = re.match(r",\s*([A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*){0,2})", text[j:])
+        after = fre.match(r",\s*([A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*){0,2})", text[j:])
         if after:
             return after.group(1), j + after.end()
     end = i + len(" ".join(words))
@@ -225,11 +227,11 @@ def _distribute(chars: str) -> list[str]:
 
 # --------------------------------------------------------------------------- one sentence
 
-_QUOTED = re.compile(r"[\"“][^\"“”]{1,90}[\"”]|‘[^‘’]{1,60}’|(?<!\w)'[A-Z][^']{0,60}'(?!\w)")
+_QUOTED = Rx(r"[\"“][^\"“”]{1,90}[\"”]|‘[^‘’]{1,60}’|(?<!\w)'[A-Z][^']{0,60}'(?!\w)")
 # A noun-phrase appositive after a name ('Norman Reedus, the face behind ..., has been tapped'): absorbed.
-_APPOSITIVE = re.compile(r"^,\s+(?:the|a|an|star of|best known|known|fresh off|late)\b[^,;:()]{0,110}?,", re.I)
-_CONTRACTION = re.compile(r"['’](?:ll|d|re|ve|m|t)$", re.I)
-_SPEECH = re.compile(r"^\W*(?:said|says|told|tells|revealed|reveals|explained|explains|wrote|writes|tweeted|"
+_APPOSITIVE = Rx(r"^,\s+(?:the|a|an|star of|best known|known|fresh off|late)\b[^,;:()]{0,110}?,", re.I)
+_CONTRACTION = Rx(r"['’](?:ll|d|re|ve|m|t)$", re.I)
+_SPEECH = Rx(r"^\W*(?:said|says|told|tells|revealed|reveals|explained|explains|wrote|writes|tweeted|"
                      r"noted|notes|recalled|recalls|admitted|admits|joked|jokes|gushed|shared|posted|stated|"
                      r"continued|continues|added|insisted|insists|teased|announced|confirmed|asked)\b", re.I)
 
@@ -238,7 +240,7 @@ def _unchain(text: str, d: _Doc) -> str:
     """'A as B C as D E as F' (pairings run together, as in garbled or machine-made lists): a comma is put
     between each character and the next actor, choosing the split that makes the best person name."""
     parts = re.split(rf"\s+(?:{lx.AS_WORDS})\s+", text)
-    if len(parts) < 3 or not all(re.fullmatch(r"[^\W\d_][\w'’.\- ]*", p.strip(" ,")) and all(
+    if len(parts) < 3 or not all(fre.fullmatch(r"[^\W\d_][\w'’.\- ]*", p.strip(" ,")) and all(
             t[:1].isupper() or t in ("the", "of") for t in p.split()) for p in parts[1:-1]):
         return text  # only runs of capitalised names: 'A as B C as D', never 'A as editor B and C as D'
     out = [parts[0]]
@@ -276,9 +278,9 @@ def _namey(token: str) -> bool:
 
 def _is_work_after(text: str, at: int, d: _Doc) -> bool:
     """The words after a possessive at `at` are the work ('Dana Reyes's upcoming thriller Nightfall')."""
-    m = re.match(r"^['’‘]s?\s+(?:(?:upcoming|new|next|latest|highly[- ]anticipated|[a-z]+)\s+){0,3}((?:[A-Z][\w'’:-]*"
+    m = fre.match(r"^['’‘]s?\s+(?:(?:upcoming|new|next|latest|highly[- ]anticipated|[a-z]+)\s+){0,3}((?:[A-Z][\w'’:-]*"
                  r"\s*){1,5})", text[at:])
-    return bool(m) and all(fold(w) in d.work_words for w in re.findall(r"[^\W\d_][\w'’-]*", m.group(1)))
+    return bool(m) and all(fold(w) in d.work_words for w in fre.findall(r"[^\W\d_][\w'’-]*", m.group(1)))
 
 
 def _owner_is_person(tokens: tuple[str, ...], d: _Doc) -> bool:
@@ -295,11 +297,11 @@ def _character_phrase(text: str, pos: int) -> tuple[str | None, int]:
         return None, pos
     names = [first]
     while True:
-        m = re.match(r"(?:,\s*(?:and\s+)?|\s+and\s+|\s*&\s*)(?=[a-zA-Z])", text[end:])
+        m = fre.match(r"(?:,\s*(?:and\s+)?|\s+and\s+|\s*&\s*)(?=[a-zA-Z])", text[end:])
         if not m:
             break
         nxt, nend = _character_at(text, end + m.end())
-        if not nxt or _AS.match(text[nend:]) or re.match(r"\s*\(", text[nend:]) or re.match(
+        if not nxt or _AS.match(text[nend:]) or fre.match(r"\s*\(", text[nend:]) or fre.match(
                 r"\s+(?:will|is|are|was|were|has|have|had|plays?|joins?|returns?|stars?|portrays?|voices?|also|who)\b",
                 text[nend:]):
             break  # the next actor of a list, or the subject of the next clause, not another character
@@ -308,25 +310,25 @@ def _character_phrase(text: str, pos: int) -> tuple[str | None, int]:
     return ", ".join(names[:-1]) + (" and " if len(names) > 1 else "") + names[-1], end
 
 
-_CAST_CONTEXT = re.compile(r"\b(?:series|show|film|movie|season|character|cast|plays?|stars?|starring|role|"
+_CAST_CONTEXT = Rx(r"\b(?:series|show|film|movie|season|character|cast|plays?|stars?|starring|role|"
                            r"alongside|follows|centers?|centres?|focus\w*)\b", re.I)
-_PAIR_SEP = re.compile(r"\s*(?:,\s*(?:and\s+)?|\s+and\s+|\s*&\s*|,?\s+as well as\s+)(?:(?:[A-Z]{2,4}|[A-Z][a-z]{1,3}\.)"
+_PAIR_SEP = Rx(r"\s*(?:,\s*(?:and\s+)?|\s+and\s+|\s*&\s*|,?\s+as well as\s+)(?:(?:[A-Z]{2,4}|[A-Z][a-z]{1,3}\.)"
                        r"\s+|[\"“][^\"”]{1,20}[\"”]\s+)*")
-_CREDIT_TAIL = re.compile(r"^\s+(?:from|of)\s+(?:the\s+)?[A-Z][\w'’:-]*(?:\s+(?:[A-Z][\w'’:-]*|of|the|and|a|in|on|to|"
+_CREDIT_TAIL = Rx(r"^\s+(?:from|of)\s+(?:the\s+)?[A-Z][\w'’:-]*(?:\s+(?:[A-Z][\w'’:-]*|of|the|and|a|in|on|to|"
                           r"upon))*(?:\s+fame)?(?=[\s,.;]|$)")
 
 
 def _credit_length(credit: str) -> int:
     """How much of a ' from Other Show ...' credit is the credit: it stops before ' and ' + a person's name
     ('Dana Reyes from Night Shift and Tom Pell')."""
-    for m in re.finditer(r"\s+and\s+", credit):
-        rest = re.match(r"[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*){1,2}", credit[m.end():])
+    for m in fre.finditer(r"\s+and\s+", credit):
+        rest = fre.match(r"[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*){1,2}", credit[m.end():])
         if rest and person_evidence(tuple(rest.group(0).split())) >= 0.6:
             return m.start()
     return len(credit)
 
 
-_PLAYED_BY = re.compile(r"^,?\s+(?:(?:is|are|was|were|will be)\s+(?:now\s+|also\s+|being\s+)?)?"
+_PLAYED_BY = Rx(r"^,?\s+(?:(?:is|are|was|were|will be)\s+(?:now\s+|also\s+|being\s+)?)?"
                         r"(?:played|portrayed|voiced|essayed)\s+by\s+", re.I)
 
 
@@ -350,7 +352,7 @@ def _mentions(s: Sentence, d: _Doc) -> tuple[list[Mention], str]:
         nxt = sps[i + 1] if i + 1 < len(sps) else None
         after = text[sp.end:]
         # 'Ray Donovan alum Paula Malcomson', 'Australian actor Cody Fern': a descriptor, not a person
-        if _ROLE_AFTER.match(after) and nxt is not None and re.match(r"^\s+[\w-]+\s+$", text[sp.end:nxt.start]):
+        if _ROLE_AFTER.match(after) and nxt is not None and fre.match(r"^\s+[\w-]+\s+$", text[sp.end:nxt.start]):
             drop.append((sp.start, nxt.start))
             continue
         if sp.possessive and d.work_words and _is_work_after(text, sp.end, d):
@@ -361,7 +363,7 @@ def _mentions(s: Sentence, d: _Doc) -> tuple[list[Mention], str]:
             mentions.append(m)
             covered = sp.end
             continue
-        if sp.possessive and nxt is not None and re.match(r"^['’‘]s?\s+$", text[sp.end:nxt.start]):
+        if sp.possessive and nxt is not None and fre.match(r"^['’‘]s?\s+$", text[sp.end:nxt.start]):
             if _owner_is_person(sp.tokens, d) and _CAST_CONTEXT.search(text):
                 # "Sterling K. Brown's Xavier Collins": the actor's character
                 owner, _ = _resolve(sp.tokens, d)
@@ -374,7 +376,7 @@ def _mentions(s: Sentence, d: _Doc) -> tuple[list[Mention], str]:
                 continue
             # "Heartstopper's Bradley Riches", "Home and Away's Sarah Roberts": a credit
             start = sp.start
-            if mentions and mentions[-1].single and re.fullmatch(r"\s+and\s+", text[mentions[-1].end:sp.start]):
+            if mentions and mentions[-1].single and fre.fullmatch(r"\s+and\s+", text[mentions[-1].end:sp.start]):
                 start = mentions.pop().start
             drop.append((start, nxt.start))
             continue
@@ -382,8 +384,8 @@ def _mentions(s: Sentence, d: _Doc) -> tuple[list[Mention], str]:
         name, single = _resolve(tokens, d)
         # a character breakdown line names a character whose first name the text gave ('... debut as Carlos' then
         # 'Carlos Singh: “A refined smuggler ...”')
-        breakdown = bool(re.match(r"\s*:\s*[\"“]", after)) and fold(tokens[0]) in d.characters
-        if (fold(_display(tokens)) in d.characters or breakdown) and not re.match(r"^\s*\(", after) and \
+        breakdown = bool(fre.match(r"\s*:\s*[\"“]", after)) and fold(tokens[0]) in d.characters
+        if (fold(_display(tokens)) in d.characters or breakdown) and not fre.match(r"^\s*\(", after) and \
                 not _PLAYED_BY.match(after) and not _AS.match(after):
             drop.append((sp.start, sp.end))  # a character named in the story ('Kyle and Sidney go head-to-head')
             covered = sp.end
@@ -397,10 +399,10 @@ def _mentions(s: Sentence, d: _Doc) -> tuple[list[Mention], str]:
             continue
         m = Mention(name, sp.start, sp.end, None, single, person_evidence(tokens))
         if pending_char and _PLAYED_BY.match(text[max(0, covered - 1):sp.start] + " ") is None and \
-                re.search(r"(?:played|portrayed|voiced|essayed)\s+by\s+$", text[:sp.start], re.I):
+                fre.search(r"(?:played|portrayed|voiced|essayed)\s+by\s+$", text[:sp.start], re.I):
             m.character, pending_char = pending_char, None
         end = sp.end
-        paren = re.match(r"^\s*\(([^()]{1,60})\)", after)
+        paren = fre.match(r"^\s*\(([^()]{1,60})\)", after)
         if paren:
             inner = paren.group(1).strip()
             inner_sp = spans(inner)
@@ -436,19 +438,19 @@ def _mentions(s: Sentence, d: _Doc) -> tuple[list[Mention], str]:
                 d.characters.add(fold(char))
         else:
             cv = _CHAR_VERB.match(tail)
-            if cv and not _OTHER_WORK.search(tail[:cv.end()]) and not re.search(r"\bby\s*$", tail[:cv.end()]):
+            if cv and not _OTHER_WORK.search(tail[:cv.end()]) and not fre.search(r"\bby\s*$", tail[:cv.end()]):
                 phrase, pend = _character_phrase(text, end + cv.end())
                 if phrase:
                     m.char_phrase = phrase
                     drop.append((end + cv.end(), pend))
                     covered = pend
         credit = _CREDIT_TAIL.match(text[end:])
-        if credit and not re.search(r"\b(?:of|from)\s+(?:the\s+)?(?:series|show|film|cast)\b", credit.group(0)):
+        if credit and not fre.search(r"\b(?:of|from)\s+(?:the\s+)?(?:series|show|film|cast)\b", credit.group(0)):
             end += _credit_length(credit.group(0))
         app = _APPOSITIVE.match(text[end:])
         if app:
-            if re.search(rf"\b(?:{lx.CREW_BEFORE})\b", app.group(0), re.I) and \
-                    not re.search(r"\b(?:actor|actress|star|cast)\b", app.group(0), re.I):
+            if fre.search(rf"\b(?:{lx.CREW_BEFORE})\b", app.group(0), re.I) and \
+                    not fre.search(r"\b(?:actor|actress|star|cast)\b", app.group(0), re.I):
                 d.crew.add(name)
             end += app.end() - 1  # keep the closing comma as a separator
         m.end = end
@@ -467,12 +469,12 @@ def _mentions(s: Sentence, d: _Doc) -> tuple[list[Mention], str]:
         pos = b
     pieces.append(text[pos:].replace("@", "＠"))
     abstract = "".join(pieces)
-    abstract = re.sub(r"(@\d+),\s*\d{1,3},", r"\1", abstract)  # ages: 'Reyes, 31, is joined by'
-    abstract = re.sub(r"(@\d+),\s*\([^()]{1,40}\)", r"\1", abstract)  # a stray credit: 'A, (Credit), B'
-    abstract = re.sub(r"(@\d+)\s*,?\s+(?:[A-Z]{2,4}|[A-Z][a-z]{1,3}\.)\s+(?=@)", r"\1, ", abstract)  # 'DS', 'Dr.'
-    abstract = re.sub(r"^(@\d+)\s*[:–-]\s*(?:this|the)\s+(?:actor|actress|star|performer)\b", r"\1", abstract,
+    abstract = fre.sub(r"(@\d+),\s*\d{1,3},", r"\1", abstract)  # ages: 'Reyes, 31, is joined by'
+    abstract = fre.sub(r"(@\d+),\s*\([^()]{1,40}\)", r"\1", abstract)  # a stray credit: 'A, (Credit), B'
+    abstract = fre.sub(r"(@\d+)\s*,?\s+(?:[A-Z]{2,4}|[A-Z][a-z]{1,3}\.)\s+(?=@)", r"\1, ", abstract)  # 'DS', 'Dr.'
+    abstract = fre.sub(r"^(@\d+)\s*[:–-]\s*(?:this|the)\s+(?:actor|actress|star|performer)\b", r"\1", abstract,
                       flags=re.I)
-    abstract = re.sub(r"^(@\d+)\s*[:–-]\s*(?:he|she|they)\b", r"\1", abstract, flags=re.I)
+    abstract = fre.sub(r"^(@\d+)\s*[:–-]\s*(?:he|she|they)\b", r"\1", abstract, flags=re.I)
     return mentions, abstract
 
 
@@ -508,25 +510,25 @@ def _clause(abstract: str, a: int, b: int, weak: set[int]) -> tuple[str, str]:
         if m.group(0) in (":", ";") and not left[m.end():].strip():
             continue
         cut = m.end()
-    prev = [m for m in re.finditer(r"@(\d+)", left) if int(m.group(1)) not in weak]
+    prev = [m for m in fre.finditer(r"@(\d+)", left) if int(m.group(1)) not in weak]
     pre_start = prev[-1].end() if prev and prev[-1].end() > cut else cut
     right = abstract[b:]
     m = _BOUNDARY.search(right)
     post_end = m.start() if m else len(right)
-    nxt = next((x for x in re.finditer(r"@(\d+)", right) if int(x.group(1)) not in weak), None)
+    nxt = next((x for x in fre.finditer(r"@(\d+)", right) if int(x.group(1)) not in weak), None)
     if nxt and nxt.start() < post_end:
         post_end = nxt.start()
     return abstract[pre_start:a], right[:post_end]
 
 
-_BARRIER = re.compile(r"\b(?:that|which|who)\b(?!\s+(?:includes?|included|are|is|were|was)\b)|\bto\s+(?!(?:star|"
+_BARRIER = Rx(r"\b(?:that|which|who)\b(?!\s+(?:includes?|included|are|is|were|was)\b)|\bto\s+(?!(?:star|"
                       r"play|join|appear|return|reprise|voice|be|the|its|their|his|her|a|an)\b)[a-z]+\b", re.I)
 
 
 # Crew work a name can share ('will executive produce alongside X', 'co-directs with X').
-_CREW_WORK = re.compile(r"\b(?:produc\w*|direct\w*|co-direct\w*|writ\w*|penn\w*|showrun\w*|helm\w*|script\w*)\b",
+_CREW_WORK = Rx(r"\b(?:produc\w*|direct\w*|co-direct\w*|writ\w*|penn\w*|showrun\w*|helm\w*|script\w*)\b",
                         re.I)
-_SUBJECT_CHANGE = re.compile(r"\b(?:he|she|they|it|we|you|i|as he|as she)\b", re.I)
+_SUBJECT_CHANGE = Rx(r"\b(?:he|she|they|it|we|you|i|as he|as she)\b", re.I)
 
 
 def _cue(pre: str, post: str) -> tuple[str | None, str, int]:
@@ -536,7 +538,7 @@ def _cue(pre: str, post: str) -> tuple[str | None, str, int]:
     if _DEFINING.search(pre):
         return "listed", "pre", 0  # 'alongside A', 'played by A': nothing further governs the names
     found: list[tuple[bool, int, str]] = []  # (is listed, distance, status)
-    reach = 130 if re.match(r"^\W*(?:,\s*)?who\b", post) else 90
+    reach = 130 if fre.match(r"^\W*(?:,\s*)?who\b", post) else 90
     for rx, status in _POST:
         for m in rx.finditer(post):
             if m.start() > reach or _SUBJECT_CHANGE.search(post[:m.start()]):
@@ -565,7 +567,7 @@ def _cue(pre: str, post: str) -> tuple[str | None, str, int]:
     return None, "", 0
 
 
-_DEFINING = re.compile(r"(?<![\w-])(?:alongside|opposite|(?:played|portrayed|voiced|essayed) by|joining (?:them|him|"
+_DEFINING = Rx(r"(?<![\w-])(?:alongside|opposite|(?:played|portrayed|voiced|essayed) by|joining (?:them|him|"
                        r"her)|(?:which|that|who) (?:also )?(?:starred|stars|starring|features|featured|co-starred)|"
                        r"^\W*(?:also )?(?:starred|co-starred|featured))\s*$", re.I)
 
@@ -574,7 +576,7 @@ def _heading_status(text: str | None) -> str | None:
     if not text:
         return None
     for rx, status in _HEADING:
-        if rx.search(text) and re.search(r"\b(?:cast|stars?|actors?|characters?|who|faces|members?|additions?|"
+        if rx.search(text) and fre.search(r"\b(?:cast|stars?|actors?|characters?|who|faces|members?|additions?|"
                                          r"returning|joining|newcomers?|exits?|leaving)\b", text, re.I):
             return status
     return None
@@ -583,7 +585,7 @@ def _heading_status(text: str | None) -> str | None:
 def _lead_status(s: Sentence) -> str | None:
     """The status a list's lead-in gives its items ('Season 2 adds:', 'Confirmed returning leads include:')."""
     if s.lead:
-        status = _cue(re.sub(r"[:\s]+$", " ", s.lead), "")[0]
+        status = _cue(fre.sub(r"[:\s]+$", " ", s.lead), "")[0]
         if status and status != "listed":
             return status
         heading = _heading_status(s.lead)
@@ -600,39 +602,39 @@ def _claims_of(s: Sentence, d: _Doc) -> list[Claim]:
     group_status: list[str | None] = []
     default = _lead_status(s)
     # 'Dana Reyes: This actress plays ...' (a name line about the actor, not a character breakdown in quotes)
-    name_line = re.match(r"^\W*@\d+\s*[:–-]\s*(?![\"“'])", abstract) is not None
-    whole_item = s.kind == "item" and re.fullmatch(r"\W*@\d+\W*", abstract) is not None
-    groups = [(g, [int(n) for n in re.findall(r"@(\d+)", g.group(0))]) for g in _GROUP.finditer(abstract)]
+    name_line = fre.match(r"^\W*@\d+\s*[:–-]\s*(?![\"“'])", abstract) is not None
+    whole_item = s.kind == "item" and fre.fullmatch(r"\W*@\d+\W*", abstract) is not None
+    groups = [(g, [int(n) for n in fre.findall(r"@(\d+)", g.group(0))]) for g in _GROUP.finditer(abstract)]
     weak = {ids[0] for g, ids in groups if len(ids) == 1 and mentions[ids[0]].single
             and not mentions[ids[0]].character and not mentions[ids[0]].char_phrase}
     if weak:  # a lone capitalised word no cue can make a person is read as the word it is ('Guest stars include')
-        abstract = re.sub(r"@(\d+)", lambda mm: mentions[int(mm.group(1))].source if int(mm.group(1)) in weak
+        abstract = fre.sub(r"@(\d+)", lambda mm: mentions[int(mm.group(1))].source if int(mm.group(1)) in weak
                           else mm.group(0), abstract)
-        groups = [(g, [int(n) for n in re.findall(r"@(\d+)", g.group(0))]) for g in _GROUP.finditer(abstract)]
+        groups = [(g, [int(n) for n in fre.findall(r"@(\d+)", g.group(0))]) for g in _GROUP.finditer(abstract)]
     crew_before = False
     for g, ids in groups:
         members = [mentions[n] for n in ids]
         pre, post = _clause(abstract, g.start(), g.end(), weak)
         if _CREW_BEFORE.search(pre[-70:]) or _CREW_AFTER.match(post) or (
-                crew_before and re.fullmatch(r"\W*(?:alongside|with|and|along with|as well as|"
+                crew_before and fre.fullmatch(r"\W*(?:alongside|with|and|along with|as well as|"
                                              r"together with)\W*", pre)) \
-                or (re.search(r"\b(?:alongside|with|along with|together with)\s*$", pre) and _CREW_WORK.search(pre)):
+                or (fre.search(r"\b(?:alongside|with|along with|together with)\s*$", pre) and _CREW_WORK.search(pre)):
             d.crew.update(m.name for m in members if not m.single)
             group_status.append(None)
             crew_before = True
             continue
         crew_before = False
-        if re.match(r"^\s+(?:said|says|told|tells|revealed|reveals|explained|wrote|tweeted|noted|recalled|admitted|"
+        if fre.match(r"^\s+(?:said|says|told|tells|revealed|reveals|explained|wrote|tweeted|noted|recalled|admitted|"
                     r"joked|gushed|shared|posted|stated|continued|added|insisted|teased|asked)\b", post) and \
                 not any(m.character for m in members):
             group_status.append(None)  # a speaker: "..., Davis reveals."
             continue
-        if re.match(r"^\s+(?:stars|actors|actresses|alums?|alumni|veterans|regulars|favourites|favorites)\s+"
+        if fre.match(r"^\s+(?:stars|actors|actresses|alums?|alumni|veterans|regulars|favourites|favorites)\s+"
                     r"(?:join|joined|are|were|have|has|will|set|to|board|sign|return|land|head|lead|"
                     r"from)\b", post, re.I):
             group_status.append(None)  # 'Other Show and Another Show stars join ...': works, not people
             continue
-        if re.search(r"\b(?:actors?|actresses|stars?|alums?|alumni|veterans?|faces|cast members?|talent|names) "
+        if fre.search(r"\b(?:actors?|actresses|stars?|alums?|alumni|veterans?|faces|cast members?|talent|names) "
                      r"(?:from|of)\s+(?:the\s+)?(?:likes of\s+)?$", pre, re.I) and \
                 not any(m.character for m in members):
             group_status.append(None)  # 'a cast including actors from Other Show and Another Show': works
@@ -643,7 +645,7 @@ def _claims_of(s: Sentence, d: _Doc) -> list[Claim]:
         status, side, dist = _cue(pre, post)
         if side == "post" and _OTHER_WORK.search(post[:60]) and status in ("listed", "new"):
             status = None
-        if status is None and re.search(r"(?:^|,)\s*(?:along with|together with|as well as|(?:and )?(?:as|so) "
+        if status is None and fre.search(r"(?:^|,)\s*(?:along with|together with|as well as|(?:and )?(?:as|so) "
                                         r"(?:does|do|did|will|is|are|has|have)|(?:and )?the same (?:goes|is true|"
                                         r"applies) (?:for|to))\s*$", pre) and \
                 group_status and group_status[-1]:
@@ -706,7 +708,7 @@ def _accept(m: Mention, multi: list[Mention], strength: int, d: _Doc, adjacent: 
 
 
 def _col(header: tuple[str, ...], rx: str) -> int | None:
-    return next((i for i, h in enumerate(header) if re.search(rx, h, re.I)), None)
+    return next((i for i, h in enumerate(header) if fre.search(rx, h, re.I)), None)
 
 
 def status_of(text: str | None) -> str | None:
@@ -714,14 +716,14 @@ def status_of(text: str | None) -> str | None:
     t = (text or "").lower()
     if not t:
         return None
-    if re.search(r"\b(exit\w*|left|leav\w*|depart\w*|not returning|won'?t return|dropped out|replaced)\b", t):
+    if fre.search(r"\b(exit\w*|left|leav\w*|depart\w*|not returning|won'?t return|dropped out|replaced)\b", t):
         return "exited"
-    if re.search(r"\b(linked|teas\w*|rumou?r\w*|unclear|not (?:fully )?clear|unconfirmed|tbc|tba|may|might|"
+    if fre.search(r"\b(linked|teas\w*|rumou?r\w*|unclear|not (?:fully )?clear|unconfirmed|tbc|tba|may|might|"
                  r"possibl\w*|uncertain|mystery|depending)\b", t):
         return "unconfirmed"
-    if re.search(r"\b(return\w*|back|reprising|coming back)\b", t):
+    if fre.search(r"\b(return\w*|back|reprising|coming back)\b", t):
         return "returning"
-    if re.search(r"\b(new|join\w*|adds?|added|newcomers?|cast as)\b", t):
+    if fre.search(r"\b(new|join\w*|adds?|added|newcomers?|cast as)\b", t):
         return "new"
     return None
 
@@ -737,7 +739,7 @@ def _from_tables(doc: Document, out: list[Claim]) -> None:
             if a >= len(row):
                 continue
             char = clean(row[c]) if c is not None and c < len(row) else None
-            if char and re.search(r"\b(new role|tba|tbc|unknown|n/a)\b", char, re.I):
+            if char and fre.search(r"\b(new role|tba|tbc|unknown|n/a)\b", char, re.I):
                 char = None
             status = status_of(row[st]) if st is not None and st < len(row) else None
             actor, aliases = _split_alias(clean(row[a]))
@@ -749,7 +751,7 @@ def _from_tables(doc: Document, out: list[Claim]) -> None:
                 out.append(Claim(actor, None, "alias:" + alias, 0, "row", "", -1))
 
 
-_PAREN_ALIAS = re.compile(r"^(?P<name>[^()]+?)\s*\((?P<alias>[^()]+)\)\s*$")
+_PAREN_ALIAS = Rx(r"^(?P<name>[^()]+?)\s*\((?P<alias>[^()]+)\)\s*$")
 
 
 def _split_alias(name: str) -> tuple[str, list[str]]:
@@ -847,7 +849,7 @@ def extract_cast(doc: Document, sentences: list[Sentence], work: str | None = No
     return _merge(claims, d)
 
 
-_PRONOUN_START = re.compile(r"^(?:He|She)\s+(?=(?:will|is|also|has|plays?|portrays?|joins?|returns?|stars?|was)\b)")
+_PRONOUN_START = Rx(r"^(?:He|She)\s+(?=(?:will|is|also|has|plays?|portrays?|joins?|returns?|stars?|was)\b)")
 
 
 def _read(doc: Document, sentences: list[Sentence], d: _Doc) -> list[Claim]:
@@ -874,7 +876,7 @@ def _subject(previous: tuple[Sentence, list[Claim]] | None, d: _Doc) -> str | No
     if previous is None or not previous[1]:
         return None
     sp = spans(previous[0].text)
-    if not sp or not re.fullmatch(r"\W*(?:[A-Z]\w*:\s*)?\W*", previous[0].text[:sp[0].start]):
+    if not sp or not fre.fullmatch(r"\W*(?:[A-Z]\w*:\s*)?\W*", previous[0].text[:sp[0].start]):
         return None  # the sentence must open with the name ('Exclusive: Dana Reyes has joined ...' does)
     name, _single = _resolve(strip_honorific(sp[0].tokens), d)
     return name if any(c.actor == name for c in previous[1]) else None

@@ -8,6 +8,9 @@ import functools
 import re
 from dataclasses import dataclass
 
+from watcher.extract import prefilter as fre
+from watcher.extract.prefilter import Rx
+
 DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u00ad"), "-")
 
 MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_name) if m}
@@ -23,26 +26,30 @@ _PART = r"(?P<part>early|the early part of|beginning of|the beginning of|start o
 _SEASON = r"(?P<season>spring|summer|fall|autumn|winter|holiday season|holidays)"
 
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("iso", re.compile(r"\b(?P<year>(?:19|20)\d{2})-(?P<m>\d{2})-(?P<day>\d{2})\b")),
-    ("day", re.compile(rf"\b(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MON}(?:,?\s+{_YEAR})?\b", re.I)),
-    ("day", re.compile(rf"\b{_MON}\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+{_YEAR})?(?!\d)", re.I)),
-    ("half", re.compile(rf"\b(?:the\s+)?(?P<half>first|second|1st|2nd)\s+half\s+of\s+{_YR_OR_REL}", re.I)),
-    ("half", re.compile(rf"\bH(?P<half>[12])\s+{_YEAR}\b", re.I)),
-    ("quarter", re.compile(rf"\bQ(?P<q>[1-4])\s*(?:of\s+)?{_YR_OR_REL}", re.I)),
-    ("quarter", re.compile(rf"\b(?:the\s+)?(?P<q>first|second|third|fourth|final|last)\s+quarter\s+of\s+{_YR_OR_REL}",
+    ("iso", Rx(r"\b(?P<year>(?:19|20)\d{2})-(?P<m>\d{2})-(?P<day>\d{2})\b")),
+    ("day", Rx(rf"\b(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MON}(?:,?\s+{_YEAR})?\b", re.I)),
+    ("day", Rx(rf"\b{_MON}\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+{_YEAR})?(?!\d)", re.I)),
+    ("half", Rx(rf"\b(?:the\s+)?(?P<half>first|second|1st|2nd)\s+half\s+of\s+{_YR_OR_REL}", re.I)),
+    ("half", Rx(rf"\bH(?P<half>[12])\s+{_YEAR}\b", re.I)),
+    ("quarter", Rx(rf"\bQ(?P<q>[1-4])\s*(?:of\s+)?{_YR_OR_REL}", re.I)),
+    ("quarter", Rx(rf"\b(?:the\s+)?(?P<q>first|second|third|fourth|final|last)\s+quarter\s+of\s+{_YR_OR_REL}",
                            re.I)),
-    ("month", re.compile(rf"\b(?:(?:early|mid|late|the beginning of|beginning of|the end of|end of)[\s-]+)?"
+    ("month", Rx(rf"\b(?:(?:early|mid|late|the beginning of|beginning of|the end of|end of)[\s-]+)?"
                          rf"{_MON}\s+(?:of\s+)?{_YEAR}\b", re.I)),
-    ("yseason", re.compile(rf"\b(?:this|next|the)\s+{_SEASON}\b(?:\s+(?:of\s+)?{_YEAR})?", re.I)),
-    ("yseason", re.compile(rf"\b{_SEASON}\s+(?:of\s+)?{_YEAR}\b", re.I)),
-    ("yseason", re.compile(rf"\b{_SEASON}\s+(?:of\s+)?(?P<rel>this year|next year)\b", re.I)),
-    ("part", re.compile(rf"\b{_PART}[\s-]+{_YR_OR_REL}", re.I)),
-    ("year", re.compile(rf"\b(?:in|by|for|of|during|a|an|the)?\s*{_YR_OR_REL}(?![\d–-])", re.I)),
+    ("yseason", Rx(rf"\b(?:this|next|the)\s+{_SEASON}\b(?:\s+(?:of\s+)?{_YEAR})?", re.I)),
+    ("yseason", Rx(rf"\b{_SEASON}\s+(?:of\s+)?{_YEAR}\b", re.I)),
+    ("yseason", Rx(rf"\b{_SEASON}\s+(?:of\s+)?(?P<rel>this year|next year)\b", re.I)),
+    ("part", Rx(rf"\b{_PART}[\s-]+{_YR_OR_REL}", re.I)),
+    ("year", Rx(rf"\b(?:in|by|for|of|during|a|an|the)?\s*{_YR_OR_REL}(?![\d–-])", re.I)),
     # a month without a year ('will begin in July'): the next such month from the reference date
-    ("bmonth", re.compile(r"\b(?:in|this|next|until|by|from|early|late|mid|for)\s+(?:early\s+|late\s+|mid-?)?"
+    ("bmonth", Rx(r"\b(?:in|this|next|until|by|from|early|late|mid|for)\s+(?:early\s+|late\s+|mid-?)?"
                           r"(?P<mon>(?-i:January|February|March|April|May|June|July|August|September|October|"
                           r"November|December))\b(?!\s+\d)", re.I)),
 ]
+
+
+# Most sentences hold no date at all: one look for the literals of every pattern turns them away.
+_ANY_DATE = fre.AnyOf([rx for _, rx in _PATTERNS])
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +128,7 @@ def _window(kind: str, m: re.Match[str], ref: dt.date | None) -> tuple[dt.date, 
         if year is None:
             if ref is None:
                 return None
-            year = ref.year + (1 if re.match(r"(?:early |late |mid-?)?next\b", m.group(0).lower()) else 0)
+            year = ref.year + (1 if fre.match(r"(?:early |late |mid-?)?next\b", m.group(0).lower()) else 0)
         e, la = _season_range(g["season"], year)
         return e, la, "year-part"
     if year is None:
@@ -153,6 +160,8 @@ def find_windows(sentence: str, ref: dt.date | None) -> list[Window]:
 def _find_windows(sentence: str, ref: dt.date | None) -> tuple[Window, ...]:
     # cached: the release, previous-release and filming rules read the same sentences
     sentence = sentence.translate(DASHES)
+    if not _ANY_DATE.possible(sentence):
+        return ()
     taken: list[tuple[int, int]] = []
     found: list[Window] = []
     for kind, rx in _PATTERNS:
@@ -162,10 +171,10 @@ def _find_windows(sentence: str, ref: dt.date | None) -> tuple[Window, ...]:
             s = e - len(m.group(0).lstrip())
             if any(s < te and ts < e for ts, te in taken):
                 continue
-            if kind == "bmonth" and re.search(r"\b(?:back|earlier|last|since|ago)\s*$", sentence[max(0, s - 10):s],
+            if kind == "bmonth" and fre.search(r"\b(?:back|earlier|last|since|ago)\s*$", sentence[max(0, s - 10):s],
                                               re.I):
                 continue  # 'back in March': a past month
-            if kind == "day" and re.search(r"\b(?:season|series|episode|part|chapter|vol\.?|volume|no\.?)\s*$",
+            if kind == "day" and fre.search(r"\b(?:season|series|episode|part|chapter|vol\.?|volume|no\.?)\s*$",
                                            sentence[max(0, s - 12):s], re.I):
                 continue  # 'the Season 2 May 26 premiere': 2 is a season, not a day
             try:
@@ -174,7 +183,7 @@ def _find_windows(sentence: str, ref: dt.date | None) -> tuple[Window, ...]:
                 w = None
             if w is None:
                 continue
-            text = re.sub(r"^(?:in|by|for|of|during|a|an|the)\s+", "", text, flags=re.I)
+            text = fre.sub(r"^(?:in|by|for|of|during|a|an|the)\s+", "", text, flags=re.I)
             taken.append((s, e))
             found.append(Window(text, w[0], w[1], w[2], s, e))
     return tuple(sorted(found, key=lambda w: w.start))

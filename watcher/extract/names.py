@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-import re
 import unicodedata
 from dataclasses import dataclass
 
+from watcher.extract import prefilter as fre
 from watcher.extract.lexicon import NEVER_NAME_WORDS, PLATFORM_WORDS, ROLE_NOUNS
+from watcher.extract.prefilter import Rx
 
 # Common surnames that open Korean and Chinese names and close Japanese ones (romanisation variants included).
 EAST_ASIAN_SURNAMES = frozenset("""
@@ -43,7 +44,7 @@ _SUFFIXES = frozenset({"jr", "jr.", "sr", "sr.", "ii", "iii", "iv"})
 _APOS = str.maketrans({"’": "'", "‘": "'", "`": "'", "ʼ": "'"})
 
 # A token: initials ('M.C.', 'E.'), or a word of letters with inner hyphens/apostrophes ('O'Grady', 'Ji-hu').
-_TOKEN = re.compile(r"(?:[A-Z]\.){2,}|[A-Z]\.(?=\s)|(?:Jr|Sr|St|Dr|Mr|Mrs|Ms)\.|[^\W\d_](?:[^\W\d_]|[-'](?=[^\W\d_]))*"
+_TOKEN = Rx(r"(?:[A-Z]\.){2,}|[A-Z]\.(?=\s)|(?:Jr|Sr|St|Dr|Mr|Mrs|Ms)\.|[^\W\d_](?:[^\W\d_]|[-'](?=[^\W\d_]))*"
                     r"|\d+|\S")
 
 
@@ -76,11 +77,11 @@ def surname_rank(token: str) -> int | None:
 
 # Romanised syllables: Japanese (Hepburn), Korean (Revised/McCune), Chinese (pinyin). A token made only of one
 # family's syllables is name-shaped in that language even when no list holds it.
-_JA = re.compile(r"^(?:(?:ky|gy|sh|ch|ny|hy|my|ry|by|py|ts|[kgsztdnhbpmyrwfj])?[aeiouāēīōū]u?|n(?![aeiouy]))+$")
+_JA = Rx(r"^(?:(?:ky|gy|sh|ch|ny|hy|my|ry|by|py|ts|[kgsztdnhbpmyrwfj])?[aeiouāēīōū]u?|n(?![aeiouy]))+$")
 _KO_SYL = r"(?:[bcdghjkmnprstwy]|ch|kk|tt|pp|ss|jj|ph|th|kh)?(?:[aeiou]|ae|eo|eu|oe|ui|ya|yeo|yo|yu|ye|wa|wo|we|wi|" \
           r"oo|ee)(?:ng|n|m|l|k|p|t|r|h)?"
-_KO = re.compile(rf"^{_KO_SYL}(?:-?{_KO_SYL})?$")
-_PINYIN = re.compile(r"^(?:(?:zh|ch|sh|[bpmfdtnlgkhjqxrzcsyw])?(?:iang|iong|uang|ang|eng|ing|ong|ian|iao|uai|uan|ai|ei|"
+_KO = Rx(rf"^{_KO_SYL}(?:-?{_KO_SYL})?$")
+_PINYIN = Rx(r"^(?:(?:zh|ch|sh|[bpmfdtnlgkhjqxrzcsyw])?(?:iang|iong|uang|ang|eng|ing|ong|ian|iao|uai|uan|ai|ei|"
                      r"ao|ou|an|en|in|un|ia|ie|iu|ua|uo|ui|ue|er|a|e|i|o|u|v)){1,3}$")
 
 
@@ -112,7 +113,7 @@ def spans(sentence: str) -> list[Span]:
 @functools.lru_cache(maxsize=4096)
 def _spans(sentence: str) -> tuple[Span, ...]:
     s = sentence.translate(_APOS)
-    toks = [(m.group(0), m.start(), m.end()) for m in _TOKEN.finditer(s)]
+    toks = [(m[0], *m.span()) for m in _TOKEN.rx.finditer(s)]
     out: list[Span] = []
     run: list[tuple[str, int, int]] = []
 
@@ -126,6 +127,8 @@ def _spans(sentence: str) -> tuple[Span, ...]:
         run = []
 
     for i, (tok, st, en) in enumerate(toks):
+        if not run and not tok[:1].isupper():
+            continue  # a lowercase word outside a name: nothing below would happen to it
         gap_ok = not run or s[run[-1][2]:st] in (" ", "")
         if not gap_ok:
             flush()
@@ -162,7 +165,7 @@ def _spans(sentence: str) -> tuple[Span, ...]:
 
 
 def _first_word(s: str) -> int:
-    m = re.search(r"[^\W\d_]", s)
+    m = fre.search(r"[^\W\d_]", s)
     return m.start() if m else -1
 
 
@@ -179,7 +182,7 @@ def strip_honorific(tokens: tuple[str, ...]) -> tuple[str, ...]:
 def person_evidence(tokens: tuple[str, ...]) -> float:
     """0..1: how much these tokens look like one person's name, from name lists and name shape alone."""
     tokens = strip_honorific(tuple(t for t in tokens if fold(t) not in _SUFFIXES))
-    core = [t for t in tokens if fold(t) not in _PARTICLES and not re.fullmatch(r"(?:[A-Z]\.)+", t)]
+    core = [t for t in tokens if fold(t) not in _PARTICLES and not fre.fullmatch(r"(?:[A-Z]\.)+", t)]
     if not core or len(core) > 4:
         return 0.0
     if any(fold(t) in NEVER_NAME_WORDS or fold(t) in ROLE_NOUNS or fold(t) in PLATFORM_WORDS for t in core):
@@ -215,4 +218,4 @@ def clean_actor(text: str) -> str:
     toks = text.split()
     toks = list(strip_honorific(tuple(toks)))
     name = " ".join(toks)
-    return re.sub(r"['’]s?$", "", name).strip()
+    return fre.sub(r"['’]s?$", "", name).strip()

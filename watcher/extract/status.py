@@ -8,14 +8,17 @@ advanced stage stated as fact, the platform most tied to the work).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
 from watcher.extract import lexicon as lx
+from watcher.extract import prefilter as fre
 from watcher.extract.dates import find_windows
 from watcher.extract.names import fold, person_evidence, spans
+from watcher.extract.prefilter import Rx
 from watcher.extract.text import Sentence, about_other_season, seasons_mentioned
 from watcher.records import FilmingFact, ScalarFact
 
@@ -28,29 +31,41 @@ class Target:
     season: int | None
 
     def named_in(self, text: str) -> bool:
-        if not self.work:
-            return False
-        base = re.sub(r"\s*:.*$", "", self.work)
-        return bool(re.search(r"(?<!\w)" + re.escape(base) + r"(?!\w)", text, re.I))
+        return bool(self.work) and _names_work(self.work, text)
 
 
-_SELF = re.compile(r"\b(?:the|this|its|that)\s+(?:\w+[- ]){0,3}?(?:series|show|drama|film|movie|sequel|season|"
+@functools.lru_cache(maxsize=256)
+def _work_rx(work: str) -> re.Pattern[str]:
+    base = fre.sub(r"\s*:.*$", "", work)
+    return re.compile(r"(?<!\w)" + re.escape(base) + r"(?!\w)", re.I)
+
+
+# cached: every rule asks of every sentence whether it names the work
+@functools.lru_cache(maxsize=8192)
+def _names_work(work: str, text: str) -> bool:
+    return bool(_work_rx(work).search(text))
+
+
+_SELF = Rx(r"\b(?:the|this|its|that)\s+(?:\w+[- ]){0,3}?(?:series|show|drama|film|movie|sequel|season|"
                    r"anime|k-drama|instal+ment|project|programme|program|title)\b|\b(?:it|it's|its)\b", re.I)
-_QUOTED_TITLE = re.compile(r"[\"“]([A-Z][^\"“”]{1,50})[\"”]|(?<!\w)'([A-Z][^']{1,50})'(?!\w)")
+_QUOTED_TITLE = Rx(r"[\"“]([A-Z][^\"“”]{1,50})[\"”]|(?<!\w)'([A-Z][^']{1,50})'(?!\w)")
 
 
 def other_work(s: Sentence, target: Target) -> bool:
     """The sentence is about another work: it quotes or names another title and not the target one, or talks
     only about other seasons."""
-    if s.kind == "title":
-        return False
-    if about_other_season(s.text, target.season):
+    return s.kind != "title" and _other_work(s.text, target)
+
+
+@functools.lru_cache(maxsize=8192)  # every rule asks it of every sentence
+def _other_work(text: str, target: Target) -> bool:
+    if about_other_season(text, target.season):
         return True
-    if target.named_in(s.text):
+    if target.named_in(text):
         return False
-    for q in _QUOTED_TITLE.finditer(s.text):
+    for q in _QUOTED_TITLE.finditer(text):
         title = (q.group(1) or q.group(2)).strip(" ,.")
-        if len(title.split()) <= 8 and not re.search(r"[.!?]$", title):
+        if len(title.split()) <= 8 and not fre.search(r"[.!?]$", title):
             return True
     return False
 
@@ -61,26 +76,26 @@ def _about_target(s: Sentence, target: Target) -> bool:
 
 
 def _rx(rows: list[tuple[str, str, str]]) -> list[tuple[re.Pattern[str], str]]:
-    return [(re.compile(p, re.I), value) for p, value, _ in rows]
+    return [(Rx(p, re.I), value) for p, value, _ in rows]
 
 
 _RENEWAL = _rx(lx.RENEWAL)
-_NOT_CANCELLED = re.compile(lx.NOT_CANCELLED, re.I)
-_HYPOTHETICAL = re.compile(lx.HYPOTHETICAL, re.I)
+_NOT_CANCELLED = Rx(lx.NOT_CANCELLED, re.I)
+_HYPOTHETICAL = Rx(lx.HYPOTHETICAL, re.I)
 
 
 # Claims about shows in general ('some shows get cancelled after one season') are about no show in particular.
-_GENERIC = re.compile(r"\b(?:some|many|most|other|few|several|these|those|all)\s+(?:\w+\s+){0,2}(?:shows|series|"
+_GENERIC = Rx(r"\b(?:some|many|most|other|few|several|these|those|all)\s+(?:\w+\s+){0,2}(?:shows|series|"
                       r"dramas|films|titles|originals)\b", re.I)
 
 
-_OBJECT_TITLE = re.compile(r"^\s+(?:(?:its|the|their|his|her|a)\s+)?(?:(?:comedy|drama|series|show|thriller|hit|"
+_OBJECT_TITLE = Rx(r"^\s+(?:(?:its|the|their|his|her|a)\s+)?(?:(?:comedy|drama|series|show|thriller|hit|"
                            r"sitcom|procedural|anime|reality|animated|fantasy|sci-fi|horror|limited|docuseries|"
                            r"spin-?off|k-drama|crime|teen|medical|legal|period|romantic|new)\s+){0,3}((?:[A-Z][\w'’:-]*"
                            r"(?:\s+(?:of|the|and|in|on|to|a))?\s*){1,6})")
 # The title a renewal verb is said of: 'Other Show has been renewed', 'Other Show, which was picked up',
 # 'Other Show has yet to be renewed'.
-_SUBJECT_TITLE = re.compile(r"((?:[A-Z][\w'’:-]*(?:\s+(?:of|the|and|in|on|to|a))?\s+){0,5}[A-Z][\w'’:-]*)"
+_SUBJECT_TITLE = Rx(r"((?:[A-Z][\w'’:-]*(?:\s+(?:of|the|and|in|on|to|a))?\s+){0,5}[A-Z][\w'’:-]*)"
                             r"(?:,?\s+(?P<which>which|that)\s+|\s+)(?:(?:has|have|was|were|is|had|been|also|officially|now|"
                             r"yet|to|be|not|never|already|just|recently)\s+){1,4}$")
 
@@ -89,8 +104,8 @@ def _names_other_title(t: str, m: re.Match[str], target: Target) -> bool:
     """A renewal verb whose object or subject is a title other than the target's."""
     titles: list[tuple[str, bool]] = []  # (title, whether it may be a person's name)
     obj = _OBJECT_TITLE.match(t[m.end():])
-    if obj and re.search(r"(?:renew\w*|cancel\w*|axe[ds]?|greenl\w*|picked up|pick up|order\w*)\s*$", m.group(0),
-                         re.I) and not re.search(r"\b(?:been|was|were|is|are|wasn't|isn't|not)\b", m.group(0), re.I):
+    if obj and fre.search(r"(?:renew\w*|cancel\w*|axe[ds]?|greenl\w*|picked up|pick up|order\w*)\s*$", m.group(0),
+                         re.I) and not fre.search(r"\b(?:been|was|were|is|are|wasn't|isn't|not)\b", m.group(0), re.I):
         titles.append((obj.group(1).strip(), True))
     subj = _SUBJECT_TITLE.search(t[:m.start()])
     if subj and not target.named_in(subj.group(1)):
@@ -102,9 +117,9 @@ def _names_other_title(t: str, m: re.Match[str], target: Target) -> bool:
         words = title.split()
         if target.named_in(title) or not words or fold(words[0]) in lx.PLATFORM_WORDS or _is_platform(title) or \
                 (maybe_person and person_evidence(tuple(words)) >= 0.6) or \
-                re.match(r"(?:Season|Series|The series|The show|It|This|Netflix|The network|The streamer)\b", title):
+                fre.match(r"(?:Season|Series|The series|The show|It|This|Netflix|The network|The streamer)\b", title):
             continue
-        if re.search(r"\b(?:season|series|episode)\b", title, re.I):
+        if fre.search(r"\b(?:season|series|episode)\b", title, re.I):
             continue
         return True
     return False
@@ -138,19 +153,19 @@ def renewal(sentences: list[Sentence], target: Target, production_stage: str | N
                 continue
             if value == "cancelled" and (_NOT_CANCELLED.search(t) or _person_subject(t, m.start())):
                 continue
-            if value == "renewed" and re.search(r"\breturn", m.group(0), re.I) and _person_subject(t, m.start()):
+            if value == "renewed" and fre.search(r"\breturn", m.group(0), re.I) and _person_subject(t, m.start()):
                 continue  # 'Dana Reyes returns for a second season': an actor's return, not the show's renewal
             if _names_other_title(t, m, target):
                 continue  # 'the network also renewed its comedy Other Show': another work's renewal
-            if value == "cancelled" and re.match(r"(?:will not|won't|isn't|is not|not)\b", m.group(0), re.I) and \
+            if value == "cancelled" and fre.match(r"(?:will not|won't|isn't|is not|not)\b", m.group(0), re.I) and \
                     s.kind != "title" and not (target.named_in(t[:m.start()]) or _SELF.search(t[:m.start()])):
                 continue  # 'who will not be returning for season 4 is Dana Reyes': an actor, not the show
-            if value != "unconfirmed" and re.search(r"\b(?:whether|if)\b", t[:m.start()], re.I):
+            if value != "unconfirmed" and fre.search(r"\b(?:whether|if)\b", t[:m.start()], re.I):
                 value = "unconfirmed"
-            if value == "renewed" and re.search(r"\b(?:not|n't|never|yet to|no)\s+(?:\w+\s+){0,2}$", t[:m.start()],
+            if value == "renewed" and fre.search(r"\b(?:not|n't|never|yet to|no)\s+(?:\w+\s+){0,2}$", t[:m.start()],
                                                 re.I):
                 value = "unconfirmed"  # 'has not yet renewed
-            conf = 0.9 if re.search(r"official|confirm|announc", t, re.I) else 0.8
+            conf = 0.9 if fre.search(r"official|confirm|announc", t, re.I) else 0.8
             if value == "unconfirmed":
                 vague = ScalarFact(value=value, evidence=t, confidence=0.6)
             else:
@@ -164,8 +179,8 @@ def renewal(sentences: list[Sentence], target: Target, production_stage: str | N
     return definite or vague
 
 
-_STAGES = [(stage, re.compile(p, re.I)) for stage, p, _ in lx.PRODUCTION]
-_QUESTION = re.compile(r"^\W*(?:when|will|is|has|does|can|how|what|why|who|are|did|should|could|would)\b[^.]*\?", re.I)
+_STAGES = [(stage, Rx(p, re.I)) for stage, p, _ in lx.PRODUCTION]
+_QUESTION = Rx(r"^\W*(?:when|will|is|has|does|can|how|what|why|who|are|did|should|could|would)\b[^.]*\?", re.I)
 _RANK = {"development": 0, "pre-production": 1, "filming": 2, "post-production": 3, "complete": 4, "released": 5}
 
 
@@ -198,14 +213,14 @@ def production(sentences: list[Sentence], target: Target) -> ScalarFact | None:
     return stated or best
 
 
-_NOW_IN = re.compile(r"\b(?:is|are)\s+(?:now|currently)\s+(?:deep\s+)?in\s+(pre-?production|post-?production|"
+_NOW_IN = Rx(r"\b(?:is|are)\s+(?:now|currently)\s+(?:deep\s+)?in\s+(pre-?production|post-?production|"
                      r"development|production)\b", re.I)
 
 
-_FILM_START = re.compile(r"\b(began|begin|begun|start\w*|commenc\w*|kick\w* off|shoot start|rolling|under ?way|"
+_FILM_START = Rx(r"\b(began|begin|begun|start\w*|commenc\w*|kick\w* off|shoot start|rolling|under ?way|"
                          r"got going|resum\w*)\b", re.I)
-_FILM_END = re.compile(r"\b(wrap\w*|finish\w*|complet\w*|ended|end)\b", re.I)
-_FILM_CTX = re.compile(r"\b(film\w*|shoot\w*|photography|production|cameras)\b", re.I)
+_FILM_END = Rx(r"\b(wrap\w*|finish\w*|complet\w*|ended|end)\b", re.I)
+_FILM_CTX = Rx(r"\b(film\w*|shoot\w*|photography|production|cameras)\b", re.I)
 
 
 def filming(sentences: list[Sentence], target: Target, ref: dt.date | None) -> FilmingFact | None:
@@ -214,12 +229,12 @@ def filming(sentences: list[Sentence], target: Target, ref: dt.date | None) -> F
     end: tuple[dt.date, str, str] | None = None
     for s in sentences:
         t = s.text
-        if not _FILM_CTX.search(t) or other_work(s, target) or re.search(r"\b(?:might|could|would|if|hope|"
+        if not _FILM_CTX.search(t) or other_work(s, target) or fre.search(r"\b(?:might|could|would|if|hope|"
                                                                           r"hoping)\b", t, re.I):
             continue
-        windows = [(w.earliest, w.precision, w.start, bool(re.search(r"\d{4}", w.text))) for w in find_windows(t, ref)]
+        windows = [(w.earliest, w.precision, w.start, bool(fre.search(r"\d{4}", w.text))) for w in find_windows(t, ref)]
         if ref is not None:
-            windows += [(ref, "day", m.start(), True) for m in re.finditer(r"\btoday\b", t, re.I)]
+            windows += [(ref, "day", m.start(), True) for m in fre.finditer(r"\btoday\b", t, re.I)]
         for day, precision, at, has_year in windows:
             if precision not in ("day", "month"):
                 continue
@@ -227,13 +242,13 @@ def filming(sentences: list[Sentence], target: Target, ref: dt.date | None) -> F
             after = t[at:at + 30]
             starts = [m.end() for m in _FILM_START.finditer(before)]
             ends = [m.end() for m in _FILM_END.finditer(before)]
-            if not starts and not ends and re.search(r"today", after[:6], re.I):
+            if not starts and not ends and fre.search(r"today", after[:6], re.I):
                 starts = [m.end() for m in _FILM_START.finditer(t[max(0, at - 60):at + 40])]
             if not starts and not ends:
                 continue
-            if ref is not None and day > ref and re.search(r"\b(?:will|set to|scheduled|slated)\b", before, re.I):
+            if ref is not None and day > ref and fre.search(r"\b(?:will|set to|scheduled|slated)\b", before, re.I):
                 continue  # a planned start is not a start
-            if ref is not None and day > ref and not has_year and re.search(r"\b(?:began|started|wrapped|finished|"
+            if ref is not None and day > ref and not has_year and fre.search(r"\b(?:began|started|wrapped|finished|"
                                                                             r"completed|ended|"
                                                            r"kicked off|commenced|got under ?way|resumed)\b", before,
                                                            re.I):
@@ -260,11 +275,11 @@ def filming(sentences: list[Sentence], target: Target, ref: dt.date | None) -> F
 
 _SPELLINGS = sorted(((spelling, canon) for canon, vs in lx.PLATFORMS.items() for spelling in vs),
                     key=lambda sc: len(sc[0]), reverse=True)
-_PLATFORM_RX = re.compile(r"(?<![\w+])(" + "|".join(re.escape(sp) for sp, _ in _SPELLINGS) + r")(?![\w+])")
+_PLATFORM_RX = Rx(r"(?<![\w+])(" + "|".join(re.escape(sp) for sp, _ in _SPELLINGS) + r")(?![\w+])")
 _CANON = {sp: canon for sp, canon in _SPELLINGS}
-_CONTEXT = re.compile(lx.PLATFORM_CONTEXT, re.I)
-_THEATRICAL = re.compile(lx.THEATRICAL, re.I)
-_HEDGE = re.compile(r"\b(?:rumou?r\w*|likely|(?-i:may)|might|could|possibly|reportedly|negotiat\w*|if|whether|"
+_CONTEXT = Rx(lx.PLATFORM_CONTEXT, re.I)
+_THEATRICAL = Rx(lx.THEATRICAL, re.I)
+_HEDGE = Rx(r"\b(?:rumou?r\w*|likely|(?-i:may)|might|could|possibly|reportedly|negotiat\w*|if|whether|"
                     r"hope\w*)\b",
                     re.I)
 _CATCH_UP = frozenset({"BBC iPlayer", "ABC iview", "Nine", "Channel 4"})
@@ -278,13 +293,14 @@ def _platform_mentions(text: str) -> list[tuple[str, int, int]]:
         if spelling in lx.AMBIGUOUS_PLATFORMS or canon in lx.AMBIGUOUS_PLATFORMS:
             after = text[m.end():m.end() + 2]
             around = text[max(0, m.start() - 25):m.end() + 25]
-            if re.match(r"\s[A-Z]", after) and not re.match(r"\s(?:Original|Series|Show|Network|Channel|Chief|CEO)",
+            if fre.match(r"\s[A-Z]", after) and not fre.match(r"\s(?:Original|Series|Show|Network|Channel|Chief|CEO)",
                                                             text[m.end():m.end() + 10]):
                 continue  # 'Max Carver', 'Stan Lee': a name
-            if not re.search(r"(?:\bon|\bto|\bvia|\bfrom|\band|['’]s)\s*$", text[max(0, m.start() - 6):m.start()]) and \
-                    not re.match(r"['’]s\b|\s+(?:series|show|drama|original|network|streamer|service|channel|"
+            if not fre.search(r"(?:\bon|\bto|\bvia|\bfrom|\band|['’]s)\s*$",
+                              text[max(0, m.start() - 6):m.start()]) and \
+                    not fre.match(r"['’]s\b|\s+(?:series|show|drama|original|network|streamer|service|channel|"
                                  r"chief|ceo|boss|executive)\b", text[m.end():], re.I) and \
-                    not re.search(r"\b(?:network|streamer|channel)\b", around, re.I):
+                    not fre.search(r"\b(?:network|streamer|channel)\b", around, re.I):
                 continue
         out.append((canon, m.start(), m.end()))
     return out
@@ -302,16 +318,19 @@ def platform(sentences: list[Sentence], target: Target) -> ScalarFact | None:
         other_season = about_other_season(t, target.season)
         if other_work(s, target) and not other_season:
             continue
+        found = _platform_mentions(t)
+        theatrical = _THEATRICAL.search(t)
+        if not found and not theatrical:
+            continue
         about = _about_target(s, target)
         hedged = bool(_HEDGE.search(t))
-        found = _platform_mentions(t)
-        if _THEATRICAL.search(t) and (about or not found):
-            found.append(("theatrical", _THEATRICAL.search(t).start(), _THEATRICAL.search(t).end()))  # type: ignore[union-attr]
+        if theatrical and (about or not found):
+            found.append(("theatrical", theatrical.start(), theatrical.end()))
         for canon, a, _b in found:
             w = 1.0 + (1.0 if about else 0.0) + (1.0 if s.kind == "title" else 0.0)
             if _CONTEXT.search(t[max(0, a - 30):a + 40]):
                 w += 1.0
-            if re.search(r"\w\s+on\s+$", t[max(0, a - 12):a]) and canon in ("Disney+", "Hulu", "Prime Video"):
+            if fre.search(r"\w\s+on\s+$", t[max(0, a - 12):a]) and canon in ("Disney+", "Hulu", "Prime Video"):
                 w -= 1.5  # 'Hulu on Disney+': the service inside another
             if canon in _CATCH_UP:
                 w -= 1.0
@@ -339,7 +358,7 @@ def platform(sentences: list[Sentence], target: Target) -> ScalarFact | None:
 
 # --------------------------------------------------------------------------- trailer
 
-_TRAILERS = [(re.compile(p, re.I), value) for p, value, _ in lx.TRAILER]
+_TRAILERS = [(Rx(p, re.I), value) for p, value, _ in lx.TRAILER]
 
 
 def trailer(sentences: list[Sentence], target: Target) -> ScalarFact | None:
@@ -347,9 +366,9 @@ def trailer(sentences: list[Sentence], target: Target) -> ScalarFact | None:
     result: ScalarFact | None = None
     for s in sentences:
         t = s.text
-        if not re.search(r"\b(trailers?|teasers?)\b", t, re.I) or other_work(s, target) or s.kind == "heading":
+        if not fre.search(r"\b(trailers?|teasers?)\b", t, re.I) or other_work(s, target) or s.kind == "heading":
             continue
-        if re.search(r"\b(?:first|previous|last)\s+season['’]?s?\b|\bseason 1\b", t, re.I) and \
+        if fre.search(r"\b(?:first|previous|last)\s+season['’]?s?\b|\bseason 1\b", t, re.I) and \
                 target.season not in (None, 1):
             continue
         for rx, value in _TRAILERS:

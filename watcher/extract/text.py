@@ -7,17 +7,20 @@ import functools
 import re
 from dataclasses import dataclass
 
+from watcher.extract import prefilter as fre
 from watcher.extract.dates import DASHES
+from watcher.extract.prefilter import Rx
 from watcher.records import Document
 
-_SPLIT = re.compile(r"(?<!\bJan\.)(?<!\bFeb\.)(?<!\bMar\.)(?<!\bApr\.)(?<!\bJun\.)(?<!\bJul\.)(?<!\bAug\.)"
+# The lookbehind that holds at few positions comes first: the abbreviations are tested only after a stop.
+_SPLIT = Rx(r"(?<=[.!?])(?<!\bJan\.)(?<!\bFeb\.)(?<!\bMar\.)(?<!\bApr\.)(?<!\bJun\.)(?<!\bJul\.)(?<!\bAug\.)"
                     r"(?<!\bSep\.)(?<!\bOct\.)(?<!\bNov\.)(?<!\bDec\.)(?<!\bSept\.)(?<!\bMr\.)(?<!\bDr\.)"
-                    r"(?<!\bMs\.)(?<!\bSt\.)(?<!\bJr\.)(?<!\bvs\.)(?<!\b[A-Z]\.)(?<=[.!?])[\"”’)]?\s+(?=[\"“‘(]?[A-Z0-9])")
+                    r"(?<!\bMs\.)(?<!\bSt\.)(?<!\bJr\.)(?<!\bvs\.)(?<!\b[A-Z]\.)[\"”’)]?\s+(?=[\"“‘(]?[A-Z0-9])")
 _ORD = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8}
-_SEASON_NUM = re.compile(r"\b(?:season|series|s)\s*(\d{1,2})\b", re.I)
-_SEASON_ORD = re.compile(r"\b(first|second|third|fourth|fifth|sixth|seventh|eighth)\s+(?:season|series|instal+ment)\b",
+_SEASON_NUM = Rx(r"\b(?:season|series|s)\s*(\d{1,2})\b", re.I)
+_SEASON_ORD = Rx(r"\b(first|second|third|fourth|fifth|sixth|seventh|eighth)\s+(?:season|series|instal+ment)\b",
                          re.I)
-_SEASON_NEW = re.compile(r"\b(?:new|next|upcoming|latest|second|another)\s+(?:season|instal+ment)\b", re.I)
+_SEASON_NEW = Rx(r"\b(?:new|next|upcoming|latest|second|another)\s+(?:season|instal+ment)\b", re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +67,9 @@ def split_sentences(text: str) -> list[str]:
     return out
 
 
-def seasons_mentioned(text: str, target: int | None) -> set[int]:
+def seasons_mentioned(text: str, target: int | None) -> frozenset[int]:
     """Season numbers a sentence names; 'the new/next season' counts as the target season."""
-    return set(_seasons(text, target))
+    return _seasons(text, target)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -80,7 +83,7 @@ def _seasons(text: str, target: int | None) -> frozenset[int]:
 
 def about_other_season(text: str, target: int | None) -> bool:
     """True when the sentence names only seasons other than the target one."""
-    found = seasons_mentioned(text, target)
+    found = _seasons(text, target)
     return bool(found) and target is not None and target not in found
 
 
@@ -97,7 +100,7 @@ _DATE = (r"(?:(?P<y>(?:19|20)\d{2})[-/.](?P<m>\d{1,2})(?:[-/.](?P<d>\d{1,2}))?\b
 _TIME = r"(?:,?\s+(?:at\s+)?\d{1,2}[:.]\d{2}(?:\s*[ap]\.?m\.?)?(?:\s+[A-Z]{2,4})?)?"
 _BYLINE_BY = r"(?:\s+by\s+[A-Z][\w.'’-]*(?:\s+[A-Z][\w.'’-]*){0,3})?"
 _SEPARATOR = r"(?:\s*$|\s*[|·•—–-]\s*|\s+(?=by\s))"
-_DATELINE = re.compile(
+_DATELINE = Rx(
     r"^\s*(?:(?P<kw>date|dated|posted(?: on)?|published(?: on)?|(?:last\s+)?updated(?: on)?)\s*:?\s*"
     r"|(?P<by>by\s+[^\n|·•]{1,60}?)\s*(?:\bon\b|[|·•,–—-])\s*)?"
     + _DATE + _TIME + _BYLINE_BY + r"(?P<end>" + _SEPARATOR + r")?\s*\d{0,2}\s*", re.I)
@@ -177,4 +180,4 @@ def document_sentences(doc: Document) -> tuple[list[Sentence], dt.date | None, b
 
 def _listy(line: str) -> bool:
     """A line that continues a lead-in's list: a short 'Name as Role' line or one with several commas."""
-    return bool(re.search(r"\b(?:as|how)\s+[A-Z]", line)) or line.count(",") >= 2
+    return bool(fre.search(r"\b(?:as|how)\s+[A-Z]", line)) or line.count(",") >= 2

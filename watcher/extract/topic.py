@@ -15,8 +15,10 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from watcher.extract import prefilter as fre
 from watcher.extract.lexicon import NEVER_NAME_WORDS, PLATFORMS, ROLE_NOUNS
 from watcher.extract.names import fold, person_evidence, spans
+from watcher.extract.prefilter import Rx
 from watcher.extract.text import clean
 from watcher.records import work_key
 
@@ -45,7 +47,7 @@ _CUT_BACK = _CUT - {"show", "film", "movie", "drama", "anime", "star", "stars", 
                     "family", "game", "games", "doctor", "boys", "girls", "office", "crown", "witcher"}
 _JOIN = {"of", "the", "and", "in", "on", "to", "for", "with", "at", "by", "from", "a", "an", "wa", "no", "ni",
          "de", "la", "le", "du", "des", "von", "vs", "&", "is", "are"}
-_DESCRIPTOR = re.compile(r"\b(?:spin-?off|sequel|prequel|follow-up|remake|reboot|adaptation|series|drama|show|"
+_DESCRIPTOR = Rx(r"\b(?:spin-?off|sequel|prequel|follow-up|remake|reboot|adaptation|series|drama|show|"
                          r"film|movie|anime|k-drama|thriller|comedy|sitcom)\s+$", re.I)
 _PLATFORM_NAMES = {fold(v) for vs in PLATFORMS.values() for v in vs}
 _GENRE = frozenset("""series show drama k-drama kdrama thriller k-thriller comedy horror anime film movie sitcom
@@ -63,10 +65,10 @@ def _season_number(word: str) -> int | None:
 
 def _strip_headline(title: str) -> str:
     t = clean(title)
-    t = re.sub(r"^\s*\[[^\]]{1,60}\]\s*", "", t)  # '[Site News] ...'
-    t = re.sub(r"^(?:spotted|exclusive|breaking|watch|report|update|review|first look|confirmed|official)\s*:\s*",
+    t = fre.sub(r"^\s*\[[^\]]{1,60}\]\s*", "", t)  # '[Site News] ...'
+    t = fre.sub(r"^(?:spotted|exclusive|breaking|watch|report|update|review|first look|confirmed|official)\s*:\s*",
                "", t, flags=re.I)
-    t = re.sub(r"\s+[|–-]\s+[^|–-]{2,40}$", "", t) if re.search(r"\s[|]\s", t) else t  # ' | Site Name'
+    t = fre.sub(r"\s+[|–-]\s+[^|–-]{2,40}$", "", t) if fre.search(r"\s[|]\s", t) else t  # ' | Site Name'
     return t.strip()
 
 
@@ -112,7 +114,7 @@ def _is_person(text: str) -> bool:
 def _count(body: str, work: str) -> int:
     if not work:
         return 0
-    return len(re.findall(r"(?<![\w])" + re.escape(work) + r"(?![\w])", body, re.I))
+    return len(fre.findall(r"(?<![\w])" + re.escape(work) + r"(?![\w])", body, re.I))
 
 
 def _candidates(headline: str) -> tuple[list[tuple[str, int]], int | None]:
@@ -120,7 +122,7 @@ def _candidates(headline: str) -> tuple[list[tuple[str, int]], int | None]:
     1: another title run), and the season it names, if any."""
     cands: list[tuple[str, int]] = []
     season: int | None = None
-    for q in re.finditer(r"[\"“‘]([^\"“”‘’]{2,60})[\"”’]|(?<!\w)'([^']{2,60})'(?!\w)", headline):
+    for q in fre.finditer(r"[\"“‘]([^\"“”‘’]{2,60})[\"”’]|(?<!\w)'([^']{2,60})'(?!\w)", headline):
         inner = (q.group(1) or q.group(2)).strip()
         if inner[:1].isupper() and len(inner.split()) <= 9 and not _is_person(inner):
             cands.append((inner, 3))
@@ -134,7 +136,7 @@ def _candidates(headline: str) -> tuple[list[tuple[str, int]], int | None]:
             after = words[i + 2:]
             if after and fold(after[0]) == "of":  # 'Season 4 of Nightfall'
                 cands.insert(0, (" ".join(_title_run(after, 1, introduced=True)), 3))
-        elif re.fullmatch(r"s\d{1,2}", low):  # 'Nightfall S3'
+        elif fre.fullmatch(r"s\d{1,2}", low):  # 'Nightfall S3'
             season = season or int(low[1:])
             cands.append((" ".join(_title_run(words, i - 1, forward=False)), 3))
         elif low in _NUMBER_WORDS and i + 1 < len(words) and fold(nxt.strip(",:;!?.")) in ("season", "series") \
@@ -164,19 +166,19 @@ def _candidates(headline: str) -> tuple[list[tuple[str, int]], int | None]:
     for n, (at, run) in enumerate(runs):
         prior = 2 if at == 0 else 1
         nxt_run = runs[n + 1][1] if n + 1 < len(runs) else []
-        if words[at + len(run) - 1].endswith(",") and any(re.search(r"['’]s$", w) for w in nxt_run[:-1]):
+        if words[at + len(run) - 1].endswith(",") and any(fre.search(r"['’]s$", w) for w in nxt_run[:-1]):
             continue  # 'Tom Hale, Ivy Moss's Nightfall': names of people before the title
         genre = [k for k, w in enumerate(run[:-1]) if fold(w) in _GENRE]
         if genre:  # "Zombie K-Thriller Nightfall": the title after its genre words
             cands.append((" ".join(run[genre[-1] + 1:]), prior))
-        poss = [k for k, w in enumerate(run[:-1]) if re.search(r"['’]s$", w)]
+        poss = [k for k, w in enumerate(run[:-1]) if fre.search(r"['’]s$", w)]
         if poss:  # "Star Name's Title": the title after the possessive
             cands.append((" ".join(run[poss[-1] + 1:]), 2))
             prior = 1
         cands.append((" ".join(run), prior))
     cleaned: list[tuple[str, int]] = []
     for c, prior in cands:
-        c = re.sub(r"^(?:[A-Z][\w.]*\s+){1,3}?[A-Z][\w]*['’]s?\s+(?=[A-Z])", lambda m: "" if _is_person(
+        c = fre.sub(r"^(?:[A-Z][\w.]*\s+){1,3}?[A-Z][\w]*['’]s?\s+(?=[A-Z])", lambda m: "" if _is_person(
             m.group(0).strip().rstrip("'’s").rstrip("'’")) else m.group(0), c)  # "Star Name's Title"
         c = c.strip(" :,-–")
         if c and not c.isdigit() and not _is_person(c) and fold(c) not in _PLATFORM_NAMES and \
@@ -188,23 +190,23 @@ def _candidates(headline: str) -> tuple[list[tuple[str, int]], int | None]:
 def _body_season(text: str, work: str | None) -> int | None:
     """The season the body is about: the later season it names most, not counting another work's seasons."""
     nums: Counter[int] = Counter()
-    for m in re.finditer(rf"\b(?:season|series)\s+({_NUM})|\b({_ORD})\s+(?:season|series|instal+ment)\b", text,
+    for m in fre.finditer(rf"\b(?:season|series)\s+({_NUM})|\b({_ORD})\s+(?:season|series|instal+ment)\b", text,
                          re.I):
         n = _season_number(m.group(1) or m.group(2))
         if n is None:
             continue
         before = text[max(0, m.start() - 40):m.start()]
-        owner = re.search(r"((?:[A-Z][\w'’:-]*\s+){1,5})$", before)
-        if owner and work and fold(work) not in fold(owner.group(1)) and not re.search(
+        owner = fre.search(r"((?:[A-Z][\w'’:-]*\s+){1,5})$", before)
+        if owner and work and fold(work) not in fold(owner.group(1)) and not fre.search(
                 r"\b(?:The|This|Its|A|Next|New|Upcoming|Second|Third)\s+$", owner.group(1)) and m.group(1):
             continue  # 'Other Show season 2': another work's season
         if m.group(2) and work and _other_owner(text[max(0, m.start() - 60):m.start()], work):
             continue  # 'renewed its comedy Other Show for a fourth season'
         nums[n] += 1
     # 'cancelled after two seasons': the season that will not be is the next one
-    for m in re.finditer(rf"\b(?:after|following)\s+({_NUM}|\w+)\s+seasons\b", text, re.I):
+    for m in fre.finditer(rf"\b(?:after|following)\s+({_NUM}|\w+)\s+seasons\b", text, re.I):
         n = _season_number(m.group(1))
-        if n is not None and re.search(r"\b(?:cancel\w*|axed|end\w*|renew\w*|conclud\w*|final)\b",
+        if n is not None and fre.search(r"\b(?:cancel\w*|axed|end\w*|renew\w*|conclud\w*|final)\b",
                                        text[max(0, m.start() - 80):m.end() + 20], re.I):
             nums[n + 1] += 1
     later = {n: c for n, c in nums.items() if n > 1}
@@ -215,21 +217,21 @@ def _body_season(text: str, work: str | None) -> int | None:
 
 def _other_owner(before: str, work: str) -> bool:
     """The words before 'a fourth season' name another title as its owner ('renewed Other Show for a')."""
-    m = re.search(r"((?:[A-Z][\w'’:-]*\s+){1,5})(?:for|gets?|got|with)\s+(?:a|an|its|their)\s+$", before)
+    m = fre.search(r"((?:[A-Z][\w'’:-]*\s+){1,5})(?:for|gets?|got|with)\s+(?:a|an|its|their)\s+$", before)
     if not m:
         return False
     owner = m.group(1).strip()
-    return fold(work) not in fold(owner) and not _is_person(owner) and not re.match(
+    return fold(work) not in fold(owner) and not _is_person(owner) and not fre.match(
         r"(?:The|This|Its|It|A|Next|New)$", owner)
 
 
 def _numbered(work: str, text: str) -> tuple[str, int | None]:
     """'Nightfall 3' -> ('Nightfall', 3) when the body speaks of its season 3; otherwise unchanged."""
-    m = re.fullmatch(r"(.+?)\s+(\d{1,2}|II|III|IV|V|VI)", work)
+    m = fre.fullmatch(r"(.+?)\s+(\d{1,2}|II|III|IV|V|VI)", work)
     if not m:
         return work, None
     n = int(m.group(2)) if m.group(2).isdigit() else _ROMAN.get(m.group(2).lower())
-    if n and re.search(rf"\b(?:season|series)\s+(?:{n}|{_words_for(n)})\b|\b{_ordinal(n)}\s+season\b", text, re.I):
+    if n and fre.search(rf"\b(?:season|series)\s+(?:{n}|{_words_for(n)})\b|\b{_ordinal(n)}\s+season\b", text, re.I):
         return m.group(1), n
     return work, None
 
@@ -246,13 +248,13 @@ def _ordinal(n: int) -> str:
 def _full_title(work: str, text: str) -> str:
     """A film's full title from the body: 'officially titled X', or the work (or its base without a sequel
     number) followed by ': Subtitle'."""
-    m = re.search(r"\b(?i:officially|now|formally)\s+(?i:titled|called|named)\s+[\"“‘]?((?:[A-Z0-9][\w'’.-]*[:]?"
+    m = fre.search(r"\b(?i:officially|now|formally)\s+(?i:titled|called|named)\s+[\"“‘]?((?:[A-Z0-9][\w'’.-]*[:]?"
                   r"(?:\s+|$|(?=[,.;\"”]))){1,6})", text)
     if m:
         return m.group(1).strip(" ,.:\"”’")
-    base = re.sub(r"\s+(?:\d{1,2}|II|III|IV)$", "", work)
+    base = fre.sub(r"\s+(?:\d{1,2}|II|III|IV)$", "", work)
     for cand in dict.fromkeys((work, base)):
-        sub = re.search(re.escape(cand) + r"\s*:\s+((?:(?:[A-Z0-9][\w'’.-]*|of|the|a|an|and|in|to|be)(?:\s+|"
+        sub = fre.search(re.escape(cand) + r"\s*:\s+((?:(?:[A-Z0-9][\w'’.-]*|of|the|a|an|and|in|to|be)(?:\s+|"
                                           r"(?=[\"”″’,.]"
                         r"|$))){1,7})", text)
         if sub:
@@ -262,7 +264,7 @@ def _full_title(work: str, text: str) -> str:
                 words.pop()
             if words and not _is_person(" ".join(words)):
                 full = f"{cand}: {' '.join(words)}"
-                if cand == work or re.search(r"\s(?:\d{1,2}|II|III|IV)$", work):
+                if cand == work or fre.search(r"\s(?:\d{1,2}|II|III|IV)$", work):
                     return full
     return work
 

@@ -1,0 +1,117 @@
+"""The rules' regular-expression prefilter turns texts away only when the pattern cannot match them."""
+
+from __future__ import annotations
+
+import gc
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import watcher.extract  # noqa: F401  (compiles every rule)
+from watcher.extract import prefilter
+from watcher.extract.prefilter import Rx, required_literals, requirement
+
+
+def test_literals_of_invented_patterns() -> None:
+    assert required_literals(r"\bsomething\s+wicked\b", re.I) == {"something"}
+    assert required_literals(r"renew(?:s|ed)?\b|greenlit|picked up for", re.I) == {"renew", "greenlit",
+                                                                                     "picked up for"}
+    # an optional part requires nothing; a required repeat does
+    assert required_literals(r"(?:very )?quiet", 0) == {"quiet"}
+    assert required_literals(r"(?:ab)+", 0) == {"ab"}
+    assert required_literals(r"\d+", 0) is None
+    assert required_literals(r"[\"“]\w+[\"”]", 0) == {'"', "“"}
+    assert required_literals(r"[a-z]+", 0) is None
+    # upper case in the pattern or the text does not matter: the test is on lowercase text
+    assert required_literals(r"(?-i:January)", re.I) == {"january"}
+
+
+def test_alternatives_keep_their_conjunctions() -> None:
+    need = requirement(r"\b(?:filming|shooting)\b[^.]{0,40}?\b(?:began|wrapped)\b|\bbooting ceremony\b", re.I)
+    assert need is not None
+    assert {frozenset(c) for c in need} == {frozenset({frozenset({"filming", "shooting"}),
+                                                       frozenset({"began", "wrapped"})}),
+                                            frozenset({frozenset({"booting ceremony"})})}
+    # one alternative without fixed text: nothing can be required of the whole
+    assert requirement(r"\d{4}|in (?:spring|summer)", 0) is None
+
+
+def test_rx_turns_away_only_what_cannot_match() -> None:
+    rx = Rx(r"\b(?:filming|shooting)\b[^.]{0,40}?\b(?:began|wrapped)\b", re.I)
+    assert not rx.possible("Filming is expected soon.")  # the noun without a verb
+    assert rx.search("FILMING quietly BEGAN on Monday.") is not None
+    assert rx.search("Filming is expected soon.") is None
+    assert list(rx.finditer("nothing here")) == []
+    assert rx.sub("X", "nothing here") == "nothing here"
+    assert rx.split("a b") == ["a b"]  # other methods are the compiled pattern's
+
+
+def test_characters_ignorecase_folds_differently_are_always_searched() -> None:
+    rx = Rx(r"season", re.I)
+    # 'ſ' (long s) matches 's' under IGNORECASE though str.lower() leaves it as it is
+    assert re.search(r"season", "ſeason", re.I)
+    assert rx.search("ſeason") is not None
+
+
+def test_inline_functions_match_re() -> None:
+    text = "The show was renewed for a second season in March 2026."
+    for fn in ("search", "match", "fullmatch"):
+        for pattern in (r"renew\w*", r"The\b", r".*season.*"):
+            ours, theirs = getattr(prefilter, fn)(pattern, text, re.I), getattr(re, fn)(pattern, text, re.I)
+            assert (ours and ours.span()) == (theirs and theirs.span())
+    assert prefilter.findall(r"\bs\w+", text) == re.findall(r"\bs\w+", text)
+    assert prefilter.sub(r"\d+", "#", text) == re.sub(r"\d+", "#", text)
+    assert [m.span() for m in prefilter.finditer(r"e\w", text)] == [m.span() for m in re.finditer(r"e\w", text)]
+
+
+def test_a_family_is_possible_when_one_of_its_rules_is() -> None:
+    rules = [Rx(r"\bin (?:spring|summer) (?:19|20)\d\d\b", re.I), Rx(r"\bQ[1-4] 20\d\d\b")]
+    family = prefilter.AnyOf(rules)
+    for text in ("Due in Summer 2027.", "Out Q3 2026.", "Nothing dated here.", "Spring cleaning."):
+        assert family.possible(text) >= any(r.rx.search(text) for r in rules)
+    assert not family.possible("Nothing dated here.")
+    assert not prefilter.AnyOf([Rx(r"\d+"), *rules])._needed  # one rule without literals: always possible
+
+
+def _rules() -> list[Rx]:
+    return [o for o in gc.get_objects() if isinstance(o, Rx)]
+
+
+_WORDS = ["season", "renewed", "cancelled", "filming", "began", "wrapped", "production", "trailer", "teaser",
+          "netflix", "premiere", "2027", "March", "5", "returning", "as", "stars", "Dana", "Reyes", "is", "not",
+          "yet", "the", "in", "early", "spring", "post-production", "'", '"', "“", "ſ", "İ", ",", ".", "-", "(", ")"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(_WORDS), min_size=1, max_size=25).map(" ".join))
+def test_every_rule_finds_what_its_pattern_finds(text: str) -> None:
+    """Property: on texts made of the rules' own words, each rule (as compiled in the extractor) finds exactly
+    the matches its plain pattern finds."""
+    for rule in _rules():
+        assert [m.span() for m in rule.finditer(text)] == [m.span() for m in rule.rx.finditer(text)], rule
+
+
+@pytest.mark.parametrize("text", ["Filming on season 2 began on 4 May 2026 and wrapped in early 2027.",
+                                  "Netflix has renewed the show; it is not yet cancelled.",
+                                  "The trailer, released today, shows Dana Reyes as the mayor."])
+def test_every_rule_on_real_sentences(text: str) -> None:
+    for rule in _rules():
+        assert [m.span() for m in rule.finditer(text)] == [m.span() for m in rule.rx.finditer(text)], rule
+
+
+def test_extraction_is_the_same_without_the_prefilter(corpus, monkeypatch) -> None:
+    """The invariant that matters: every document's facts are what they are when every pattern is searched."""
+    from watcher.cli.extract import load_raw
+    from watcher.document import normalise
+    from watcher.extract import clear_caches, extract
+
+    docs = [normalise(raw) for p in sorted(corpus.rglob("*")) if p.is_file() and not p.name.endswith(".json")
+            for raw in [load_raw(str(p))] if raw is not None]
+    assert len(docs) >= 3
+    fast = [extract(d).to_json_dict() for d in docs]
+    clear_caches()
+    monkeypatch.setattr(Rx, "possible", lambda self, text: True)
+    monkeypatch.setattr(prefilter.AnyOf, "possible", lambda self, text: True)
+    assert [extract(d).to_json_dict() for d in docs] == fast
