@@ -243,7 +243,7 @@ def record_unchanged(s: Session, *, watch: Watch, snapshot: Snapshot, confirm: i
     if not held:
         return []
     # The snapshot's own fetch, the unchanged fetches since, and this one (its check row comes later).
-    sightings = 2 + (s.scalar(select(func.count()).select_from(Check).where(
+    sightings = 2 + (s.scalar(select(func.sum(Check.repeats)).where(
         Check.watch_id == watch.id, Check.at > snapshot.fetched_at,
         Check.outcome.in_(("unchanged", "not_modified")))) or 0)
     released = [row for row in held if sightings >= confirm + (row.state == FLAPPING)]

@@ -7,8 +7,9 @@ Where the work happens:
 - What a re-check compares against (validators, body hash, latest content hashes) is in memory
   (`self.states`, loaded once by `start()`), so deciding "unchanged" reads nothing from the database.
 - Normalise + extract run in a pool of processes (`watcher.processing`), off this process's GIL.
-- An unchanged check is bookkeeping only (a check row, a few watch columns): it joins a batch that is
-  written in one transaction with other checks (`watcher.batch`), at least every second.
+- An unchanged check is bookkeeping only (a few watch columns, one more check counted on the watch's run
+  of quiet checks: watcher/store/bookkeeping.py): it joins a batch that is written in one transaction
+  with other checks (`watcher.batch`), at least every second.
 - Everything else a check writes (snapshots, facts, events, alerts, a failure) is one transaction of its
   own, in a database thread: a crash leaves either all of it or none of it.
 - Every check ends: the fetch within `fetch.fetch_deadline`, normalise + extract within
@@ -46,7 +47,15 @@ from watcher.logs import redact
 from watcher.processing import GRACE, Processed, ProcessJob, Processor, overrun_message, shared_processor
 from watcher.records import ENTRY_KEY_LENGTH, ChangeEvent, FetchOutcome, FetchRequest
 from watcher.store import Store
-from watcher.store.bookkeeping import MAX_CACHED_ENTRIES, UnchangedCheck, WatchState, latest_hashes, load_states
+from watcher.store.bookkeeping import (
+    MAX_CACHED_ENTRIES,
+    QUIET,
+    UnchangedCheck,
+    WatchState,
+    latest_hashes,
+    load_states,
+    record_quiet,
+)
 from watcher.store.codec import encode_document
 from watcher.store.models import ChangeEventRow, Check, Snapshot, Watch, utcnow
 from watcher.text import safe_key
@@ -622,10 +631,13 @@ class Pipeline:
         if outcome.status in ("same_body", "not_modified"):
             unchanged_keys = list(self._latest_keys(s, w.id))
         events += self._confirm_unchanged(s, w, wc, unchanged_keys)
-        # Core: one row needs none of the ORM's bulk-insert bookkeeping
-        s.connection().execute(insert(Check.__table__), [{
-            "watch_id": w.id, "at": now, "outcome": status, "http_status": outcome.http_status,
-            "duration_ms": outcome.duration_ms, "snapshot_id": last_snapshot_id, "due": self._due.get(wc.name)}])
+        if status in QUIET:  # nothing stored: one more check of the watch's run of quiet ones (or a new run)
+            record_quiet(s, [UnchangedCheck(w.id, w.state_rev, now, status, outcome.http_status, outcome.duration_ms,
+                                            None, None, None, due=self._due.get(wc.name))])
+        else:
+            s.execute(insert(Check), [{"watch_id": w.id, "at": now, "outcome": status,
+                                       "http_status": outcome.http_status, "duration_ms": outcome.duration_ms,
+                                       "snapshot_id": last_snapshot_id, "due": self._due.get(wc.name)}])
         result.snapshots = len(changed)
         result.events = len(events)
         result.alerts = enqueue_alerts(s, events) if events else 0

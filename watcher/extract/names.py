@@ -113,7 +113,7 @@ def spans(sentence: str) -> list[Span]:
 @functools.lru_cache(maxsize=4096)
 def _spans(sentence: str) -> tuple[Span, ...]:
     s = sentence.translate(_APOS)
-    toks = [(m[0], *m.span()) for m in _TOKEN.rx.finditer(s)]
+    matches = list(_TOKEN.rx.finditer(s))
     out: list[Span] = []
     run: list[tuple[str, int, int]] = []
 
@@ -126,9 +126,12 @@ def _spans(sentence: str) -> tuple[Span, ...]:
             out.append(Span(sentence[start:end], start, end, tuple(t for t, _, _ in run), possessive))
         run = []
 
-    for i, (tok, st, en) in enumerate(toks):
+    count = len(matches)
+    for i, tm in enumerate(matches):
+        tok = tm[0]
         if not run and not tok[:1].isupper():
             continue  # a lowercase word outside a name: nothing below would happen to it
+        st, en = tm.span()
         gap_ok = not run or s[run[-1][2]:st] in (" ", "")
         if not gap_ok:
             flush()
@@ -136,8 +139,8 @@ def _spans(sentence: str) -> tuple[Span, ...]:
         possessive = False
         if word.endswith("'s") and len(word) > 2 and _is_cap(word):
             word, possessive = word[:-2], True
-        elif i + 1 < len(toks) and toks[i + 1][0] == "'" and toks[i + 1][1] == en and \
-                (i + 2 >= len(toks) or toks[i + 2][1] > toks[i + 1][2]):
+        elif i + 1 < count and matches[i + 1][0] == "'" and matches[i + 1].start() == en and \
+                (i + 2 >= count or matches[i + 2].start() > matches[i + 1].end()):
             possessive = _is_cap(word) and word.endswith("s")  # "Nieves' Lissa"
         low = fold(word)
         if run and low in _SUFFIXES and word[:1].isupper():  # 'Percy Daggs IV', 'Sammy Davis Jr.'
@@ -156,7 +159,7 @@ def _spans(sentence: str) -> tuple[Span, ...]:
             if possessive:
                 flush(possessive=True)
             continue
-        if run and low in _PARTICLES and i + 1 < len(toks) and _is_cap(toks[i + 1][0]):
+        if run and low in _PARTICLES and i + 1 < count and _is_cap(matches[i + 1][0]):
             run.append((word, st, en))
             continue
         flush()
