@@ -29,12 +29,13 @@ import datetime as dt
 import hashlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from watcher.batch import UnchangedBatch
@@ -44,7 +45,7 @@ from watcher.errors import ConfigError, DocumentError
 from watcher.health import HEALTH, describe, is_database_unavailable
 from watcher.logs import redact
 from watcher.processing import GRACE, Processed, ProcessJob, Processor, overrun_message, shared_processor
-from watcher.records import ChangeEvent, FetchOutcome, FetchRequest
+from watcher.records import ENTRY_KEY_LENGTH, ChangeEvent, FetchOutcome, FetchRequest
 from watcher.store import Store
 from watcher.store.bookkeeping import (
     MAX_CACHED_ENTRIES,
@@ -57,6 +58,7 @@ from watcher.store.bookkeeping import (
 )
 from watcher.store.codec import encode_document
 from watcher.store.models import ChangeEventRow, Check, Snapshot, Watch, utcnow
+from watcher.text import safe_key
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,16 @@ STALE_RETRIES = 2
 # transaction of its own (a transaction of 50 new entries takes some tens of milliseconds).
 ENTRY_BATCH = 50
 
+
+# The claim of a watch row (Pipeline._claim), composed once: every check that stores something makes it.
+_BUMP = update(Watch.__table__).where(Watch.__table__.c.name == bindparam("w_name")) \
+    .values(state_rev=Watch.__table__.c.state_rev + 1)
+_BUMP_IF_AT = _BUMP.where(Watch.__table__.c.state_rev == bindparam("w_rev"))
+_LOCK_WATCH = select(Watch).where(Watch.name == bindparam("name")).with_for_update()
+# The latest snapshot of an entry (the previous version of a changed one).
+_LATEST_OF_ENTRY = select(Snapshot).where(Snapshot.watch_id == bindparam("watch_id"),
+                                          Snapshot.entry_key == bindparam("entry_key")) \
+    .order_by(Snapshot.id.desc()).limit(1)
 
 
 class FetchStage(Protocol):
@@ -501,19 +513,23 @@ class Pipeline:
         and what was written, without reading it back."""
         with self.store.session() as s:
             w = self._claim(s, wc.name, state.rev if validate and state else None)
+            new: frozenset[str] = frozenset()
             if work.outcome.status == "failed":
                 result = self._record_failure(s, w, wc, work.outcome)
             else:
                 first = work.first_of_watch
                 if first is None and validate and state:
                     first = not state.has_snapshot
-                result = self._record_success(s, w, wc, work, first_of_watch=first)
+                if validate and state:
+                    new = _new_entries(state.hashes, work.changed)
+                result = self._record_success(s, w, wc, work, first_of_watch=first, new_entries=new)
             if not validate or state is None:  # `state` may be stale: read what the database now holds
                 s.flush()
                 return result, load_states(s, [wc.name])[wc.name]
             hashes = state.hashes if work.outcome.status == "failed" else _hashes_after(state.hashes, work.changed)
-            # Held events (confirmation, flap damping) can only come of a stored snapshot, or stay from before.
-            pending = (state.pending or wc.confirm > 1 or bool(work.changed)) and has_held_events(s, w.id)
+            # Held events (confirmation, flap damping) can only come of a snapshot that follows an earlier one
+            # of its entry, or stay from before.
+            pending = (state.pending or wc.confirm > 1 or _revises(work.changed, new)) and has_held_events(s, w.id)
             return result, WatchState(w.id, w.state_rev, w.etag, w.last_modified, w.body_hash, hashes,
                                       w.backoff_until, w.consecutive_failures, bool(w.failure_reported), pending,
                                       w.due_done)
@@ -526,12 +542,13 @@ class Pipeline:
 
         with self.store.session() as s:
             w = self._claim(s, wc.name, state.rev if validate else None, claim_due=False)
-            events, _ = self._store_snapshots(s, w, wc, work.changed, utcnow(), work.first_of_watch)
+            new = _new_entries(state.hashes, work.changed) if validate else frozenset()
+            events, _ = self._store_snapshots(s, w, wc, work.changed, utcnow(), work.first_of_watch, new)
             if state.pending:
                 events += self._confirm_unchanged(s, w, wc, work.same_keys)
             if events:
                 enqueue_alerts(s, events)
-            pending = (state.pending or wc.confirm > 1 or bool(work.changed)) and has_held_events(s, w.id)
+            pending = (state.pending or wc.confirm > 1 or _revises(work.changed, new)) and has_held_events(s, w.id)
             return dataclasses.replace(state, rev=w.state_rev, hashes=_hashes_after(state.hashes, work.changed),
                                        pending=pending)
 
@@ -539,14 +556,10 @@ class Pipeline:
         """Lock the watch row for this transaction and bump its state revision; raise StaleState when the
         revision is no longer `expected_rev`, DueAlreadyStored when the due time this check serves (or a
         later one) is stored. The UPDATE comes first: it takes the lock on both backends."""
-        cond = [Watch.name == name]
-        if expected_rev is not None:
-            cond.append(Watch.state_rev == expected_rev)
-        bumped = s.execute(update(Watch).where(*cond).values(state_rev=Watch.state_rev + 1)
-                           .execution_options(synchronize_session=False))
-        if bumped.rowcount == 0:
+        bump = _BUMP if expected_rev is None else _BUMP_IF_AT
+        if s.connection().execute(bump, {"w_name": name, "w_rev": expected_rev}).rowcount == 0:
             raise StaleState(name)
-        w = s.scalars(select(Watch).where(Watch.name == name).with_for_update()).one()
+        w = s.scalars(_LOCK_WATCH, {"name": name}).one()
         due = self._due.get(name)
         if due is not None:  # the claim of the due time this check serves (scale-out workers)
             if w.due_done is not None and w.due_done >= due:
@@ -588,7 +601,8 @@ class Pipeline:
         return result
 
     def _record_success(self, s: Session, w: Watch, wc: WatchConfig, work: _Work, *,
-                        first_of_watch: bool | None = None) -> CheckResult:
+                        first_of_watch: bool | None = None, new_entries: frozenset[str] = frozenset()
+                        ) -> CheckResult:
         from watcher.changes import save_events
         from watcher.notify import enqueue_alerts
 
@@ -616,7 +630,7 @@ class Pipeline:
         w.etag, w.last_modified = outcome.etag, outcome.last_modified
         if status != "not_modified":
             w.body_hash = outcome.body_hash
-        stored, last_snapshot_id = self._store_snapshots(s, w, wc, changed, now, first_of_watch)
+        stored, last_snapshot_id = self._store_snapshots(s, w, wc, changed, now, first_of_watch, new_entries)
         events += stored
         unchanged_keys = work.same_keys
         if outcome.status in ("same_body", "not_modified"):
@@ -636,8 +650,10 @@ class Pipeline:
         return result
 
     def _store_snapshots(self, s: Session, w: Watch, wc: WatchConfig, changed: list[Processed], now: dt.datetime,
-                         first_of_watch: bool | None) -> tuple[list[ChangeEventRow], int | None]:
-        """A snapshot of each changed entry and its events; returns the events to alert and the last snapshot's id."""
+                         first_of_watch: bool | None, new_entries: frozenset[str] = frozenset()
+                         ) -> tuple[list[ChangeEventRow], int | None]:
+        """A snapshot of each changed entry and its events; returns the events to alert and the last snapshot's id.
+        `new_entries`: entries known to have no snapshot yet (`_new_entries`), whose previous one is not looked up."""
         from watcher.changes import record_snapshot, snapshot_facts
         from watcher.store.topics import adopt_orphans, assign_topic
 
@@ -647,8 +663,8 @@ class Pipeline:
         for p in sorted(changed, key=lambda p: _topic_of(p.facts)):
             doc, facts = p.document, p.facts
             assert facts is not None
-            previous = s.scalars(select(Snapshot).where(Snapshot.watch_id == w.id, Snapshot.entry_key == doc.entry_key)
-                                 .order_by(Snapshot.id.desc()).limit(1)).first()
+            previous = None if doc.entry_key in new_entries else s.scalars(
+                _LATEST_OF_ENTRY, {"watch_id": w.id, "entry_key": doc.entry_key}).first()
             topic = facts.topic()
             if wc.topic is None:  # one work stays one topic across versions and sources (store/topics.py)
                 topic = assign_topic(s, w.id, topic, previous)
@@ -716,6 +732,25 @@ def _hashes_after(before: dict[str, str] | None, stored: list[Processed]) -> dic
         return None
     after = {**before, **{p.document.entry_key: p.content_hash for p in stored}}
     return after if len(after) <= MAX_CACHED_ENTRIES else None
+
+
+def _new_entries(hashes: dict[str, str] | None, changed: list[Processed]) -> frozenset[str]:
+    """The entries of `changed` that have no snapshot yet, by `hashes` (the latest content hash of each of the
+    watch's entries, as of this transaction: a validated state's; None when not known, then none is known new).
+    Their first version has no previous one to read, diff or settle against (a watch's baseline: all of them)."""
+    if hashes is None:
+        return frozenset()
+    keys = Counter(p.document.entry_key for p in changed)
+    # A key is compared as given and as stored (a long key is stored shortened, watcher.text.safe_key); one
+    # that comes twice in a check has a previous version the second time.
+    return frozenset(k for k, n in keys.items()
+                     if n == 1 and k not in hashes and safe_key(k, ENTRY_KEY_LENGTH) not in hashes)
+
+
+def _revises(changed: list[Processed], new_entries: frozenset[str]) -> bool:
+    """Whether a snapshot of `changed` follows an earlier version of its entry (only such a snapshot can
+    hold events back: confirmation and flap damping compare with a previous version)."""
+    return any(p.document.entry_key not in new_entries for p in changed)
 
 
 def _topic_of(facts: Any) -> str:

@@ -30,6 +30,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, union, update
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import BindParameter
 
 from watcher.store.models import ChangeEventRow, Check, Snapshot, Watch
 
@@ -121,9 +122,10 @@ def load_states(s: Session, names: Iterable[str] | None = None) -> dict[str, Wat
     return dict(by_id.values())
 
 
-def held_watches(watch_ids: list[int] | None = None) -> Any:
+def held_watches(watch_ids: list[int] | BindParameter[Any] | None = None) -> Any:
     """A query of the ids of watches with held events (pending ones, and flapping ones of an
-    entry's latest snapshot: see watcher/changes.py); all watches when None."""
+    entry's latest snapshot: see watcher/changes.py); all watches when None (an expanding bind parameter:
+    a statement composed once, given the ids when run)."""
     newer = aliased(Snapshot)
     pending = select(ChangeEventRow.watch_id).where(ChangeEventRow.state == "pending")
     flapping = select(ChangeEventRow.watch_id).join(Snapshot, Snapshot.id == ChangeEventRow.snapshot_id).where(
