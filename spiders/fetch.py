@@ -9,7 +9,6 @@ a bad fetch: every failure is an outcome with a reason.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -29,7 +28,7 @@ from twisted.web.client import ResponseFailed, ResponseNeverReceived
 from w3lib.http import basic_auth_header
 
 from spiders.browser import browser_meta
-from spiders.middlewares import OPERATOR_URL, BlockedAddress, PinningResolver
+from spiders.middlewares import OPERATOR_URL, BlockedAddress, PinningResolver, body_hash
 from spiders.parsers import parse_feed, parse_html, parse_wordpress_posts
 from spiders.settings import HANDLED_STATUSES, scrapy_settings
 from watcher.config import FetchConfig
@@ -97,7 +96,7 @@ def outcome_from_response(req: FetchRequest, response: Response, started: float)
         return FetchOutcome(status="failed", reason=f"http-{response.status}",
                             error=f"HTTP {response.status} from {display_url(response.url)}",
                             retry_after=parse_retry_after(headers.get("retry-after")), **common)
-    common["body_hash"] = hashlib.sha256(response.body).hexdigest()
+    common["body_hash"] = body_hash(response)
     if req.body_hash is not None and req.body_hash == common["body_hash"]:
         return FetchOutcome(status="same_body", **common)  # the common case of a re-check: skip parsing
     try:
@@ -318,18 +317,30 @@ class Fetcher:
             # Scrapy drops the header on a redirect to another scheme, host or port.
             request.headers[b"Authorization"] = basic_auth_header(*req.auth)
         self._pending.add(fut)
+        # The deadline: a timer that cancels the future (what wait_for did, without its wrapper task per fetch).
+        expired: list[bool] = []
+
+        def expire() -> None:
+            if not fut.done():
+                expired.append(True)
+                fut.cancel()
+
+        timer = asyncio.get_running_loop().call_later(deadline, expire)
         try:
             self.crawler.engine.crawl(request)
-            return await asyncio.wait_for(fut, deadline)
-        except TimeoutError:
-            # Scrapy lost the request or never answered for it (its own timeouts should have fired first):
-            # the check ends here; a late answer finds the future cancelled and is dropped.
-            return FetchOutcome(
-                watch=req.watch, url=req.url, status="failed", reason="timeout",
-                error=f"no answer within {deadline:.0f}s (fetch.timeout for robots.txt and each of "
-                      f"{self.config.retries + 1} attempts)",
-                duration_ms=int((time.monotonic() - started) * 1000))
+            return await fut
+        except asyncio.CancelledError:
+            if expired:
+                # The timer fired: Scrapy lost the request or never answered for it (its own timeouts should
+                # have fired first). The check ends here; a late answer finds the future cancelled and is dropped.
+                return FetchOutcome(
+                    watch=req.watch, url=req.url, status="failed", reason="timeout",
+                    error=f"no answer within {deadline:.0f}s (fetch.timeout for robots.txt and each of "
+                          f"{self.config.retries + 1} attempts)",
+                    duration_ms=int((time.monotonic() - started) * 1000))
+            raise
         finally:
+            timer.cancel()
             self._pending.discard(fut)
 
     def browser_timeout(self, req: FetchRequest) -> float:

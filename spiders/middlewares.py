@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import ipaddress
 import logging
 import time
@@ -14,6 +15,8 @@ from urllib.parse import urlsplit
 
 from scrapy import Request, signals
 from scrapy.crawler import Crawler
+from scrapy.downloadermiddlewares.redirect import MetaRefreshMiddleware as _ScrapyMetaRefreshMiddleware
+from scrapy.downloadermiddlewares.redirect import RedirectMiddleware as _ScrapyRedirectMiddleware
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware as _ScrapyRobotsTxtMiddleware
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
@@ -22,6 +25,7 @@ from scrapy.logformatter import LogFormatter
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.misc import build_from_crawler
+from scrapy.utils.python import to_bytes
 from twisted.internet import defer
 from twisted.internet.base import ThreadedResolver
 from twisted.internet.defer import Deferred
@@ -52,6 +56,17 @@ class PinningResolver(ThreadedResolver):
         super().__init__(reactor)
         self.timeout, self.ttl, self.size = timeout, ttl, size
         self._cache: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    @staticmethod
+    def cached(name: str) -> str | None:
+        """The installed resolver's fresh answer for `name`, without a Deferred; None when it has none."""
+        from twisted.internet import reactor
+
+        resolver = reactor.resolver  # type: ignore[attr-defined]
+        if not isinstance(resolver, PinningResolver):
+            return None
+        hit = resolver._cache.get(name)
+        return hit[0] if hit is not None and hit[1] > time.monotonic() else None
 
     def getHostByName(self, name: str, timeout: Sequence[int] = ()) -> Deferred[str]:
         hit = self._cache.get(name)
@@ -84,41 +99,69 @@ class EgressMiddleware:
 
     def __init__(self, policy: EgressPolicy) -> None:
         self.policy = policy
+        # Verdicts by (address, port, after_public): the policy is pure and a daemon asks the same few
+        # questions for every request, so each is answered once (bounded: cleared when it grows large).
+        self._verdicts: dict[tuple[Any, int, bool], str | None] = {}
+        self._literals: dict[str, Any] = {}  # host -> its address, for hosts written as an IP address
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> EgressMiddleware:
         return cls(EgressPolicy(crawler.settings.getlist("WATCHER_ALLOW_PRIVATE")))
 
-    async def process_request(self, request: Request, spider: Any = None) -> None:
-        from twisted.internet import reactor
-
+    def process_request(self, request: Request, spider: Any = None) -> Any:
+        """Synchronous when the host's address is known (an IP literal, or the PinningResolver's fresh
+        answer): a coroutine per request costs more than the check itself. Otherwise the host is resolved
+        first (the same resolver the connection then uses)."""
         parts = urlparse_cached(request)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return None  # Scrapy refuses those itself (only the http(s) handlers are enabled)
         host = parts.hostname
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            address = ipaddress.ip_address(await maybe_deferred_to_future(reactor.resolve(host)))  # type: ignore[attr-defined]
-        first_hop = not request.meta.get("redirect_urls")
-        if not (first_hop and request.meta.get(OPERATOR_URL)):
-            self._check(request, address, parts.port or (443 if parts.scheme == "https" else 80))
-        request.meta.setdefault(STARTED_PUBLIC, is_public(address))
+        address = self._literals.get(host)
+        if address is None:
+            try:
+                address = ipaddress.ip_address(host)
+            except ValueError:
+                cached = PinningResolver.cached(host)
+                if cached is None:
+                    return self._resolve_then_check(request, parts, host)
+                address = ipaddress.ip_address(cached)
+            else:
+                if len(self._literals) > 10_000:
+                    self._literals.clear()
+                self._literals[host] = address
+        self._check_first(request, parts, address)
         return None
 
-    async def process_response(self, request: Request, response: Response, spider: Any = None) -> Response:
+    async def _resolve_then_check(self, request: Request, parts: Any, host: str) -> None:
+        from twisted.internet import reactor
+
+        address = ipaddress.ip_address(await maybe_deferred_to_future(reactor.resolve(host)))  # type: ignore[attr-defined]
+        self._check_first(request, parts, address)
+
+    def _check_first(self, request: Request, parts: Any, address: Any) -> None:
+        meta = request.meta
+        first_hop = not meta.get("redirect_urls")
+        if not (first_hop and meta.get(OPERATOR_URL)):
+            self._check(request, address, parts.port or (443 if parts.scheme == "https" else 80))
+        if STARTED_PUBLIC not in meta:
+            meta[STARTED_PUBLIC] = is_public(address)
+
+    def process_response(self, request: Request, response: Response, spider: Any = None) -> Any:
         peer = getattr(response, "ip_address", None)
         operator_hop = request.meta.get(OPERATOR_URL) and not request.meta.get("redirect_urls")
         if "playwright" in response.flags:
-            # Chromium followed any redirects itself (Playwright does not route their hops): check where the
-            # page ended up, and every hop on the way, before anything from it is kept.
-            if not (operator_hop and response.url == request.url):
-                for url in [*request.meta.get("redirect_urls", [])[1:], response.url]:
-                    await self._check_url(request, url, peer if url == response.url else None)
-            return response
+            return self._check_browser(request, response, peer, operator_hop)
         if peer is not None and "proxy" not in request.meta and not operator_hop:
             parts = urlparse_cached(request)
             self._check(request, peer, parts.port or (443 if parts.scheme == "https" else 80))
+        return response
+
+    async def _check_browser(self, request: Request, response: Response, peer: Any, operator_hop: Any) -> Response:
+        # Chromium followed any redirects itself (Playwright does not route their hops): check where the
+        # page ended up, and every hop on the way, before anything from it is kept.
+        if not (operator_hop and response.url == request.url):
+            for url in [*request.meta.get("redirect_urls", [])[1:], response.url]:
+                await self._check_url(request, url, peer if url == response.url else None)
         return response
 
     async def _check_url(self, request: Request, url: str, peer: Any) -> None:
@@ -142,7 +185,14 @@ class EgressMiddleware:
                                      f"refused: {refusal}")
 
     def _check(self, request: Request, address: Any, port: int) -> None:
-        refusal = self.policy.refusal(address, port, after_public=request.meta.get(STARTED_PUBLIC) is True)
+        key = (address, port, request.meta.get(STARTED_PUBLIC) is True)
+        try:
+            refusal = self._verdicts[key]
+        except KeyError:
+            refusal = self.policy.refusal(address, port, after_public=key[2])
+            if len(self._verdicts) > 10_000:
+                self._verdicts.clear()
+            self._verdicts[key] = refusal
         if refusal:
             hop = " (a redirect or refresh)" if request.meta.get("redirect_urls") else ""
             raise BlockedAddress(f"{display_url(request.url)}{hop} refused: {refusal}")
@@ -150,23 +200,89 @@ class EgressMiddleware:
 log = logging.getLogger(__name__)
 
 
-class ConditionalGetMiddleware:
-    """Send If-None-Match / If-Modified-Since from the validators the watch stored last time.
+class RequestHeadersMiddleware:
+    """What every request carries, set in one pass: Scrapy's default Accept headers, the identifying
+    User-Agent, the download timeout, and the conditional-GET validators the watch stored last time
+    (If-None-Match / If-Modified-Since; a 304 reaches the spider, it is in handle_httpstatus_list, and counts
+    as 'unchanged').
 
-    A 304 reaches the spider (it is in handle_httpstatus_list) and counts as 'unchanged'.
-    """
+    One middleware instead of Scrapy's DefaultHeaders, UserAgent and DownloadTimeout middlewares and a
+    conditional-GET one: every middleware costs a few calls per request through Scrapy's manager, more
+    than what each of these does. Same rules as theirs: nothing a request already has is replaced."""
+
+    def __init__(self, headers: list[tuple[bytes, bytes]], timeout: float) -> None:
+        self._headers = headers
+        self._timeout = timeout
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> RequestHeadersMiddleware:
+        settings = crawler.settings
+        headers = [(to_bytes(k), to_bytes(v)) for k, v in settings["DEFAULT_REQUEST_HEADERS"].items() if v is not None]
+        if settings["USER_AGENT"]:
+            headers.append((b"User-Agent", to_bytes(settings["USER_AGENT"])))
+        return cls(headers, settings.getfloat("DOWNLOAD_TIMEOUT"))
 
     def process_request(self, request: Request, spider: Any = None) -> None:
-        etag = request.meta.get("etag")
-        last_modified = request.meta.get("last_modified")
-        if etag and b"If-None-Match" not in request.headers:
-            request.headers[b"If-None-Match"] = etag
-        if last_modified and b"If-Modified-Since" not in request.headers:
-            request.headers[b"If-Modified-Since"] = last_modified
+        headers, meta = request.headers, request.meta
+        for key, value in self._headers:
+            if key not in headers:
+                headers[key] = value
+        if self._timeout and "download_timeout" not in meta:
+            meta["download_timeout"] = self._timeout
+        etag = meta.get("etag")
+        last_modified = meta.get("last_modified")
+        if etag and b"If-None-Match" not in headers:
+            headers[b"If-None-Match"] = etag
+        if last_modified and b"If-Modified-Since" not in headers:
+            headers[b"If-Modified-Since"] = last_modified
         return None
 
-    def process_response(self, request: Request, response: Response, spider: Any = None) -> Response:
-        return response
+
+# request.meta key: (body, sha256 hex digest of it), set by MetaRefreshMiddleware for the fetch's own requests so
+# that the spider hashes no body twice. Keyed by the body object itself (a response has no room for more
+# attributes): a body replaced after it was hashed is hashed again.
+BODY_HASH = "watcher_body_hash"
+
+
+def body_hash(response: Response) -> str:
+    """sha256 hex digest of the response's body, computed once per body."""
+    body = response.body
+    known = response.meta.get(BODY_HASH) if response.request is not None else None
+    if known is not None and known[0] is body:
+        return str(known[1])
+    return hashlib.sha256(body).hexdigest()
+
+
+class _NoReferer:
+    """No Referer header on a redirect or refresh (Scrapy's RefererMiddleware is not enabled: a monitor
+    has no reason to tell the next hop where it came from), and no start-up warning saying so."""
+
+    def handle_referer(self, request: Request, response: Response) -> None:
+        request.headers.pop(b"Referer", None)
+
+    def _engine_started(self) -> None:
+        return None
+
+
+class RedirectMiddleware(_NoReferer, _ScrapyRedirectMiddleware):
+    """Scrapy's, without Referer handling (`_NoReferer`)."""
+
+
+class MetaRefreshMiddleware(_NoReferer, _ScrapyMetaRefreshMiddleware):
+    """Scrapy's, except that a body byte-identical to the one the watch stored last time is not searched for
+    a `<meta http-equiv="refresh">`: that body was the final page of the last check, so it has none to follow,
+    and the search decodes the body's text, the costliest step of an unchanged re-check. The body is hashed
+    here (after decompression, as the spider would) and the spider reuses the hash."""
+
+    def process_response(self, request: Request, response: Response, spider: Any = None) -> Request | Response:
+        req = request.meta.get("watcher_request")
+        if req is not None and 200 <= response.status < 400 and response.status != 304:
+            body = response.body
+            digest = hashlib.sha256(body).hexdigest()
+            request.meta[BODY_HASH] = (body, digest)
+            if req.body_hash is not None and digest == req.body_hash:
+                return response
+        return super().process_response(request, response)
 
 
 class RobotsTxtMiddleware(_ScrapyRobotsTxtMiddleware):

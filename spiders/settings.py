@@ -10,6 +10,7 @@ the component lists below are complete, not additions to Scrapy's defaults: what
 from __future__ import annotations
 
 from typing import Any
+from urllib.request import getproxies
 
 from spiders.browser import playwright_settings
 from watcher.config import FetchConfig
@@ -21,31 +22,32 @@ _MW = "scrapy.downloadermiddlewares"
 BROWSER_HANDLER = "spiders.browser.DownloadHandler"
 
 # Every downloader middleware the fetcher runs, by order. Left out: offsite (no link following), cookies
-# (off: a re-check must not depend on session state), stats, HTTP cache.
+# (off: a re-check must not depend on session state), stats, HTTP cache, HTTP auth (the Authorization header
+# of a watch with `auth` is set on its request; Scrapy's middleware only adds credentials from settings or
+# meta, which nothing sets), and Scrapy's DefaultHeaders, UserAgent and DownloadTimeout middlewares, whose work
+# RequestHeadersMiddleware does in the same pass as the conditional-GET headers.
 DOWNLOADER_MIDDLEWARES: dict[str, int] = {
     # First of all: a refused address is never asked for robots.txt either.
     "spiders.middlewares.EgressMiddleware": 50,
     "spiders.middlewares.RobotsTxtMiddleware": 100,  # politeness; a no-op when obey_robots is false
-    f"{_MW}.httpauth.HttpAuthMiddleware": 300,
-    f"{_MW}.downloadtimeout.DownloadTimeoutMiddleware": 350,
-    f"{_MW}.defaultheaders.DefaultHeadersMiddleware": 400,
-    f"{_MW}.useragent.UserAgentMiddleware": 500,
+    "spiders.middlewares.RequestHeadersMiddleware": 400,  # User-Agent, Accept, timeout, If-None-Match...
     f"{_MW}.retry.RetryMiddleware": 550,
-    "spiders.middlewares.ConditionalGetMiddleware": 560,
-    f"{_MW}.redirect.MetaRefreshMiddleware": 580,
+    # Skips the search for a refresh in a body identical to the stored one (and hashes it for the spider).
+    "spiders.middlewares.MetaRefreshMiddleware": 580,
     f"{_MW}.httpcompression.HttpCompressionMiddleware": 590,
-    f"{_MW}.redirect.RedirectMiddleware": 600,
-    f"{_MW}.httpproxy.HttpProxyMiddleware": 750,
+    "spiders.middlewares.RedirectMiddleware": 600,
 }
+# Only when the environment names a proxy (http_proxy, https_proxy...): without one Scrapy's middleware does
+# nothing (no request sets meta["proxy"]), yet costs its calls on every request.
+HTTP_PROXY = {f"{_MW}.httpproxy.HttpProxyMiddleware": 750}
 # Scale-out workers only. Last before the downloader: a domain lease is held for the transfer only, and
 # every retry and redirect (which come back through the engine) takes its own.
 SHARED_POLITENESS = {"spiders.politeness.SharedPolitenessMiddleware": 950}
 
-# Spider middlewares: only the status filter (statuses outside HANDLED_STATUSES become errors) and the
-# Referer one that RedirectMiddleware asks for. No depth, URL length or offsite checks: nothing is followed.
+# Spider middlewares: only the status filter (statuses outside HANDLED_STATUSES become errors). No depth, URL
+# length or offsite checks: nothing is followed; no Referer one: redirects and refreshes send no Referer.
 SPIDER_MIDDLEWARES: dict[str, int] = {
     "scrapy.spidermiddlewares.httperror.HttpErrorMiddleware": 50,
-    "scrapy.spidermiddlewares.referer.RefererMiddleware": 700,
 }
 
 # Extensions: AutoThrottle only (it is itself off unless fetch.autothrottle). No stats, log counters,
@@ -102,7 +104,8 @@ def scrapy_settings(fetch: FetchConfig, **overrides: Any) -> dict[str, Any]:
         "DOWNLOAD_HANDLERS_BASE": {"http": BROWSER_HANDLER, "https": BROWSER_HANDLER},
         **playwright_settings(fetch),
         "WATCHER_ALLOW_PRIVATE": list(fetch.allow_private),
-        "DOWNLOADER_MIDDLEWARES_BASE": {**DOWNLOADER_MIDDLEWARES, **(SHARED_POLITENESS if shared else {})},
+        "DOWNLOADER_MIDDLEWARES_BASE": {**DOWNLOADER_MIDDLEWARES, **(HTTP_PROXY if getproxies() else {}),
+                                        **(SHARED_POLITENESS if shared else {})},
         "DOWNLOADER_MIDDLEWARES": {},
         "SPIDER_MIDDLEWARES_BASE": SPIDER_MIDDLEWARES,
         "SPIDER_MIDDLEWARES": {},

@@ -107,8 +107,11 @@ def schema_validator(spec: dict, name: str):
 def test_openapi_describes_every_route_and_real_responses_match(store, cfg):
     from openapi_spec_validator import validate
 
+    from tests.test_pipeline import cycle
     from watcher.web import create_app
 
+    for _ in range(2):  # two unchanged re-checks: one row that counts them
+        cycle(store, load_config(cfg))
     with serve(store, token=None, config_path=cfg) as base:
         spec = httpx.get(base + "/api/v1/openapi.json").json()
         validate(spec)  # a valid OpenAPI 3.1 document
@@ -123,7 +126,10 @@ def test_openapi_describes_every_route_and_real_responses_match(store, cfg):
             schema_validator(spec, "Watch").validate(w)
         detail = httpx.get(base + "/api/v1/watches/a").json()
         schema_validator(spec, "WatchDetail").validate(detail)
-        assert detail["checks"][0]["outcome"] == "baseline" and detail["recheck"] is None
+        run, first = detail["checks"][:2]
+        assert (run["outcome"], run["repeats"], first["outcome"], first["repeats"]) == ("unchanged", 2, "baseline", 1)
+        assert run["last_at"] > run["at"] and run["label"].startswith("unchanged ×2 (last ")
+        assert detail["counts"] == {"baseline": 1, "unchanged": 2} and detail["recheck"] is None
         topics = httpx.get(base + "/api/v1/topics").json()["topics"]
         [topic] = topics
         schema_validator(spec, "TopicSummary").validate(topic)

@@ -77,6 +77,22 @@ def test_unchanged_rechecks_are_one_batch_of_bulk_writes(server, store, database
     with store.session() as s:
         assert_watch_rows_agree(s)
 
+    # Another unchanged cycle: each watch's newest row is a run of unchanged checks, which the batch extends
+    # (one read of the newest rows, one bulk UPDATE of them) instead of adding rows.
+    statements, stop = _statements(store)
+    report, batches = run_sync(lambda: _with_pipeline(
+        store, config, lambda p: _cycle_and_batches(p), batch_seconds=3600))
+    stop()
+    assert [r.outcome for r in report.results] == ["unchanged"] * watches and batches == 1
+    writes = [s for s in statements if s.startswith(("INSERT", "UPDATE", "DELETE"))]
+    assert [w.split()[1] for w in writes] == ["WATCHES", "CHECKS"], writes
+    # The newest rows' ids, then the rows (store/bookkeeping.py newest_checks).
+    assert len([s for s in statements if s.startswith("SELECT") and "FROM CHECKS" in s]) == 2, statements
+    assert count(store, Check) == 2 * watches
+    with store.session() as s:
+        assert s.scalar(select(func.sum(Check.repeats))) == 3 * watches
+        assert_watch_rows_agree(s)
+
 
 async def _cycle_and_batches(pipeline):
     report = await pipeline.cycle()

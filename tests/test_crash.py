@@ -51,7 +51,7 @@ def _progress(database_url: str) -> tuple[int, int]:
     try:
         with store.session() as s:
             return (s.scalar(select(func.count()).select_from(Snapshot)) or 0,
-                    s.scalar(select(func.count()).select_from(Check).where(Check.outcome == "unchanged")) or 0)
+                    s.scalar(select(func.sum(Check.repeats)).where(Check.outcome == "unchanged")) or 0)
     except Exception:  # not migrated yet
         return 0, 0
     finally:
@@ -130,7 +130,7 @@ webhook = "{hook.url}"
             assert moving > WATCHES + 5, "the daemon did too little work to test anything"
             assert_consistent(s)
             assert_watch_rows_agree(s)
-            unchanged = s.scalar(select(func.count()).select_from(Check).where(Check.outcome == "unchanged"))
+            unchanged = s.scalar(select(func.sum(Check.repeats)).where(Check.outcome == "unchanged")) or 0
             assert unchanged >= WATCHES  # the batches of unchanged checks were written, kills or not
             # Alerted events: those flap damping holds back (a page back to a recent window) are not.
             events = s.scalar(select(func.count()).select_from(ChangeEventRow)

@@ -148,7 +148,7 @@ def test_the_crawler_runs_only_what_a_monitor_uses(server):
     from scrapy.statscollectors import DummyStatsCollector
 
     from spiders.fetch import Fetcher
-    from spiders.settings import DOWNLOADER_MIDDLEWARES, EXTENSIONS, SPIDER_MIDDLEWARES
+    from spiders.settings import DOWNLOADER_MIDDLEWARES, EXTENSIONS, HTTP_PROXY, SPIDER_MIDDLEWARES
 
     server.route("/page", Reply(body=HTML, headers={"Content-Type": "text/html"}))
 
@@ -171,10 +171,45 @@ def test_the_crawler_runs_only_what_a_monitor_uses(server):
 
     outcome, running, stats, logformatter = run_sync(go)
     assert outcome.status == "ok"
-    assert set(running["downloader"]) <= set(DOWNLOADER_MIDDLEWARES)
+    assert set(running["downloader"]) <= {*DOWNLOADER_MIDDLEWARES, *HTTP_PROXY}  # the proxy one: with a proxy set
     assert "scrapy.downloadermiddlewares.stats.DownloaderStats" not in running["downloader"]
-    assert "spiders.middlewares.ConditionalGetMiddleware" in running["downloader"]
+    assert "spiders.middlewares.RequestHeadersMiddleware" in running["downloader"]
     assert set(running["spider"]) <= set(SPIDER_MIDDLEWARES)
     assert set(running["extensions"]) <= set(EXTENSIONS)
     assert isinstance(stats, DummyStatsCollector)
     assert logformatter.crawled(None, None, None) is None
+
+
+def test_an_unchanged_body_is_hashed_once_and_not_searched_for_a_refresh():
+    """The meta-refresh middleware hashes the fetch's body for the spider; a body identical to the stored one
+    (the last check's final page) is not searched for a refresh, any other body is; a body replaced after it
+    was hashed is hashed again."""
+    import hashlib
+    from types import SimpleNamespace
+
+    from scrapy import Request
+    from scrapy.http import HtmlResponse
+    from scrapy.settings import Settings
+
+    from spiders.middlewares import MetaRefreshMiddleware, body_hash
+
+    refresh = b"<html><head><meta http-equiv='refresh' content='0; url=/next'></head></html>"
+    digest = hashlib.sha256(refresh).hexdigest()
+    mw = MetaRefreshMiddleware(Settings({"METAREFRESH_ENABLED": True, "REDIRECT_ENABLED": True,
+                                         "METAREFRESH_MAXDELAY": 100, "REDIRECT_MAX_TIMES": 5}))
+    mw.crawler = SimpleNamespace(spider=None)  # only used for a debug log line's extra
+
+    def through(stored: str | None):
+        request = Request("http://example.invalid/a",
+                          meta={"watcher_request": FetchRequest("w", "http://example.invalid/a", "html",
+                                                                body_hash=stored)})
+        response = HtmlResponse(request.url, body=refresh, request=request)
+        return response, mw.process_response(request, response)
+
+    response, out = through(stored=digest)
+    assert out is response and body_hash(response) == digest
+    assert body_hash(response.replace(body=b"other")) == hashlib.sha256(b"other").hexdigest()
+    _, out = through(stored="0" * 64)
+    assert isinstance(out, Request) and out.url == "http://example.invalid/next"
+    _, out = through(stored=None)  # a first check: refreshes are followed as ever
+    assert isinstance(out, Request)

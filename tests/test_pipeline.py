@@ -158,3 +158,25 @@ def test_a_page_without_date_metadata_is_dated_by_its_byline(server, store, data
         snap = s.scalars(select(Snapshot)).one()
         assert snap.published.isoformat() == "2021-03-03"
         assert snap.facts["facts"]["release"]["earliest"] == "2022-01-01"  # 'next year' of the article, not of today
+
+
+def test_entries_known_new_skip_only_what_has_no_snapshot() -> None:
+    """A stored snapshot skips the look-up of its entry's previous version only when the watch's current
+    entry hashes say there is none: a long key counts as stored in its shortened form, a key that comes
+    twice in one check has a previous version the second time, and unknown hashes (a long feed) know nothing."""
+    from watcher.pipeline import _new_entries, _revises
+    from watcher.processing import Processed
+    from watcher.records import ENTRY_KEY_LENGTH, Document
+    from watcher.text import safe_key
+
+    def p(key: str) -> Processed:
+        return Processed(Document(url="http://x/", format="html", title=None, text="t", entry_key=key), "h", None)
+
+    long_key = "k" * (ENTRY_KEY_LENGTH + 20)
+    changed = [p("a"), p("b"), p(long_key), p("d"), p("d")]
+    new = _new_entries({"b": "h0", safe_key(long_key, ENTRY_KEY_LENGTH): "h1"}, changed)
+    assert new == {"a"}
+    assert _revises(changed, new)
+    assert _new_entries({}, [p("a"), p("c")]) == {"a", "c"}
+    assert not _revises([p("a"), p("c")], frozenset({"a", "c"}))
+    assert _new_entries(None, changed) == frozenset()

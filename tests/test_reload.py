@@ -47,7 +47,7 @@ def write(path: Path, text: str) -> None:
 
 def checks(store: Store) -> dict[str, int]:
     with store.session() as s:
-        return dict(s.execute(select(Watch.name, func.count(Check.id)).join(Check).group_by(Watch.name)).all())
+        return dict(s.execute(select(Watch.name, func.sum(Check.repeats)).join(Check).group_by(Watch.name)).all())
 
 
 def wait_for(condition, what: str, deadline: float = DEADLINE):

@@ -448,22 +448,40 @@ webhook = "{hook.url}"
     return cfg
 
 
-def _checks_by_due(pg: str) -> tuple[dict[str, list[int]], list[tuple[str, int, int]]]:
-    """Per watch, the due times of its stored worker checks; and any (watch, due) stored more than once."""
+def _checks_by_due(pg: str) -> tuple[dict[str, int], dict[str, int], list[tuple[str, int, int]]]:
+    """Per watch, how many worker checks (with a due time) are stored and the latest due time stored; and any
+    row's (watch, due) stored in more than one row. A run of quiet checks is one row that counts its checks
+    and keeps only the newest due time: `_logged_twice` checks the due times of its checks one by one."""
     store = Store.open(pg)
     try:
         with store.session() as s:
-            rows = s.execute(select(Watch.name, Check.due).join(Check, Check.watch_id == Watch.id)
-                             .where(Check.due.is_not(None))).all()
+            rows = s.execute(select(Watch.name, func.sum(Check.repeats), func.max(Check.due))
+                             .join(Check, Check.watch_id == Watch.id).where(Check.due.is_not(None))
+                             .group_by(Watch.name)).all()
             twice = s.execute(select(Watch.name, Check.due, func.count()).join(Check, Check.watch_id == Watch.id)
                               .where(Check.due.is_not(None)).group_by(Watch.name, Check.due)
                               .having(func.count() > 1)).all()
     finally:
         store.close()
-    out: dict[str, list[int]] = defaultdict(list)
-    for name, due in rows:
-        out[name].append(due)
-    return out, [tuple(t) for t in twice]
+    return ({name: int(n) for name, n, _ in rows}, {name: due for name, _, due in rows},
+            [tuple(t) for t in twice])
+
+
+STORED = ("baseline", "changed", "unchanged", "not_modified", "failed")
+
+
+def _logged_twice(procs: Processes, workers: list[str]) -> list[tuple[str, str]]:
+    """(watch, due time) that more than one worker check stored, by the workers' own lines for each check
+    ("p3 (due 2026-12-04T15:00:05+00:00): unchanged"; `-vv`). A worker killed right after its commit may not
+    have logged the check: such a line is missing, never doubled."""
+    import re
+
+    seen: Counter = Counter()
+    for w in workers:
+        for watch, due, outcome in re.findall(r"(\S+) \(due (\S+)\): (\w+)", procs.log(w)):
+            if outcome in STORED:
+                seen[(watch, due)] += 1
+    return [k for k, n in seen.items() if n > 1]
 
 
 def _alerts(pg: str) -> tuple[list[AlertRow], Counter]:
@@ -549,7 +567,7 @@ def test_three_workers_one_domain_limit_and_a_worker_killed_mid_check(pg_server_
             held_at_kill = {w for w, v in redis_db.hgetall(RUNNING).items() if v.split()[1] == victim}
             assert held_at_kill
             # Every due time gets stored, the killed worker's ones by the other two after its lease.
-            _wait_for(lambda: sum(len(d) for d in _checks_by_due(pg)[0].values()) >= len(names), 180,
+            _wait_for(lambda: sum(_checks_by_due(pg)[0].values()) >= len(names), 180,
                       "every watch's due time to be stored")
             _wait_for(lambda: redis_db.xlen(STREAM) == 0, 60, "the queue to empty")
             procs.stop()
@@ -562,9 +580,9 @@ def test_three_workers_one_domain_limit_and_a_worker_killed_mid_check(pg_server_
     # Never more than the domain's limit at once, across the three workers (and the limit was reached).
     assert most[0] == 2
     # Every due time stored exactly once.
-    stored, twice = _checks_by_due(pg)
-    assert twice == []
-    assert {n: d for n, d in stored.items()} == {n: [due] for n in names}
+    stored, latest, twice = _checks_by_due(pg)
+    assert twice == [] and _logged_twice(procs, ["worker-1", "worker-2", "worker-3"]) == []
+    assert stored == dict.fromkeys(names, 1) and latest == dict.fromkeys(names, due)
     # The killed worker's jobs were taken over by the survivors, not left for a next due time.
     takeovers = procs.log("worker-2") + procs.log("worker-3")
     for name in held_at_kill:
@@ -658,12 +676,13 @@ def test_one_scheduler_three_workers_two_senders(pg_server_url, redis_url, redis
     assert section["queue"]["waiting"] <= len(names)  # one waiting entry per watch at most
     assert set(section["domains"]) <= {"127.0.0.1"}
     assert set(hits) == set(names)
-    stored, twice = _checks_by_due(pg)
-    assert twice == []  # no due time stored twice, across the scheduler hand-over and the kill
+    stored, _, twice = _checks_by_due(pg)
+    # No due time stored twice, across the scheduler hand-over and the kill.
+    assert twice == [] and _logged_twice(procs, ["worker-1", "worker-2", "worker-3"]) == []
     due_times = (stopped_at - started_at) / interval + 1
     for name, times in hits.items():
         # A fetch not stored is one the kill cut short: at most one, and only for the killed worker's jobs.
-        extra = len(times) - len(stored[name])
+        extra = len(times) - stored[name]
         assert extra == 0 or (extra == 1 and name in held_at_kill), (name, len(times), stored[name])
         assert len(times) <= due_times, (name, len(times), due_times)
         # Checked again after the kills, and never left long: a due time lost with the scheduler or the
@@ -745,20 +764,20 @@ def test_redis_outage_stops_checks_and_loses_no_watch(pg_server_url, private_red
             procs.start("scheduler", "run", "--role", "scheduler")
             for w in ("worker-1", "worker-2"):
                 procs.start(w, "worker")
-            _wait_for(lambda: set(_checks_by_due(pg)[0]) == set(names), 120, "every watch to be checked")
+            _wait_for(lambda: set(_checks_by_due(pg)[1]) == set(names), 120, "every watch to be checked")
             stop_redis()
             time.sleep(6)  # three intervals without Redis
-            back = max(max(d) for d in _checks_by_due(pg)[0].values())  # the latest due time stored so far
+            back = max(_checks_by_due(pg)[1].values())  # the latest due time stored so far
             start_redis()
-            _wait_for(lambda: all(max(d) > back for d in _checks_by_due(pg)[0].values()), 120,
+            _wait_for(lambda: all(d > back for d in _checks_by_due(pg)[1].values()), 120,
                       "every watch to be checked again after Redis came back")
             assert all(p.poll() is None for p in procs.procs.values()), "a process died with Redis"
             procs.stop()
         finally:
             procs.kill_all()
     hook.close()
-    _, twice = _checks_by_due(pg)
-    assert twice == []
+    _, _, twice = _checks_by_due(pg)
+    assert twice == [] and _logged_twice(procs, ["worker-1", "worker-2"]) == []
     scheduler_log = procs.log("scheduler")
     assert "keeping them until it is back" in scheduler_log and "Redis is back" in scheduler_log
     assert "cannot read the queue" in procs.log("worker-1") + procs.log("worker-2")

@@ -40,7 +40,7 @@ def run_daemon_for(store, config: Config, seconds: float) -> None:
 
 def checks_per_watch(store) -> dict[str, int]:
     with store.session() as s:
-        rows = s.execute(select(Watch.name, func.count(Check.id)).join(Check).group_by(Watch.name)).all()
+        rows = s.execute(select(Watch.name, func.sum(Check.repeats)).join(Check).group_by(Watch.name)).all()
     return dict(rows)
 
 
@@ -101,7 +101,7 @@ jitter = "0s"
             if db.exists():
                 try:
                     with sqlite3.connect(db) as c:
-                        if c.execute("SELECT count(*) FROM checks").fetchone()[0] >= 2:
+                        if (c.execute("SELECT sum(repeats) FROM checks").fetchone()[0] or 0) >= 2:
                             break
                 except sqlite3.OperationalError:
                     pass

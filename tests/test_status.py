@@ -59,9 +59,11 @@ enabled = false
                    Check(watch_id=ids["fast"], at=now - dt.timedelta(minutes=30), outcome="unchanged"),
                    Check(watch_id=ids["slow"], at=now - dt.timedelta(minutes=20), outcome="failed"),
                    Check(watch_id=ids["fast"], at=now - dt.timedelta(seconds=5), outcome="changed")])
-        for name, status in (("fast", "changed"), ("slow", "failed")):
+        # As a check writes them: the watch row agrees with its newest check (tests/consistency.py).
+        for name, status, ago in (("fast", "changed", dt.timedelta(seconds=5)),
+                                  ("slow", "failed", dt.timedelta(minutes=20))):
             w = s.get(Watch, ids[name])
-            w.last_status = status
+            w.last_status, w.last_check_at = status, now - ago
         sub = Subscriber(name="ops", kind="webhook", target="https://hooks.example.org/x")
         s.add(sub)
         s.flush()

@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from watcher.config import WatchConfig
@@ -116,7 +116,7 @@ def record_snapshot(s: Session, *, watch: Watch, snapshot: Snapshot, previous: S
     so adding a pattern is not itself a change) and `text_changes = false` (facts only). `first_of_watch`:
     whether the watch had no snapshot before this fetch, when the caller knows (else it is read).
     `flap_window`: how many earlier snapshots of the entry a change is compared with (flap damping; 0: off)."""
-    new = load_facts(snapshot)
+    new = stored = load_facts(snapshot)  # `stored`: with the facts carried over from the previous version
     to_alert: list[ChangeEventRow] = []
     suppressed: set[tuple[str, str, Any]] = set()
     dropped: list[ChangeEventRow] = []
@@ -135,7 +135,8 @@ def record_snapshot(s: Session, *, watch: Watch, snapshot: Snapshot, previous: S
         if watch_config is not None and watch_config.ignore:
             old_text = drop_ignored_lines(old_text, watch_config.ignore)
         events = diff_documents(old.facts, new.facts, old_text, new_text)
-        _carry_over(snapshot, old.facts, unreported_removals(old.facts, new.facts, events))
+        if _carry_over(snapshot, old.facts, unreported_removals(old.facts, new.facts, events)):
+            stored = load_facts(snapshot)
         events = [e for e in events
                   if (event_kind(e), e.subject, comparable(event_kind(e), e.new)) not in suppressed]
         if any(r.type == "text_changed" and r.state == FLAPPING for r in dropped):
@@ -148,7 +149,7 @@ def record_snapshot(s: Session, *, watch: Watch, snapshot: Snapshot, previous: S
             events = [e for e in events if e.type != "text_changed"]
     elif not baseline:
         events.append(_article_added(s, snapshot, new))
-    _store_facts(s, watch, snapshot, load_facts(snapshot))
+    _store_facts(s, watch, snapshot, stored)
     topic_key = snapshot.topic_key
     now = snapshot.fetched_at
     for e in events:
@@ -242,7 +243,7 @@ def record_unchanged(s: Session, *, watch: Watch, snapshot: Snapshot, confirm: i
     if not held:
         return []
     # The snapshot's own fetch, the unchanged fetches since, and this one (its check row comes later).
-    sightings = 2 + (s.scalar(select(func.count()).select_from(Check).where(
+    sightings = 2 + (s.scalar(select(func.sum(Check.repeats)).where(
         Check.watch_id == watch.id, Check.at > snapshot.fetched_at,
         Check.outcome.in_(("unchanged", "not_modified")))) or 0)
     released = [row for row in held if sightings >= confirm + (row.state == FLAPPING)]
@@ -251,10 +252,14 @@ def record_unchanged(s: Session, *, watch: Watch, snapshot: Snapshot, confirm: i
     return released
 
 
+# Composed once: building this query (a union of two selects over an alias) costs more than running it.
+_HELD_EVENTS = held_watches(bindparam("watch_ids", expanding=True)).limit(1)
+
+
 def has_held_events(s: Session, watch_id: int) -> bool:
     """Whether events of the watch wait for more sightings: pending ones, or flapping ones of an entry's
     latest snapshot (an older snapshot's flapping events were superseded and stay as history)."""
-    return s.scalar(held_watches([watch_id]).limit(1)) is not None
+    return s.scalar(_HELD_EVENTS, {"watch_ids": [watch_id]}) is not None
 
 
 def _settle_held(s: Session, watch: Watch, snapshot: Snapshot, previous: Snapshot, new: Facts
@@ -299,11 +304,12 @@ def _cmp(row: ChangeEventRow, side: str) -> Any:
     return comparable(event_kind(_as_event(row)), getattr(row, side))
 
 
-def _carry_over(snapshot: Snapshot, old: Facts, missing: list[tuple[str, str]]) -> None:
+def _carry_over(snapshot: Snapshot, old: Facts, missing: list[tuple[str, str]]) -> bool:
     """Keep facts that vanished from extraction while their evidence is still on the page (diff_facts
-    declined to report them), so the next diff compares against them rather than against a gap."""
+    declined to report them), so the next diff compares against them rather than against a gap. Returns
+    whether it carried any."""
     if not missing:
-        return
+        return False
     data = dict(snapshot.facts)
     facts = dict(data.get("facts", {}))
     old_json = old.model_dump(mode="json", exclude_none=True)
@@ -315,6 +321,7 @@ def _carry_over(snapshot: Snapshot, old: Facts, missing: list[tuple[str, str]]) 
     data["facts"] = facts
     data[CARRIED] = sorted(f"{k}:{s}" for k, s in missing)
     snapshot.facts = data
+    return True
 
 
 def _store_facts(s: Session, watch: Watch, snapshot: Snapshot, facts: FactSet) -> None:

@@ -155,11 +155,12 @@ class Health:
 
     def checked(self, watch: str, outcome: str, reason: str | None) -> None:
         now = utcnow()
+        at = _iso(now)  # once: this runs for every check
         with self.lock:
             self.checks[outcome] += 1
-            self.last_check = {"at": _iso(now), "watch": watch, "outcome": outcome, "reason": reason}
+            self.last_check = {"at": at, "watch": watch, "outcome": outcome, "reason": reason}
             if outcome not in ("failed", "skipped"):
-                self.last_success = {"at": _iso(now), "watch": watch, "outcome": outcome}
+                self.last_success = {"at": at, "watch": watch, "outcome": outcome}
 
     def woke(self, at: dt.datetime, next_wakeup: dt.datetime | None) -> None:
         """A scheduler wakeup that began `at` ended; the next one is due at `next_wakeup`."""

@@ -7,8 +7,9 @@ Where the work happens:
 - What a re-check compares against (validators, body hash, latest content hashes) is in memory
   (`self.states`, loaded once by `start()`), so deciding "unchanged" reads nothing from the database.
 - Normalise + extract run in a pool of processes (`watcher.processing`), off this process's GIL.
-- An unchanged check is bookkeeping only (a check row, a few watch columns): it joins a batch that is
-  written in one transaction with other checks (`watcher.batch`), at least every second.
+- An unchanged check is bookkeeping only (a few watch columns, one more check counted on the watch's run
+  of quiet checks: watcher/store/bookkeeping.py): it joins a batch that is written in one transaction
+  with other checks (`watcher.batch`), at least every second.
 - Everything else a check writes (snapshots, facts, events, alerts, a failure) is one transaction of its
   own, in a database thread: a crash leaves either all of it or none of it.
 - Every check ends: the fetch within `fetch.fetch_deadline`, normalise + extract within
@@ -28,12 +29,13 @@ import datetime as dt
 import hashlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from watcher.batch import UnchangedBatch
@@ -43,11 +45,20 @@ from watcher.errors import ConfigError, DocumentError
 from watcher.health import HEALTH, describe, is_database_unavailable
 from watcher.logs import redact
 from watcher.processing import GRACE, Processed, ProcessJob, Processor, overrun_message, shared_processor
-from watcher.records import ChangeEvent, FetchOutcome, FetchRequest
+from watcher.records import ENTRY_KEY_LENGTH, ChangeEvent, FetchOutcome, FetchRequest
 from watcher.store import Store
-from watcher.store.bookkeeping import MAX_CACHED_ENTRIES, UnchangedCheck, WatchState, latest_hashes, load_states
+from watcher.store.bookkeeping import (
+    MAX_CACHED_ENTRIES,
+    QUIET,
+    UnchangedCheck,
+    WatchState,
+    latest_hashes,
+    load_states,
+    record_quiet,
+)
 from watcher.store.codec import encode_document
 from watcher.store.models import ChangeEventRow, Check, Snapshot, Watch, utcnow
+from watcher.text import safe_key
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +68,16 @@ STALE_RETRIES = 2
 # transaction of its own (a transaction of 50 new entries takes some tens of milliseconds).
 ENTRY_BATCH = 50
 
+
+# The claim of a watch row (Pipeline._claim), composed once: every check that stores something makes it.
+_BUMP = update(Watch.__table__).where(Watch.__table__.c.name == bindparam("w_name")) \
+    .values(state_rev=Watch.__table__.c.state_rev + 1)
+_BUMP_IF_AT = _BUMP.where(Watch.__table__.c.state_rev == bindparam("w_rev"))
+_LOCK_WATCH = select(Watch).where(Watch.name == bindparam("name")).with_for_update()
+# The latest snapshot of an entry (the previous version of a changed one).
+_LATEST_OF_ENTRY = select(Snapshot).where(Snapshot.watch_id == bindparam("watch_id"),
+                                          Snapshot.entry_key == bindparam("entry_key")) \
+    .order_by(Snapshot.id.desc()).limit(1)
 
 
 class FetchStage(Protocol):
@@ -179,6 +200,9 @@ class Pipeline:
         """Load the re-check state of the named (default: all) watches, and start the processing pool."""
         self.processor.start()
         self.states.update(await self._in_thread(self._load_states, names))
+        from watcher.runtime import freeze_heap
+
+        freeze_heap()
 
     def forget(self, names: list[str]) -> None:
         """Drop the in-memory state of these watches (changed by a config reload): read again when next checked."""
@@ -335,9 +359,11 @@ class Pipeline:
                            browser_timeout=wc.browser.timeout.total_seconds() if wc.browser and wc.browser.timeout
                            else None)
         # The fetch stage resolves by itself within its deadline; this bound holds for any fetch stage.
+        # (asyncio.timeout, not wait_for: no task per fetch.)
         deadline = self.config.fetch.fetch_deadline.total_seconds() + GRACE
         try:
-            return await asyncio.wait_for(self.fetcher.fetch(req), deadline)
+            async with asyncio.timeout(deadline):
+                return await self.fetcher.fetch(req)
         except TimeoutError:
             return FetchOutcome(watch=wc.name, url=wc.url, status="failed", reason="timeout",
                                 error=f"the fetch did not end within {deadline:.0f}s")
@@ -488,19 +514,23 @@ class Pipeline:
         and what was written, without reading it back."""
         with self.store.session() as s:
             w = self._claim(s, wc.name, state.rev if validate and state else None)
+            new: frozenset[str] = frozenset()
             if work.outcome.status == "failed":
                 result = self._record_failure(s, w, wc, work.outcome)
             else:
                 first = work.first_of_watch
                 if first is None and validate and state:
                     first = not state.has_snapshot
-                result = self._record_success(s, w, wc, work, first_of_watch=first)
+                if validate and state:
+                    new = _new_entries(state.hashes, work.changed)
+                result = self._record_success(s, w, wc, work, first_of_watch=first, new_entries=new)
             if not validate or state is None:  # `state` may be stale: read what the database now holds
                 s.flush()
                 return result, load_states(s, [wc.name])[wc.name]
             hashes = state.hashes if work.outcome.status == "failed" else _hashes_after(state.hashes, work.changed)
-            # Held events (confirmation, flap damping) can only come of a stored snapshot, or stay from before.
-            pending = (state.pending or wc.confirm > 1 or bool(work.changed)) and has_held_events(s, w.id)
+            # Held events (confirmation, flap damping) can only come of a snapshot that follows an earlier one
+            # of its entry, or stay from before.
+            pending = (state.pending or wc.confirm > 1 or _revises(work.changed, new)) and has_held_events(s, w.id)
             return result, WatchState(w.id, w.state_rev, w.etag, w.last_modified, w.body_hash, hashes,
                                       w.backoff_until, w.consecutive_failures, bool(w.failure_reported), pending,
                                       w.due_done)
@@ -513,12 +543,13 @@ class Pipeline:
 
         with self.store.session() as s:
             w = self._claim(s, wc.name, state.rev if validate else None, claim_due=False)
-            events, _ = self._store_snapshots(s, w, wc, work.changed, utcnow(), work.first_of_watch)
+            new = _new_entries(state.hashes, work.changed) if validate else frozenset()
+            events, _ = self._store_snapshots(s, w, wc, work.changed, utcnow(), work.first_of_watch, new)
             if state.pending:
                 events += self._confirm_unchanged(s, w, wc, work.same_keys)
             if events:
                 enqueue_alerts(s, events)
-            pending = (state.pending or wc.confirm > 1 or bool(work.changed)) and has_held_events(s, w.id)
+            pending = (state.pending or wc.confirm > 1 or _revises(work.changed, new)) and has_held_events(s, w.id)
             return dataclasses.replace(state, rev=w.state_rev, hashes=_hashes_after(state.hashes, work.changed),
                                        pending=pending)
 
@@ -526,14 +557,10 @@ class Pipeline:
         """Lock the watch row for this transaction and bump its state revision; raise StaleState when the
         revision is no longer `expected_rev`, DueAlreadyStored when the due time this check serves (or a
         later one) is stored. The UPDATE comes first: it takes the lock on both backends."""
-        cond = [Watch.name == name]
-        if expected_rev is not None:
-            cond.append(Watch.state_rev == expected_rev)
-        bumped = s.execute(update(Watch).where(*cond).values(state_rev=Watch.state_rev + 1)
-                           .execution_options(synchronize_session=False))
-        if bumped.rowcount == 0:
+        bump = _BUMP if expected_rev is None else _BUMP_IF_AT
+        if s.connection().execute(bump, {"w_name": name, "w_rev": expected_rev}).rowcount == 0:
             raise StaleState(name)
-        w = s.scalars(select(Watch).where(Watch.name == name).with_for_update()).one()
+        w = s.scalars(_LOCK_WATCH, {"name": name}).one()
         due = self._due.get(name)
         if due is not None:  # the claim of the due time this check serves (scale-out workers)
             if w.due_done is not None and w.due_done >= due:
@@ -575,7 +602,8 @@ class Pipeline:
         return result
 
     def _record_success(self, s: Session, w: Watch, wc: WatchConfig, work: _Work, *,
-                        first_of_watch: bool | None = None) -> CheckResult:
+                        first_of_watch: bool | None = None, new_entries: frozenset[str] = frozenset()
+                        ) -> CheckResult:
         from watcher.changes import save_events
         from watcher.notify import enqueue_alerts
 
@@ -603,15 +631,19 @@ class Pipeline:
         w.etag, w.last_modified = outcome.etag, outcome.last_modified
         if status != "not_modified":
             w.body_hash = outcome.body_hash
-        stored, last_snapshot_id = self._store_snapshots(s, w, wc, changed, now, first_of_watch)
+        stored, last_snapshot_id = self._store_snapshots(s, w, wc, changed, now, first_of_watch, new_entries)
         events += stored
         unchanged_keys = work.same_keys
         if outcome.status in ("same_body", "not_modified"):
             unchanged_keys = list(self._latest_keys(s, w.id))
         events += self._confirm_unchanged(s, w, wc, unchanged_keys)
-        s.execute(insert(Check), [{"watch_id": w.id, "at": now, "outcome": status, "http_status": outcome.http_status,
-                                   "duration_ms": outcome.duration_ms, "snapshot_id": last_snapshot_id,
-                                   "due": self._due.get(wc.name)}])
+        if status in QUIET:  # nothing stored: one more check of the watch's run of quiet ones (or a new run)
+            record_quiet(s, [UnchangedCheck(w.id, w.state_rev, now, status, outcome.http_status, outcome.duration_ms,
+                                            None, None, None, due=self._due.get(wc.name))])
+        else:
+            s.execute(insert(Check), [{"watch_id": w.id, "at": now, "outcome": status,
+                                       "http_status": outcome.http_status, "duration_ms": outcome.duration_ms,
+                                       "snapshot_id": last_snapshot_id, "due": self._due.get(wc.name)}])
         result.snapshots = len(changed)
         result.events = len(events)
         result.alerts = enqueue_alerts(s, events) if events else 0
@@ -619,8 +651,10 @@ class Pipeline:
         return result
 
     def _store_snapshots(self, s: Session, w: Watch, wc: WatchConfig, changed: list[Processed], now: dt.datetime,
-                         first_of_watch: bool | None) -> tuple[list[ChangeEventRow], int | None]:
-        """A snapshot of each changed entry and its events; returns the events to alert and the last snapshot's id."""
+                         first_of_watch: bool | None, new_entries: frozenset[str] = frozenset()
+                         ) -> tuple[list[ChangeEventRow], int | None]:
+        """A snapshot of each changed entry and its events; returns the events to alert and the last snapshot's id.
+        `new_entries`: entries known to have no snapshot yet (`_new_entries`), whose previous one is not looked up."""
         from watcher.changes import record_snapshot, snapshot_facts
         from watcher.store.topics import adopt_orphans, assign_topic
 
@@ -630,8 +664,8 @@ class Pipeline:
         for p in sorted(changed, key=lambda p: _topic_of(p.facts)):
             doc, facts = p.document, p.facts
             assert facts is not None
-            previous = s.scalars(select(Snapshot).where(Snapshot.watch_id == w.id, Snapshot.entry_key == doc.entry_key)
-                                 .order_by(Snapshot.id.desc()).limit(1)).first()
+            previous = None if doc.entry_key in new_entries else s.scalars(
+                _LATEST_OF_ENTRY, {"watch_id": w.id, "entry_key": doc.entry_key}).first()
             topic = facts.topic()
             if wc.topic is None:  # one work stays one topic across versions and sources (store/topics.py)
                 topic = assign_topic(s, w.id, topic, previous)
@@ -699,6 +733,25 @@ def _hashes_after(before: dict[str, str] | None, stored: list[Processed]) -> dic
         return None
     after = {**before, **{p.document.entry_key: p.content_hash for p in stored}}
     return after if len(after) <= MAX_CACHED_ENTRIES else None
+
+
+def _new_entries(hashes: dict[str, str] | None, changed: list[Processed]) -> frozenset[str]:
+    """The entries of `changed` that have no snapshot yet, by `hashes` (the latest content hash of each of the
+    watch's entries, as of this transaction: a validated state's; None when not known, then none is known new).
+    Their first version has no previous one to read, diff or settle against (a watch's baseline: all of them)."""
+    if hashes is None:
+        return frozenset()
+    keys = Counter(p.document.entry_key for p in changed)
+    # A key is compared as given and as stored (a long key is stored shortened, watcher.text.safe_key); one
+    # that comes twice in a check has a previous version the second time.
+    return frozenset(k for k, n in keys.items()
+                     if n == 1 and k not in hashes and safe_key(k, ENTRY_KEY_LENGTH) not in hashes)
+
+
+def _revises(changed: list[Processed], new_entries: frozenset[str]) -> bool:
+    """Whether a snapshot of `changed` follows an earlier version of its entry (only such a snapshot can
+    hold events back: confirmation and flap damping compare with a previous version)."""
+    return any(p.document.entry_key not in new_entries for p in changed)
 
 
 def _topic_of(facts: Any) -> str:

@@ -7,11 +7,12 @@ so `--json`, the terminal tables and the HTML templates show the same data.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from watcher.config import format_duration
 from watcher.describe import summarise
@@ -65,16 +66,27 @@ def watch_history(s: Session, name: str, *, limit: int = 50) -> dict[str, Any]:
     snaps = list(s.scalars(select(Snapshot).where(Snapshot.watch_id == w.id)
                            .order_by(Snapshot.fetched_at.desc(), Snapshot.id.desc()).limit(limit)))
     labels = topic_labels(s, {x.topic_key for x in snaps})
-    counts = dict(s.execute(select(Check.outcome, func.count()).where(Check.watch_id == w.id)
-                            .group_by(Check.outcome)).all())
+    # Checks, not rows: a run of quiet checks counts as the checks it stands for.
+    counts = {k: int(v) for k, v in s.execute(select(Check.outcome, func.sum(Check.repeats))
+                                              .where(Check.watch_id == w.id).group_by(Check.outcome))}
     return {**watch_row(w), "counts": counts,
             "checks": [{"id": c.id, "at": _iso(c.at), "outcome": c.outcome, "http_status": c.http_status,
                         "duration_ms": c.duration_ms, "reason": c.reason, "error": c.error,
-                        "snapshot_id": c.snapshot_id} for c in checks],
+                        "snapshot_id": c.snapshot_id, "repeats": c.repeats, "last_at": _iso(c.latest_at),
+                        "label": run_label(c.outcome, c.repeats, c.at, c.latest_at)} for c in checks],
             "snapshots": [{"id": x.id, "fetched_at": _iso(x.fetched_at), "url": display_url(x.url), "title": x.title,
                            "entry": x.entry_key, "topic": x.topic_key,
                            "topic_label": labels.get(x.topic_key or "") or x.topic_key, "published": _iso(x.published),
                            "content_hash": x.content_hash[:12]} for x in snaps]}
+
+
+def run_label(outcome: str, repeats: int, at: dt.datetime, last_at: dt.datetime) -> str:
+    """How a check row reads in history: "changed", or for a run of quiet checks "unchanged ×12 (last 14:05)"
+    (the date too when the run reaches into another day)."""
+    if repeats <= 1:
+        return outcome
+    last = last_at.strftime("%H:%M" if last_at.date() == at.date() else "%Y-%m-%d %H:%M")
+    return f"{outcome} ×{repeats} (last {last})"
 
 
 # --------------------------------------------------------------------------- snapshots
@@ -214,11 +226,14 @@ def list_alerts(s: Session, *, status: str | None = None, subscriber: str | None
 
 
 def _first_check_since(s: Session, since: dt.datetime) -> int | None:
-    """The id of the first check at or after `since`, found by bisecting ids on the primary key (checks have
-    no index on `at`, and one on the hottest insert path is not worth it for a status page)."""
+    """The id of the first check row started at or after `since` (one past the last row when none is), found
+    by bisecting ids on the primary key (checks have no index on `at`, and one on the hottest insert path is
+    not worth it for a status page); None when there are no checks."""
     lo, hi = s.execute(select(func.min(Check.id), func.max(Check.id))).one()
-    if hi is None or s.scalar(select(Check.at).where(Check.id == hi)) < since:
+    if hi is None:
         return None
+    if s.scalar(select(Check.at).where(Check.id == hi)) < since:
+        return hi + 1
     while lo < hi:
         mid = (lo + hi) // 2
         at = s.scalar(select(Check.at).where(Check.id >= mid).order_by(Check.id).limit(1))
@@ -229,24 +244,54 @@ def _first_check_since(s: Session, since: dt.datetime) -> int | None:
     return lo
 
 
+def _runs_into(s: Session, first: int, since: dt.datetime) -> list[tuple[str, int]]:
+    """(outcome, checks) of the runs started before `since` (rows before id `first`) that go on past it: the
+    checks of each counted as if evenly spread from its first to its latest. Only a watch's newest row before
+    `first` can be such a run (an older one ended where the next row of its watch began), so this reads one
+    row per watch, each by a step on the (watch_id, id) index."""
+    older = aliased(Check)
+    newest = select(func.max(older.id)).where(older.watch_id == Watch.id, older.id < first) \
+        .correlate(Watch).scalar_subquery()
+    # The ids first, then their rows by primary key (in one statement PostgreSQL hashes the whole table).
+    ids = [i for i in s.scalars(select(newest).select_from(Watch)) if i is not None]
+    out = []
+    for k in range(0, len(ids), 500):
+        for outcome, at, last_at, repeats in s.execute(
+                select(Check.outcome, Check.at, Check.last_at, Check.repeats)
+                .where(Check.id.in_(ids[k:k + 500]), Check.repeats > 1, Check.last_at >= since)):
+            step = (last_at - at) / (repeats - 1)
+            before = math.ceil((since - at) / step) if step else repeats - 1  # checks of the run before `since`
+            out.append((outcome, min(repeats, max(1, repeats - before))))
+    return out
+
+
 def status_checks(config: Any, store: Any) -> dict[str, Any]:
     """The checks section of `watcher status`: the last check, and what the checks found in the last hour and
     the last day, by outcome, and the watches whose last check failed. Ids are only about time-ordered
     (batched writes), so the windows are approximate by the length of one batch (a second)."""
     now = utcnow()
     with store.session() as s:
-        last = s.execute(select(Check.at, Check.outcome, Watch.name).join(Watch, Check.watch_id == Watch.id)
-                         .order_by(Check.id.desc()).limit(1)).first()
+        # The newest row may be an older run's: the latest check is that of the watch checked last.
+        last = s.execute(select(Watch.last_check_at, Watch.last_status, Watch.name)
+                         .where(Watch.last_check_at.is_not(None))
+                         .order_by(Watch.last_check_at.desc(), Watch.id.desc()).limit(1)).first()
         windows: dict[str, dict[str, int]] = {}
         for label, span in (("last_hour", dt.timedelta(hours=1)), ("last_day", dt.timedelta(days=1))):
-            first = _first_check_since(s, now - span)
-            windows[label] = {} if first is None else dict(s.execute(
-                select(Check.outcome, func.count()).where(Check.id >= first).group_by(Check.outcome)).all())
+            since = now - span
+            first = _first_check_since(s, since)
+            counts: dict[str, int] = {}
+            if first is not None:
+                for outcome, n in s.execute(select(Check.outcome, func.sum(Check.repeats))
+                                            .where(Check.id >= first).group_by(Check.outcome)):
+                    counts[outcome] = int(n)
+                for outcome, n in _runs_into(s, first, since):
+                    counts[outcome] = counts.get(outcome, 0) + n
+            windows[label] = counts
         by_last = dict(s.execute(select(Watch.last_status, func.count()).where(Watch.enabled.is_(True))
                                  .group_by(Watch.last_status)).all())
         failing = list(s.scalars(select(Watch.name).where(Watch.enabled.is_(True), Watch.last_status == "failed")
                                  .order_by(Watch.name).limit(20)))
-    return {"last_check": {"at": _iso(last.at), "age_s": round((now - last.at).total_seconds()),
-                           "watch": last.name, "outcome": last.outcome} if last else None,
+    return {"last_check": {"at": _iso(last.last_check_at), "age_s": round((now - last.last_check_at).total_seconds()),
+                           "watch": last.name, "outcome": last.last_status} if last else None,
             **windows, "watches_by_last_outcome": {(k or "never checked"): v for k, v in by_last.items()},
             "failing": failing}

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from watcher.config import Config, TopicsConfig
@@ -270,18 +270,21 @@ def _lines(claims: dict[LineKey, dict[str, Claim]], stale_after: dt.timedelta) -
     return out
 
 
-def _before_and_after(s: Session, topic_key: str, changed: Snapshot, stale_after: dt.timedelta
-                      ) -> tuple[dict[LineKey, FactLine], dict[LineKey, FactLine]]:
+def _before_and_after(s: Session, topic_key: str, changed: Snapshot, stale_after: dt.timedelta, *,
+                      with_before: bool = True) -> tuple[dict[LineKey, FactLine], dict[LineKey, FactLine]]:
     """What the topic's sources said just before `changed` was stored, and what they say now: the latest
-    snapshots, with `changed` replaced by the previous snapshot of its entry for "before". Two queries."""
+    snapshots, with `changed` replaced by the previous snapshot of its entry for "before". Two queries.
+    Without `with_before` (a baseline, which raises no event), "before" is left empty: one query."""
     latest = _latest_snapshot_ids(s, topic_key)
     previous = s.scalar(select(func.max(Snapshot.id)).where(
         Snapshot.topic_key == topic_key, Snapshot.watch_id == changed.watch_id,
-        Snapshot.entry_key == changed.entry_key, Snapshot.id < changed.id))
+        Snapshot.entry_key == changed.entry_key, Snapshot.id < changed.id)) if with_before else None
     rows = s.execute(_claims_query(topic_key, latest | {previous} if previous else latest)).all()
     labels = _labels({name: url for _, name, _, url in rows})
-    before_ids = (latest - {changed.id}) | ({previous} if previous else set())
     after = _by_line([r for r in rows if r[0].snapshot_id in latest], labels)
+    if not with_before:
+        return {}, _lines(after, stale_after)
+    before_ids = (latest - {changed.id}) | ({previous} if previous else set())
     before = _by_line([r for r in rows if r[0].snapshot_id in before_ids], labels)
     return _lines(before, stale_after), _lines(after, stale_after)
 
@@ -305,6 +308,11 @@ def _fact_label(kind: str, subject: str) -> str:
     return subject or _KIND_WORDS.get(kind, kind)
 
 
+# Composed once (run for every stored snapshot that has a topic): another watch's snapshot of the topic.
+_OTHER_SOURCE = select(Snapshot.id).where(Snapshot.topic_key == bindparam("topic_key"),
+                                          Snapshot.watch_id != bindparam("watch_id")).limit(1)
+
+
 def consensus_events(s: Session, topic_key: str, *, changed_by: Snapshot, baseline: bool = False,
                      stale_after: dt.timedelta = DEFAULT_STALE_AFTER) -> list[ChangeEvent]:
     """`topic_consensus_changed` for each fact on which the topic's current sources now agree on a value
@@ -313,11 +321,10 @@ def consensus_events(s: Session, topic_key: str, *, changed_by: Snapshot, baseli
     `baseline` (a watch's first fetch: joining a topic is not news) records agreement without events.
     """
     _lock_topic(s, topic_key)
-    other_source = s.scalar(select(Snapshot.id).where(Snapshot.topic_key == topic_key,
-                                                      Snapshot.watch_id != changed_by.watch_id).limit(1))
-    if other_source is None:
+    if s.scalar(_OTHER_SOURCE, {"topic_key": topic_key, "watch_id": changed_by.watch_id}) is None:
         return []  # one watch is one source: nothing to agree with (the common case, and a cheap one)
-    before, after = _before_and_after(s, topic_key, changed_by, stale_after)
+    # A baseline records agreement without events: what the sources said before it does not matter.
+    before, after = _before_and_after(s, topic_key, changed_by, stale_after, with_before=not baseline)
     stored = {row.fact: row for row in s.scalars(select(TopicConsensus).where(TopicConsensus.topic_key == topic_key))}
     events = []
     for line_key in sorted(after, key=lambda k: (KIND_ORDER.index(k[0]) if k[0] in KIND_ORDER

@@ -46,7 +46,7 @@ def history(ctx: click.Context, watch: str, limit: int, as_json: bool) -> None:
     for col in ("at", "outcome", "http", "ms", "snapshot", "reason / error"):
         checks.add_column(col)
     for c in data["checks"]:
-        checks.add_row(c["at"][:19], c["outcome"], str(c["http_status"] or ""), str(c["duration_ms"] or ""),
+        checks.add_row(c["at"][:19], c["label"], str(c["http_status"] or ""), str(c["duration_ms"] or ""),
                        str(c["snapshot_id"] or ""), safe(c["error"] or c["reason"] or "")[:90],
                        style="red" if c["outcome"] == "failed" else "green" if c["outcome"] in ("changed", "baseline")
                        else None)

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from watcher.config import SubscriberConfig, WatchConfig
@@ -85,11 +85,14 @@ class Store:
     def prune_checks(self, older_than: dt.timedelta) -> int:
         """Delete check rows older than `older_than` that carry no snapshot (unchanged re-checks and
         failures): the bulk of a long-running database. Snapshots, facts, events and alerts are kept, and
-        so is every check that stored a snapshot. Returns the number of rows deleted."""
+        so is every check that stored a snapshot. A run of quiet checks goes when its latest check is older
+        (one still going on is kept whole). Returns the number of checks deleted (a run counts its repeats)."""
         cutoff = dt.datetime.now(dt.UTC) - older_than
+        old = (func.coalesce(Check.last_at, Check.at) < cutoff, Check.snapshot_id.is_(None))
         with self.session() as s:
-            result = s.execute(delete(Check).where(Check.at < cutoff, Check.snapshot_id.is_(None)))
-            return int(result.rowcount or 0)
+            checks = s.scalar(select(func.coalesce(func.sum(Check.repeats), 0)).where(*old))
+            s.execute(delete(Check).where(*old))
+            return int(checks or 0)
 
     # ------------------------------------------------------------------ config sync
 

@@ -3,9 +3,16 @@
 Almost every check of a long-running daemon finds its page unchanged. Deciding that needs only the
 watch's validators (ETag, Last-Modified), the hash of the body fetched last time and the content hash of
 the latest snapshot of each entry: `load_states` reads them for every watch once, and the pipeline keeps
-them in memory. Recording it needs one check row and a few columns of the watch row:
-`write_unchanged` writes those for a whole batch of checks in one transaction (one bulk UPDATE, one bulk
-INSERT).
+them in memory. Recording it needs a few columns of the watch row and a check: `write_unchanged` writes
+those for a whole batch of checks in one transaction.
+
+Runs of quiet checks: when a watch's newest check row is an unchanged (or not_modified) one with the same
+outcome and HTTP status, the check extends that row (`repeats` + 1, `last_at`, the latest duration and due
+time) instead of adding one; anything else starts a new row (`record_quiet`). A batch costs two reads for the
+newest row of each of its watches (`newest_checks`: one step on the `(watch_id, id)` index per watch), one
+bulk UPDATE of the rows it extends and one bulk INSERT of the runs it starts. Every writer of check rows
+holds the watch row's lock (the UPDATE of `watches` comes first), so the newest row read is still the newest
+when it is extended.
 
 Staleness: another process (a second worker, a `watcher check` run by hand) may store a snapshot of a
 watch after this process loaded its state. Every write that changes what a re-check compares against
@@ -23,6 +30,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, union, update
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import BindParameter
 
 from watcher.store.models import ChangeEventRow, Check, Snapshot, Watch
 
@@ -114,9 +122,10 @@ def load_states(s: Session, names: Iterable[str] | None = None) -> dict[str, Wat
     return dict(by_id.values())
 
 
-def held_watches(watch_ids: list[int] | None = None) -> Any:
+def held_watches(watch_ids: list[int] | BindParameter[Any] | None = None) -> Any:
     """A query of the ids of watches with held events (pending ones, and flapping ones of an
-    entry's latest snapshot: see watcher/changes.py); all watches when None."""
+    entry's latest snapshot: see watcher/changes.py); all watches when None (an expanding bind parameter:
+    a statement composed once, given the ids when run)."""
     newer = aliased(Snapshot)
     pending = select(ChangeEventRow.watch_id).where(ChangeEventRow.state == "pending")
     flapping = select(ChangeEventRow.watch_id).join(Snapshot, Snapshot.id == ChangeEventRow.snapshot_id).where(
@@ -183,11 +192,81 @@ def write_unchanged(s: Session, checks: list[UnchangedCheck]) -> tuple[list[Unch
     done = [c for c in ordered if c.due is not None and current.get(c.watch_id) == c.rev and id(c) not in claimed]
     left = {id(c) for c in stale + done}
     fresh = [c for c in ordered if id(c) not in left]
-    if fresh:
-        s.execute(insert(Check), [
-            {"watch_id": c.watch_id, "at": c.at, "outcome": c.outcome, "http_status": c.http_status,
-             "duration_ms": c.duration_ms, "due": c.due} for c in fresh])
+    record_quiet(s, fresh)
     return stale, done
+
+
+# Outcomes of a check that found nothing new: consecutive ones of a watch share a row.
+QUIET = ("unchanged", "not_modified")
+
+_checks = Check.__table__
+_EXTEND = update(_checks).where(_checks.c.id == bindparam("c_id")).values(
+    repeats=_checks.c.repeats + bindparam("c_n"), last_at=bindparam("c_last"), duration_ms=bindparam("c_ms"),
+    due=bindparam("c_due"))
+
+
+@dataclass(frozen=True, slots=True)
+class NewestCheck:
+    id: int
+    outcome: str
+    http_status: int | None
+
+
+def newest_checks(s: Session, watch_ids: list[int]) -> dict[int, NewestCheck]:
+    """The newest check row of each of these watches, by watch id. Two statements per 500 watches: their
+    newest ids (one backward step on the (watch_id, id) index per watch, on both backends; a GROUP BY would
+    read every row of the watches), then those rows by primary key (in one statement, PostgreSQL's planner
+    hashes the whole checks table instead)."""
+    newer = aliased(Check)
+    out: dict[int, NewestCheck] = {}
+    for i in range(0, len(watch_ids), 500):
+        chunk = watch_ids[i:i + 500]
+        newest = select(func.max(newer.id)).where(newer.watch_id == _watches.c.id).correlate(_watches) \
+            .scalar_subquery()
+        ids = [n for n in s.scalars(select(newest).select_from(_watches).where(_watches.c.id.in_(chunk)))
+               if n is not None]
+        if ids:
+            for row in s.execute(select(Check.id, Check.watch_id, Check.outcome, Check.http_status)
+                                 .where(Check.id.in_(ids))):
+                out[row.watch_id] = NewestCheck(row.id, row.outcome, row.http_status)
+    return out
+
+
+def record_quiet(s: Session, checks: list[UnchangedCheck]) -> None:
+    """Store checks that found nothing new (`QUIET` outcomes), in the session's transaction, whose caller holds
+    the lock of each check's watch row: each extends its watch's newest row when that row is a run of the same
+    outcome and HTTP status, else starts a run. Checks of one watch must come in time order."""
+    if not checks:
+        return
+    by_watch: dict[int, list[list[Any]]] = {}  # watch id -> runs as [first check, last check, count]
+    for c in checks:
+        runs = by_watch.setdefault(c.watch_id, [])
+        if runs and _same_run(runs[-1][1].outcome, runs[-1][1].http_status, c):
+            runs[-1][1] = c
+            runs[-1][2] += 1
+        else:
+            runs.append([c, c, 1])
+    newest = newest_checks(s, sorted(by_watch))
+    extend: list[dict[str, Any]] = []
+    start: list[dict[str, Any]] = []
+    for watch_id, runs in by_watch.items():
+        head = newest.get(watch_id)
+        if head is not None and _same_run(head.outcome, head.http_status, runs[0][0]):
+            _, last, n = runs.pop(0)
+            extend.append({"c_id": head.id, "c_n": n, "c_last": last.at, "c_ms": last.duration_ms,
+                           "c_due": last.due})
+        start += [{"watch_id": watch_id, "at": first.at, "outcome": first.outcome, "http_status": first.http_status,
+                   "duration_ms": last.duration_ms, "due": last.due, "repeats": n,
+                   "last_at": last.at if n > 1 else None} for first, last, n in runs]
+    conn = s.connection()
+    if extend:
+        conn.execute(_EXTEND, extend)
+    if start:
+        conn.execute(insert(_checks), start)
+
+
+def _same_run(outcome: str, http_status: int | None, c: UnchangedCheck) -> bool:
+    return outcome in QUIET and outcome == c.outcome and http_status == c.http_status
 
 
 def bump_rev(watch: Watch) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -67,6 +68,9 @@ class Base(DeclarativeBase):
 
 class Watch(Base):
     __tablename__ = "watches"
+    # Every check updates its watch's row (last check time, validators), never an indexed column: with room
+    # left on the page that UPDATE is heap-only on PostgreSQL (see Check).
+    __table_args__ = {"postgresql_with": {"fillfactor": 90}}
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(SafeString(100), unique=True)
     url: Mapped[str] = mapped_column(SafeText)
@@ -99,10 +103,23 @@ class Watch(Base):
 
 
 class Check(Base):
-    """One fetch of a watch. Kept small: an unchanged fetch adds only this row."""
+    """One fetch of a watch, or a run of quiet ones: consecutive unchanged (or not_modified) checks of a watch
+    with the same outcome and HTTP status share one row, `repeats` of them from `at` (the first) to `last_at`
+    (the latest; NULL when the row stands for one check), with the latest one's duration and due time. Any
+    other outcome starts a new row. So a re-check that finds nothing new updates a row instead of adding one
+    (watcher/store/bookkeeping.py), and history reads "unchanged ×288" between real events."""
 
     __tablename__ = "checks"
-    __table_args__ = (Index("ix_checks_watch_id_id", "watch_id", "id"),)
+    __table_args__ = (
+        Index("ix_checks_watch_id_id", "watch_id", "id"),
+        # Only checks that stored a snapshot are ever looked up by it (retention, ON DELETE SET NULL): quiet
+        # rows carry no entry.
+        Index("ix_checks_snapshot_id", "snapshot_id", postgresql_where=text("snapshot_id IS NOT NULL"),
+              sqlite_where=text("snapshot_id IS NOT NULL")),
+        # Room on each page for the new version of a run's row: its UPDATE (no indexed column changes) is then
+        # a heap-only tuple, which adds no index entry and whose old version the page itself reclaims.
+        {"postgresql_with": {"fillfactor": 90}},
+    )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     watch_id: Mapped[int] = mapped_column(ForeignKey("watches.id", ondelete="CASCADE"))
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -112,9 +129,17 @@ class Check(Base):
     duration_ms: Mapped[int | None] = mapped_column(Integer)
     reason: Mapped[str | None] = mapped_column(SafeString(64))
     error: Mapped[str | None] = mapped_column(SafeText)
-    snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id", ondelete="SET NULL"), index=True)
-    # The due time (ms since the epoch) this check served when a scale-out worker made it; else NULL.
+    snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id", ondelete="SET NULL"))
+    # The due time (ms since the epoch) this check (the latest of a run) served when a scale-out worker made
+    # it; else NULL.
     due: Mapped[int | None] = mapped_column(BigInteger)
+    # How many checks the row stands for, and when the latest of them was made (NULL: only one, at `at`).
+    repeats: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    last_at: Mapped[dt.datetime | None] = mapped_column()
+
+    @property
+    def latest_at(self) -> dt.datetime:
+        return self.last_at or self.at
 
     watch: Mapped[Watch] = relationship(back_populates="checks")
 

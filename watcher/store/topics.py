@@ -13,11 +13,14 @@ Keys compare through records.work_key, so spellings ('NIGHTFALL', 'The Nightfall
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from watcher.records import Topic, work_key
 from watcher.store.models import ChangeEventRow, Fact, Snapshot
+
+# Composed once (run for every stored snapshot of a season): whether any snapshot is filed under a topic.
+_ANY_OF_TOPIC = select(Snapshot.id).where(Snapshot.topic_key == bindparam("topic_key")).limit(1)
 
 
 def assign_topic(s: Session, watch_id: int, extracted: Topic | None, previous: Snapshot | None) -> Topic | None:
@@ -42,6 +45,9 @@ def adopt_orphans(s: Session, watch_id: int, topic: Topic | None) -> int:
     if topic is None or topic.season is None:
         return 0
     orphan = Topic(topic.work).key
+    # Most works have no orphan: one indexed look-up, before the scan of the work's seasons.
+    if s.scalar(_ANY_OF_TOPIC, {"topic_key": orphan}) is None:
+        return 0
     seasons = {key for key in s.scalars(select(Snapshot.topic_key).distinct().where(
         Snapshot.topic_key.like(f"{_escape_like(orphan)}#%", escape="\\"))) if key and key.partition("#")[0] == orphan}
     where = Snapshot.topic_key == orphan

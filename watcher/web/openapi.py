@@ -55,11 +55,18 @@ def _schemas() -> dict[str, Any]:
         failures={"type": "integer"}, last_error=_NULL_STR, backoff_until=_NULL_TIME,
         recheck={"anyOf": [_ref("CheckRequest"), {"type": "null"}]})
     watch_detail = {"allOf": [_ref("Watch"), _obj(
-        ["counts", "checks", "snapshots"], counts={"type": "object", "additionalProperties": {"type": "integer"}},
+        ["counts", "checks", "snapshots"], counts={"type": "object", "additionalProperties": {"type": "integer"},
+                                                  "description": "checks by outcome (repeats included)"},
         checks={"type": "array", "items": _obj(
             ["id", "at", "outcome"], id={"type": "integer"}, at={"type": "string"}, outcome={"type": "string"},
             http_status={"type": ["integer", "null"]}, duration_ms={"type": ["integer", "null"]}, reason=_NULL_STR,
-            error=_NULL_STR, snapshot_id={"type": ["integer", "null"]})},
+            error=_NULL_STR, snapshot_id={"type": ["integer", "null"]},
+            repeats={"type": "integer", "minimum": 1,
+                     "description": "checks the row stands for: consecutive unchanged (or not_modified) checks with "
+                                    "the same HTTP status share one row, from `at` (the first) to `last_at`"},
+            last_at={"type": "string", "description": "when the latest of the row's checks was made (= `at` for one)"},
+            label={"type": "string",
+                   "description": "the outcome as history shows it: \"unchanged ×12 (last 14:05)\""})},
         snapshots={"type": "array", "items": _obj(
             ["id", "fetched_at", "url"], id={"type": "integer"}, fetched_at={"type": "string"},
             url={"type": "string"}, title=_NULL_STR, entry={"type": "string"}, topic=_NULL_STR,
