@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from re import _constants as C  # type: ignore[attr-defined]
 from re import _parser as P  # type: ignore[attr-defined]
 from typing import Any
@@ -101,8 +101,18 @@ def _conjuncts(items: list[tuple[Any, Any]]) -> list[frozenset[str]]:
         if need:
             sets.append(need)
     end_run()
-    # A literal that contains another of its set adds nothing: where it occurs, the shorter one does too.
-    return [frozenset(s for s in c if not any(o != s and o in s for o in c)) for c in sets]
+    return [_minimal(c) for c in sets]
+
+
+def _minimal(literals: Iterable[str]) -> frozenset[str]:
+    """The literals without those containing another: where the longer one occurs, the shorter does too."""
+    pool = set(literals)
+    return frozenset(s for s in pool if not any(o != s and o in s for o in pool))
+
+
+def _folds_oddly(text: str) -> bool:
+    """The text holds a character IGNORECASE matches with an ASCII letter that `str.lower` leaves alone."""
+    return not text.isascii() and any(ch in text for ch in _FOLDS_ODDLY)
 
 
 def _selectivity(literals: frozenset[str]) -> tuple[int, int, int]:
@@ -158,7 +168,7 @@ class Rx:
                     break  # this set is missing: this alternative cannot match
             else:
                 return True
-        return not text.isascii() and any(ch in text for ch in _FOLDS_ODDLY)
+        return _folds_oddly(text)
 
     def search(self, text: str, *args: int) -> re.Match[str] | None:
         return self.rx.search(text, *args) if self.possible(text) else None
@@ -197,9 +207,7 @@ class AnyOf:
             self._needed: tuple[str, ...] | None = None
             return
         # each alternative's most selective set is necessary for it (its sets are sorted so, the best first)
-        literals = {n for r in rules for conj in r._need or () for n in conj[0]}
-        # a literal containing another adds nothing: where it occurs, the shorter one does too
-        self._needed = tuple(sorted((n for n in literals if not any(o != n and o in n for o in literals)), key=len))
+        self._needed = tuple(sorted(_minimal(n for r in rules for conj in r._need or () for n in conj[0]), key=len))
 
     def possible(self, text: str) -> bool:
         if self._needed is None:
@@ -208,7 +216,7 @@ class AnyOf:
         for n in self._needed:
             if n in low:
                 return True
-        return not text.isascii() and any(ch in text for ch in _FOLDS_ODDLY)
+        return _folds_oddly(text)
 
 
 # The `re` module's functions for patterns written inline in the rules, with the prefilter: each pattern is
