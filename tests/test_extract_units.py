@@ -6,7 +6,14 @@ import datetime as dt
 
 from watcher.extract.cast import east_asian_key, status_of
 from watcher.extract.dates import find_windows
-from watcher.extract.names import person_evidence, romanised_name_like, spans
+from watcher.extract.names import (
+    COMMON_SURNAME_RANK,
+    is_given_name,
+    person_evidence,
+    romanised_name_like,
+    spans,
+    surname_class,
+)
 from watcher.extract.release import Candidate, primary_release
 from watcher.extract.status import Target, production, renewal, trailer
 from watcher.extract.text import Sentence, about_other_season, dateline, seasons_mentioned, split_sentences
@@ -78,6 +85,19 @@ def test_names_from_lists_and_shape() -> None:
     assert romanised_name_like("Hayashi") and romanised_name_like("Seo-yeon") and not romanised_name_like("Knowledge")
     assert [s.text for s in spans("Percy Vance IV and Tom Hale left.")] == ["Percy Vance IV", "Tom Hale"]
     assert [s.text for s in spans("Unfortunately Bob (Tom Hale) will not return.")] == ["Bob", "Tom Hale"]
+
+
+def test_census_lists_by_rank() -> None:
+    """The census surname list (held as hashes): rank 1 and the common/listed boundary, folded spellings."""
+    import importlib.resources
+
+    ranked = [line.split()[0] for line in importlib.resources.files("names").joinpath("dist.all.last")
+              .read_text().splitlines() if line.strip()]
+    assert surname_class(ranked[0].title()) == 2 and surname_class(ranked[COMMON_SURNAME_RANK - 1]) == 2
+    assert surname_class(ranked[COMMON_SURNAME_RANK]) == 1 and surname_class(ranked[-1].lower()) == 1
+    assert surname_class("Smíth") == 2  # compared without diacritics
+    assert surname_class("Qzxvbn") == 0 and surname_class("") == 0
+    assert is_given_name("Mary") and is_given_name("JOHN") and not is_given_name("Qzxvbn")
 
 
 def test_east_asian_names_in_any_order_or_romanisation() -> None:

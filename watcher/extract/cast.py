@@ -270,9 +270,9 @@ def _unchain(text: str, d: _Doc) -> str:
 
 
 def _namey(token: str) -> bool:
-    from watcher.extract.names import is_given_name, romanised_name_like, surname_rank
+    from watcher.extract.names import is_given_name, romanised_name_like, surname_class
 
-    return is_given_name(token) or surname_rank(token) is not None or romanised_name_like(token) or \
+    return is_given_name(token) or surname_class(token) > 0 or romanised_name_like(token) or \
         fold(token) in EAST_ASIAN_SURNAMES
 
 

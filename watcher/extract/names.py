@@ -11,9 +11,13 @@ Whether a span is *cast* is decided elsewhere (cast.py) by the construction that
 
 from __future__ import annotations
 
+import bisect
 import functools
 import importlib.resources
+import itertools
 import unicodedata
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from watcher.extract import prefilter as fre
@@ -55,24 +59,54 @@ def fold(word: str) -> str:
     return "".join(ch for ch in word if not unicodedata.combining(ch) and ch not in "'.").casefold()
 
 
+# A surname ranked at or above this in the census list is a common one (stronger evidence of a name).
+COMMON_SURNAME_RANK = 20000
+
+
+@dataclass(frozen=True, slots=True)
+class _Census:
+    """The census name lists, held compactly: a processing worker keeps them for its whole life, and 88,799
+    surnames as a dict of strings to ranks cost about 16 MB per process. Surnames are kept as two sorted
+    arrays of their string hashes (8 bytes each; `hash` is stable within a process, which is all a lookup
+    needs; a false match needs a 64-bit collision)."""
+
+    given: frozenset[str]
+    common_surnames: array  # hashes of the surnames ranked 1..COMMON_SURNAME_RANK, sorted
+    other_surnames: array  # hashes of the rest, sorted
+
+
+def _in_sorted(values: array, key: int) -> bool:
+    i = bisect.bisect_left(values, key)
+    return i < len(values) and values[i] == key
+
+
 @functools.cache
-def _census() -> tuple[frozenset[str], dict[str, int]]:
+def _census() -> _Census:
     root = importlib.resources.files("names")
 
-    def read(name: str) -> list[str]:
-        return [line.split()[0].lower() for line in root.joinpath(name).read_text().splitlines() if line.strip()]
+    def first_column(name: str) -> Iterator[str]:
+        with root.joinpath(name).open(encoding="ascii") as lines:
+            for line in lines:
+                if line.strip():
+                    yield line.split(None, 1)[0].lower()
 
-    given = frozenset(read("dist.male.first") + read("dist.female.first"))
-    surnames = {s: rank for rank, s in enumerate(read("dist.all.last"), 1)}
-    return given, surnames
+    given = frozenset(itertools.chain(first_column("dist.male.first"), first_column("dist.female.first")))
+    surnames = first_column("dist.all.last")  # in rank order
+    common = array("q", sorted(hash(s) for s in itertools.islice(surnames, COMMON_SURNAME_RANK)))
+    other = array("q", sorted(hash(s) for s in surnames))
+    return _Census(given, common, other)
 
 
 def is_given_name(token: str) -> bool:
-    return fold(token) in _census()[0]
+    return fold(token) in _census().given
 
 
-def surname_rank(token: str) -> int | None:
-    return _census()[1].get(fold(token))
+def surname_class(token: str) -> int:
+    """2: a common surname (census rank <= COMMON_SURNAME_RANK), 1: a listed one, 0: not in the list."""
+    census, key = _census(), hash(fold(token))
+    if _in_sorted(census.common_surnames, key):
+        return 2
+    return 1 if _in_sorted(census.other_surnames, key) else 0
 
 
 # Romanised syllables: Japanese (Hepburn), Korean (Revised/McCune), Chinese (pinyin). A token made only of one
@@ -194,8 +228,8 @@ def person_evidence(tokens: tuple[str, ...]) -> float:
         return 0.0
     first, last = core[0], core[-1]
     given = is_given_name(first)
-    rank = surname_rank(last)
-    common_surname = rank is not None and rank <= 20000
+    surname = surname_class(last)
+    common_surname = surname == 2
     east_first = fold(first) in EAST_ASIAN_SURNAMES and len(core) >= 2
     if len(core) == 1:
         # one word: a stage name or a surname; only constructions make it a person
@@ -205,7 +239,7 @@ def person_evidence(tokens: tuple[str, ...]) -> float:
         score += 0.4
     if common_surname:
         score += 0.3
-    elif rank is not None:
+    elif surname:
         score += 0.15
     if east_first and all(romanised_name_like(p) for t in core[1:] for p in t.split("-")):
         score += 0.5
