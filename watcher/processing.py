@@ -81,7 +81,7 @@ def process_documents(job: ProcessJob) -> list[Processed]:
     """Normalise each document and extract the facts of those whose content is new (pure, apart from the
     deadline: DocumentError 'timeout' past `job.budget`, 'too-deep' for a document nested beyond reach)."""
     from watcher.document import drop_ignored, normalise
-    from watcher.extract import extract
+    from watcher.extract import extract, forget_texts
 
     started = time.monotonic()
     alarm = job.budget > 0 and threading.current_thread() is threading.main_thread()
@@ -113,6 +113,7 @@ def process_documents(job: ProcessJob) -> list[Processed]:
         if alarm:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
+        forget_texts()  # sentence caches help within a document, not across: they would only hold memory
 
 
 def process_timed(job: ProcessJob) -> tuple[list[Processed], float]:

@@ -68,11 +68,22 @@ def extract(doc: Document, *, reference_date: dt.date | None = None, topic: Topi
     return FactSet(document=info, work=work, season=season, facts=facts)
 
 
-def clear_caches() -> None:
-    """Empty the rules' per-text memo caches (for timing a first reading); compiled patterns and the name lists,
-    loaded once per process, stay."""
+def forget_texts() -> None:
+    """Empty the memo caches keyed by sentence. They exist because several rules read the same sentences of one
+    document; across documents they hit rarely (measured on the benchmark's pages: extraction is no slower
+    without them) yet hold up to thousands of sentences each, about 10 MB in a long-lived worker. A processing
+    worker calls this after each job. The word-level caches (`fold`, `person_evidence`) stay: words recur."""
     from watcher.extract import dates, names, status, text
 
-    for cache in (dates._find_windows, names._spans, names.fold, names.person_evidence, status._names_work,
-                  status._other_work, text._seasons):
+    for cache in (dates._find_windows, names._spans, status._names_work, status._other_work, text._seasons):
         cache.cache_clear()
+
+
+def clear_caches() -> None:
+    """Empty the rules' per-text memo caches, sentence- and word-level (for timing a first reading); compiled
+    patterns and the name lists, loaded once per process, stay."""
+    from watcher.extract import names
+
+    forget_texts()
+    names.fold.cache_clear()
+    names.person_evidence.cache_clear()

@@ -52,7 +52,8 @@ _TOKEN = Rx(r"(?:[A-Z]\.){2,}|[A-Z]\.(?=\s)|(?:Jr|Sr|St|Dr|Mr|Mrs|Ms)\.|[^\W\d_]
                     r"|\d+|\S")
 
 
-@functools.lru_cache(maxsize=65536)
+# Word-level caches, kept across documents (words recur); bounded so a long-lived worker stays small.
+@functools.lru_cache(maxsize=16384)
 def fold(word: str) -> str:
     """Comparison form of a name token: no diacritics, apostrophes or dots, case-folded."""
     word = unicodedata.normalize("NFKD", word.translate(_APOS))
@@ -215,7 +216,7 @@ def strip_honorific(tokens: tuple[str, ...]) -> tuple[str, ...]:
     return tokens
 
 
-@functools.lru_cache(maxsize=16384)
+@functools.lru_cache(maxsize=4096)
 def person_evidence(tokens: tuple[str, ...]) -> float:
     """0..1: how much these tokens look like one person's name, from name lists and name shape alone."""
     tokens = strip_honorific(tuple(t for t in tokens if fold(t) not in _SUFFIXES))
