@@ -247,10 +247,12 @@ def _reset_pg(url: str) -> None:
     eng.dispose()
 
 
-def measure_daemon(watches: int, seconds: float) -> dict[str, Any]:
+def measure_daemon(watches: int, seconds: float, *, restart: bool = False) -> dict[str, Any]:
     """Memory of the daemon with `watches` watches loaded and scheduled (their first runs spread over 30 s,
     so the window includes the first checks of the pages the server answers). Sampled every 0.5 s over the
-    whole process tree: the checking process and its processing workers."""
+    whole process tree: the checking process and its processing workers. `restart`: the database was created
+    by an earlier start (another process), as for every start after a daemon's first; the daemon then does not
+    migrate, and does not load Alembic."""
     import asyncio
 
     from watcher.processing import shared_processor
@@ -271,6 +273,9 @@ def measure_daemon(watches: int, seconds: float) -> dict[str, Any]:
     try:
         with page_server(watches) as base:
             url = f"sqlite:///{tmp}/daemon.db"
+            if restart:
+                subprocess.run([sys.executable, "-c", "import sys; from watcher.store import Store; "
+                                "Store.open(sys.argv[1]).close()", url], cwd=HERE.parent, check=True)
             store = Store.open(url)
             config = config_for(base, watches, url)
             started = time.perf_counter()
@@ -300,7 +305,8 @@ def measure_daemon(watches: int, seconds: float) -> dict[str, Any]:
             elapsed = time.perf_counter() - started
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"tool": "watcher-daemon", "watches": watches, "seconds": round(elapsed, 1), "checks_done": checked,
+    return {"tool": "watcher-daemon", "watches": watches, "database": "existing" if restart else "new",
+            "seconds": round(elapsed, 1), "checks_done": checked,
             "processing_workers": len(processor.pids()),
             "rss_mb_checking_process_peak": round(max(s[0] for s in samples), 1),
             "rss_mb_tree_peak": round(max(s[1] for s in samples), 1),
@@ -502,7 +508,8 @@ def targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "<=", 1.3)
     for r in results:
         if r.get("tool") == "watcher-daemon" and r["watches"] >= 10000:
-            add(f"daemon {r['watches']} watches: peak RSS of the process tree, MB", r["rss_mb_tree_peak"], "<=", 200)
+            add(f"daemon {r['watches']} watches, {r.get('database', 'new')} database: peak RSS of the process tree, MB",
+                r["rss_mb_tree_peak"], "<=", 200)
     return checks
 
 
@@ -533,6 +540,8 @@ def main() -> None:
     ap.add_argument("--cd-workers", default="default", help="changedetection.io FETCH_WORKERS (default: its own, 5)")
     ap.add_argument("--daemon-watches", type=int, help="measure daemon memory with this many watches loaded")
     ap.add_argument("--daemon-seconds", type=float, default=45.0)
+    ap.add_argument("--daemon-restart", action="store_true", help="also measure the daemon started on a database "
+                    "an earlier start created (its every start after the first)")
     ap.add_argument("--extraction", action="store_true", help="median extraction time on generated pages")
     ap.add_argument("--profile", type=int, metavar="PAGES", help="py-spy profile of a run with PAGES pages")
     ap.add_argument("--out", type=Path, help="also write the results (JSON) to this file, and a Markdown table "
@@ -543,6 +552,7 @@ def main() -> None:
     ap.add_argument("--one-urlwatch", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--one-cd", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--one-daemon", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--one-daemon-restart", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args.one is not None:
@@ -557,7 +567,7 @@ def main() -> None:
         print(json.dumps(measure_changedetection(args.one_cd, workers=args.cd_workers)))
         return
     if args.one_daemon is not None:
-        print(json.dumps(measure_daemon(args.one_daemon, args.daemon_seconds)))
+        print(json.dumps(measure_daemon(args.one_daemon, args.daemon_seconds, restart=args.one_daemon_restart)))
         return
 
     only_other = args.daemon_watches or args.extraction or args.profile
@@ -577,9 +587,10 @@ def main() -> None:
             _print(results[-1])
         _print_ratios(results, n)
     if args.daemon_watches:
-        results.append(_child("--one-daemon", str(args.daemon_watches), "--daemon-seconds",
-                              str(args.daemon_seconds)))
-        _print(results[-1])
+        for restart in (False, True) if args.daemon_restart else (False,):
+            results.append(_child("--one-daemon", str(args.daemon_watches), "--daemon-seconds",
+                                  str(args.daemon_seconds), *(["--one-daemon-restart"] if restart else [])))
+            _print(results[-1])
     if args.extraction:
         results.append(measure_extraction())
         _print(results[-1])
@@ -657,7 +668,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
                       *ratio_rows, ""]
     for r in results:
         if r.get("tool") == "watcher-daemon":
-            lines.append(f"Daemon with {r['watches']:,} watches for {r['seconds']} s ({r['checks_done']} checks): "
+            lines.append(f"Daemon with {r['watches']:,} watches, {r.get('database', 'new')} database, for "
+                         f"{r['seconds']} s ({r['checks_done']} checks): "
                          f"peak RSS {r['rss_mb_tree_peak']} MB for the process tree "
                          f"({r['rss_mb_checking_process_peak']} MB checking process + {r['processing_workers']} "
                          f"processing workers), peak PSS {r['pss_mb_tree_peak']} MB.\n")

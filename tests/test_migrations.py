@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from watcher.store.db import alembic_config
+from watcher.store.db import SCHEMA_HEAD, alembic_config
 from watcher.store.models import Base
 
 
@@ -20,7 +20,46 @@ def test_migrations_match_the_models(store):
 
 def test_one_head():
     heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
-    assert len(heads) == 1, heads
+    assert heads == [SCHEMA_HEAD], f"the newest migration is {heads}: set watcher.store.db.SCHEMA_HEAD to it"
+
+
+def test_a_current_database_opens_without_alembic(database_url):
+    """Opening a database that a first start migrated reads its version and imports no Alembic; a database one
+    migration behind is brought to the head."""
+    import subprocess
+    import sys
+
+    from sqlalchemy import text
+
+    from watcher.store import Store
+
+    code = ("import sys; from watcher.store import Store; Store.open(sys.argv[1]).close(); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))")
+
+    def modules_after_open() -> str:
+        out = subprocess.run([sys.executable, "-c", code, database_url], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    assert modules_after_open() != "[]"  # a new database: migrated with Alembic
+    assert modules_after_open() == "[]"  # current: no Alembic
+    from alembic import command
+
+    store = Store.open(database_url)
+    try:
+        with store.engine.begin() as conn:  # one migration behind
+            cfg = alembic_config(database_url)
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "-1")
+    finally:
+        store.close()
+    assert modules_after_open() != "[]"
+    store = Store.open(database_url)
+    try:
+        with store.engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_HEAD
+    finally:
+        store.close()
 
 
 def test_processes_starting_together_migrate_an_empty_database_once(database_url):
