@@ -115,3 +115,19 @@ def test_extraction_is_the_same_without_the_prefilter(corpus, monkeypatch) -> No
     monkeypatch.setattr(Rx, "possible", lambda self, text: True)
     monkeypatch.setattr(prefilter.AnyOf, "possible", lambda self, text: True)
     assert [extract(d).to_json_dict() for d in docs] == fast
+
+
+def test_the_automaton_holds_only_the_rules_literals() -> None:
+    """Inline patterns (which may be built from a document's words) stay out of the shared automaton, and a rule
+    compiled after texts were scanned still sees its literals in them."""
+    from watcher.extract import prefilter as fre
+
+    known = set(prefilter.LITERALS.known)
+    assert fre.search(r"\bQuorvanth Saga\b", "the Quorvanth Saga returns")  # found, by an inline pattern
+    assert prefilter.LITERALS.known == known
+    text = "A zyxwquent word."
+    assert prefilter.LITERALS.scan(text)[0] == frozenset()  # none of the rules' literals
+    late = Rx(r"zyxwquent|qqqvvv")  # a rule compiled later (as a module imported late would)
+    assert late.possible(text) and late.search(text)
+    assert not late.possible("Nothing of the sort.")
+    assert "zyxwquent" in prefilter.LITERALS.known

@@ -73,10 +73,11 @@ def forget_texts() -> None:
     document; across documents they hit rarely (measured on the benchmark's pages: extraction is no slower
     without them) yet hold up to thousands of sentences each, about 10 MB in a long-lived worker. A processing
     worker calls this after each job. The word-level caches (`fold`, `person_evidence`) stay: words recur."""
-    from watcher.extract import dates, names, status, text
+    from watcher.extract import dates, names, prefilter, status, text
 
     for cache in (dates._find_windows, names._spans, status._names_work, status._other_work, text._seasons):
         cache.cache_clear()
+    prefilter.forget()
 
 
 def clear_caches() -> None:

@@ -10,16 +10,23 @@ changes what a pattern finds, only how soon a text without any of its words is t
 The test lowercases text and literals, which is a necessary condition for both case-sensitive and
 case-insensitive matching, except for the three characters that IGNORECASE folds onto ASCII letters
 differently from `str.lower` (İ, ı, ſ): a text holding one of them is always searched.
+
+Dozens of rules ask about the same sentence, so the literals are not looked for rule by rule: one
+Aho-Corasick pass (pyahocorasick) finds which of all the rules' literals a text holds, remembered per text
+(`forget` empties that memo), and each rule then only compares sets.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from re import _constants as C  # type: ignore[attr-defined]
 from re import _parser as P  # type: ignore[attr-defined]
 from typing import Any
+
+import ahocorasick
 
 _FOLDS_ODDLY = ("\u0130", "\u0131", "\u017f")  # İ ı ſ: re.IGNORECASE matches them with i, i, s
 _REPEATS = (C.MAX_REPEAT, C.MIN_REPEAT, getattr(C, "POSSESSIVE_REPEAT", C.MAX_REPEAT))
@@ -139,36 +146,133 @@ def _charset(items: list[tuple[Any, Any]]) -> frozenset[str] | None:
     return frozenset(chars) if 0 < len(chars) <= 4 else None
 
 
+class _Literals:
+    """The rules' literals, and which of them a text holds, found in one Aho-Corasick pass per text.
+
+    Only the literals of the rules compiled at import are in the automaton (`Rx(..., shared=True)`): inline
+    patterns may be built from a document's own words (a work's title), which would make it grow for ever.
+    Literals of one or two characters are left out too (they occur everywhere, and every occurrence would be
+    reported): those are looked for with `in`, in the lowercased text this also remembers."""
+
+    MIN_LENGTH = 3
+    _MEMO_MAX = 20_000  # texts remembered: a document's sentences many times over (`forget` empties it sooner)
+
+    def __init__(self) -> None:
+        self.known: set[str] = set()
+        self._automaton: Any = None
+        self._stale = False
+        self.memo: dict[str, tuple[frozenset[str], str, bool]] = {}  # cleared in place, never replaced
+        self._lock = threading.Lock()
+
+    def register(self, literals: Iterable[str]) -> None:
+        new = {lit for lit in literals if len(lit) >= self.MIN_LENGTH} - self.known
+        if new:
+            with self._lock:
+                self.known |= new
+                self._stale = True
+                self.memo.clear()  # what it found was found without these
+
+    def scan(self, text: str) -> tuple[frozenset[str], str, bool]:
+        """The registered literals that occur in `text`, the text lowercased, and whether it folds oddly."""
+        hit = self.memo.get(text)
+        if hit is not None:
+            return hit
+        if self._stale:
+            self._rebuild()
+        low = text.lower()
+        automaton = self._automaton
+        found = frozenset([lit for _, lit in automaton.iter(low)]) if automaton is not None else frozenset()
+        hit = (found, low, _folds_oddly(text))
+        if len(self.memo) >= self._MEMO_MAX:
+            self.memo.clear()
+        self.memo[text] = hit
+        return hit
+
+    def forget(self) -> None:
+        self.memo.clear()
+
+    def _rebuild(self) -> None:
+        with self._lock:
+            automaton = ahocorasick.Automaton()
+            for lit in self.known:
+                automaton.add_word(lit, lit)
+            automaton.make_automaton()
+            self._automaton = automaton if self.known else None
+            self.memo.clear()
+            self._stale = False
+
+
+LITERALS = _Literals()
+_MEMO = LITERALS.memo
+
+
+def forget() -> None:
+    """Empty the memo of which literals each text holds (after a document; processing workers call this)."""
+    LITERALS.forget()
+
+
+# A literal set as `possible` tests it: those in the automaton (compared as sets), then the others (`in`).
+_Test = tuple[frozenset[str], tuple[str, ...]]
+
+
+def _test(literals: Iterable[str], shared: bool) -> _Test:
+    lits = sorted(literals, key=len, reverse=True)  # the longest first: a text holding any holds these
+    if not shared:
+        return frozenset(), tuple(lits)
+    LITERALS.register(lits)
+    return (frozenset(n for n in lits if n in LITERALS.known),
+            tuple(n for n in lits if n not in LITERALS.known))
+
+
+def _holds(found: frozenset[str], low: str, test: _Test) -> bool:
+    if not found.isdisjoint(test[0]):
+        return True
+    for n in test[1]:  # noqa: SIM110 -- any() with a generator costs a frame per call, in the hottest loop
+        if n in low:
+            return True
+    return False
+
+
 class Rx:
     """A compiled pattern (`re.Pattern`'s search/match/finditer/findall/sub) that turns away texts without
-    any of its required literals before searching them."""
+    any of its required literals before searching them. `shared`: its literals go in the automaton every text
+    is scanned with (the rules compiled once, at import; not patterns built from a document's words)."""
 
-    __slots__ = ("_need", "flags", "pattern", "rx")
+    __slots__ = ("_any", "_need", "_tests", "flags", "pattern", "rx")
 
-    def __init__(self, pattern: str, flags: int = 0) -> None:
+    def __init__(self, pattern: str, flags: int = 0, *, shared: bool = True) -> None:
         self.rx = re.compile(pattern, flags)
         self.pattern = self.rx.pattern
         self.flags = self.rx.flags
-        need = requirement(pattern, flags)
-        # each set's longest literals first: they are the ones a text holds when it holds any
-        self._need = None if need is None else tuple(
-            tuple(tuple(sorted(lits, key=len, reverse=True)) for lits in conj) for conj in need)
+        self._need = need = requirement(pattern, flags)
+        self._tests = None if need is None else tuple(tuple(_test(lits, shared) for lits in conj) for conj in need)
+        # The first (most selective) set of every alternative, together: a text holding none of them is turned
+        # away in one comparison, which is what most texts meet. None when that one test is the whole test.
+        self._any = None
+        if need is not None and not (len(need) == 1 and len(need[0]) == 1):
+            self._any = _test(_minimal(n for conj in need for n in conj[0]), shared)
 
     def possible(self, text: str) -> bool:
         """False only when the pattern cannot match anywhere in `text`."""
-        if self._need is None:
+        if self._tests is None:
             return True
-        low = text.lower()
-        for conjunction in self._need:
-            for literals in conjunction:
-                for n in literals:
-                    if n in low:
-                        break
-                else:
+        found, low, odd = _MEMO.get(text) or LITERALS.scan(text)
+        if odd:
+            return True
+        quick = self._any
+        if quick is not None and found.isdisjoint(quick[0]):
+            for n in quick[1]:
+                if n in low:
+                    break
+            else:
+                return False
+        for conjunction in self._tests:
+            for test in conjunction:
+                if not _holds(found, low, test):
                     break  # this set is missing: this alternative cannot match
             else:
                 return True
-        return _folds_oddly(text)
+        return False
 
     def search(self, text: str, *args: int) -> re.Match[str] | None:
         return self.rx.search(text, *args) if self.possible(text) else None
@@ -198,25 +302,23 @@ class Rx:
 
 class AnyOf:
     """One test for a family of rules read together (the date patterns): `possible` is False only when none of
-    them can match the text, from the literals of them all, looked for once."""
+    them can match the text, from the literals of them all."""
 
-    __slots__ = ("_needed",)
+    __slots__ = ("_needed", "_test")
 
     def __init__(self, rules: list[Rx]) -> None:
         if any(r._need is None for r in rules):
-            self._needed: tuple[str, ...] | None = None
+            self._needed: frozenset[str] | None = None
             return
         # each alternative's most selective set is necessary for it (its sets are sorted so, the best first)
-        self._needed = tuple(sorted(_minimal(n for r in rules for conj in r._need or () for n in conj[0]), key=len))
+        self._needed = _minimal(n for r in rules for conj in r._need or () for n in conj[0])
+        self._test = _test(self._needed, True)
 
     def possible(self, text: str) -> bool:
         if self._needed is None:
             return True
-        low = text.lower()
-        for n in self._needed:
-            if n in low:
-                return True
-        return _folds_oddly(text)
+        found, low, odd = LITERALS.scan(text)
+        return odd or _holds(found, low, self._test)
 
 
 # The `re` module's functions for patterns written inline in the rules, with the prefilter: each pattern is
@@ -224,7 +326,7 @@ class AnyOf:
 # not make cheaper, so they only reuse the compiled pattern.
 @functools.lru_cache(maxsize=1024)
 def compiled(pattern: str, flags: int = 0) -> Rx:
-    return Rx(pattern, flags)
+    return Rx(pattern, flags, shared=False)  # it may hold a document's words: kept out of the automaton
 
 
 def search(pattern: str, string: str, flags: int = 0) -> re.Match[str] | None:
