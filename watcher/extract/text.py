@@ -32,12 +32,13 @@ class Sentence:
     lead: str | None = None  # for list items (and lines after a lead-in ending in ':'), that lead-in
 
 
-_QUOTES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'"})
+# dashes as '-', typographic apostrophes as "'", zero-width spaces dropped: every one a non-ASCII character
+_CLEAN = str.maketrans({**DASHES, ord("’"): "'", ord("‘"): "'", ord("ʼ"): "'", 0x200B: None})
 
 
 def clean(text: str) -> str:
     """One line of text as the rules read it: dashes as '-', typographic apostrophes as "'", single spaces."""
-    return " ".join(text.translate(DASHES).translate(_QUOTES).replace("\u200b", "").split())
+    return " ".join((text if text.isascii() else text.translate(_CLEAN)).split())
 
 
 _MAX_SENTENCE = 800

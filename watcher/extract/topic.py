@@ -272,7 +272,8 @@ def _full_title(work: str, text: str) -> str:
 def detect_topic(title: str | None, headings: tuple[str, ...], text: str) -> tuple[str | None, int | None]:
     """(work, season) of a document from its headline, confirmed against the body."""
     headline = _strip_headline(title or "")
-    body = clean(" ".join(line for line in text.split("\n") if clean(line) != clean(title or "")))
+    cleaned_title = clean(title or "")
+    body = clean(" ".join(line for line in text.split("\n") if clean(line) != cleaned_title))
     cands, season = _candidates(headline) if headline else ([], None)
     if not cands:
         first = next((clean(line) for line in text.split("\n") if clean(line)), "")
