@@ -29,12 +29,12 @@ _DROP_CLASS = re.compile(
     r"jp-relatedposts|sharedaddy|author-box|post-navigation|nav-links|menu)([\s_-]|$)", re.I)
 _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 _BULLET = re.compile(r"^\s*(?:[•·▪●◦‣*–—-]|\d{1,2}[.)])\s+")
-_WS = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _clean(text: str) -> str:
-    return _WS.sub(" ", text.replace("\u200b", "").replace("\ufeff", "")).strip()
+    # str.split() and the pattern \s+ know the same whitespace; splitting is several times cheaper
+    return " ".join(text.replace("\u200b", "").replace("\ufeff", "").split())
 
 
 def normalise(raw: RawDocument, scope: ScopeConfig | None = None) -> Document:
