@@ -276,7 +276,7 @@ def measure_daemon(watches: int, seconds: float, *, restart: bool = False) -> di
             if restart:
                 subprocess.run([sys.executable, "-c", "import sys; from watcher.store import Store; "
                                 "Store.open(sys.argv[1]).close()", url], cwd=HERE.parent, check=True)
-            store = Store.open(url)
+            store = Store.open(url, migrate_apart=True)  # as `watcher run` opens it
             config = config_for(base, watches, url)
             started = time.perf_counter()
             stop = asyncio.Event()

@@ -114,6 +114,22 @@ def process_documents(job: ProcessJob) -> list[Processed]:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
         forget_texts()  # sentence caches help within a document, not across: they would only hold memory
+        _after_job()
+
+
+# A worker gives the heap pages its jobs freed back to the system every this many jobs: pages, trees and
+# documents come and go, and glibc keeps what they freed (a few MB over a first pass of thousands of pages).
+JOBS_PER_TRIM = 100
+_jobs_done = 0
+
+
+def _after_job() -> None:
+    global _jobs_done
+    _jobs_done += 1
+    if _jobs_done % JOBS_PER_TRIM == 0 and multiprocessing.parent_process() is not None:  # a worker process
+        from watcher.memory import release_memory
+
+        release_memory()
 
 
 def process_timed(job: ProcessJob) -> tuple[list[Processed], float]:

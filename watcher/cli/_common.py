@@ -39,13 +39,14 @@ def get_config(ctx: click.Context) -> Config:
     return obj["config"]
 
 
-def get_store(ctx: click.Context) -> Any:
-    """The Store for the configured database, migrated on first use."""
+def get_store(ctx: click.Context, *, long_running: bool = False) -> Any:
+    """The Store for the configured database, migrated on first use (by a child process for a `long_running`
+    command, which then never holds the migration tooling in memory)."""
     from watcher.store import Store
 
     obj = ctx.find_root().obj
     if "store" not in obj:
-        obj["store"] = Store.open(get_config(ctx).database_url)
+        obj["store"] = Store.open(get_config(ctx).database_url, migrate_apart=long_running)
     return obj["store"]
 
 

@@ -34,7 +34,7 @@ def run(ctx: click.Context, role: str) -> None:
     from watcher.runtime import run_sync
     from watcher.scheduler import run_daemon
 
-    config, store = get_config(ctx), get_store(ctx)
+    config, store = get_config(ctx), get_store(ctx, long_running=True)
     preflight(ctx, store=store)
     if (ctx.find_root().obj or {}).get("log_format") != "json":  # stderr stays one JSON object per line
         err_console.print(f"watcher ({role}): {len(config.watch)} watches, database {store!r}; Ctrl-C to stop")

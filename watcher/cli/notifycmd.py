@@ -89,7 +89,7 @@ def sender(ctx: click.Context, once: bool, as_json: bool) -> None:
     """Deliver the outbox: alone (`watcher run` also does this), or as one of several sender processes."""
     from watcher.notify import deliver_due, sender_loop
 
-    config, store = get_config(ctx), get_store(ctx)
+    config, store = get_config(ctx), get_store(ctx, long_running=not once)
     preflight(ctx, store=store)
     store.sync_subscribers(config.subscriber)
     if once:

@@ -16,7 +16,7 @@ def worker(ctx: click.Context) -> None:
     from watcher.runtime import reactor_loop, run_sync
     from watcher.scale import run_worker_role
 
-    config, store = get_config(ctx), get_store(ctx)
+    config, store = get_config(ctx), get_store(ctx, long_running=True)
     store.sync_watches(config.watch)
     if (ctx.find_root().obj or {}).get("log_format") != "json":  # stderr stays one JSON object per line
         err_console.print(f"watcher worker: database {store!r}, queue {config.redis.url}; Ctrl-C to stop")

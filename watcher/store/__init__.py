@@ -55,8 +55,10 @@ class Store:
         self.sessions = sessions
 
     @classmethod
-    def open(cls, url: str, *, migrate: bool = True, **engine_kwargs: Any) -> Store:
-        engine, sessions = open_database(url, migrate=migrate, **engine_kwargs)
+    def open(cls, url: str, *, migrate: bool = True, migrate_apart: bool = False, **engine_kwargs: Any) -> Store:
+        """`migrate_apart`: a long-running process migrates a database behind the code in a child process
+        (watcher.store.db.upgrade_apart)."""
+        engine, sessions = open_database(url, migrate=migrate, migrate_apart=migrate_apart, **engine_kwargs)
         return cls(engine, sessions)
 
     def __repr__(self) -> str:

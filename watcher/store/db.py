@@ -104,12 +104,52 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
                          f"{str(e).splitlines()[0]}") from e
 
 
-def open_database(url: str, *, migrate: bool = True, **kwargs: Any) -> tuple[Engine, sessionmaker[Session]]:
-    """Create the engine, apply migrations, and return it with a session factory."""
+# The child process that migrates for a long-running one reads the URL here (not from its argv, which `ps` shows).
+_MIGRATE_URL_ENV = "WATCHER_MIGRATE_URL"
+
+
+def upgrade_apart(engine: Engine) -> None:
+    """Migrate in a short-lived child process, so a long-running one (the daemon, the scale-out roles) never
+    imports Alembic and Mako (about 12 MB it would keep for its whole life). Nothing to do when the schema is
+    current; an in-memory database, which another process cannot see, is migrated here."""
+    import os
+    import subprocess
+    import sys
+
+    if schema_is_current(engine):
+        return
+    url = engine.url.render_as_string(hide_password=False)
+    if engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:"):
+        upgrade(engine)
+        return
+    done = subprocess.run([sys.executable, "-c", "from watcher.store.db import _upgrade_from_env; _upgrade_from_env()"],
+                          env={**os.environ, _MIGRATE_URL_ENV: url}, capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        raise StoreError(f"cannot migrate database {safe_url(url)}: {last}")
+
+
+def _upgrade_from_env() -> None:
+    import os
+    import sys
+
+    engine = make_engine(os.environ[_MIGRATE_URL_ENV])
+    try:
+        upgrade(engine)
+    except StoreError as e:
+        sys.exit(str(e).removeprefix(f"cannot migrate database {safe_url(str(engine.url))}: "))
+    finally:
+        engine.dispose()
+
+
+def open_database(url: str, *, migrate: bool = True, migrate_apart: bool = False,
+                  **kwargs: Any) -> tuple[Engine, sessionmaker[Session]]:
+    """Create the engine, apply migrations (in a child process with `migrate_apart`), and return it with a
+    session factory."""
     try:
         engine = make_engine(url, **kwargs)
         if migrate:
-            upgrade(engine)
+            (upgrade_apart if migrate_apart else upgrade)(engine)
     except StoreError:
         raise
     except (SQLAlchemyError, OSError) as e:
