@@ -202,3 +202,47 @@ def test_processing_workers_killed_under_a_running_pipeline_are_replaced(server,
         processor.close()
     with store.session() as s:
         assert s.scalar(select(func.count()).select_from(Snapshot)) == 4
+
+
+
+def test_held_events_are_tracked_in_memory_and_looked_for_only_when_there_can_be_some(server, store, database_url):
+    """A long-lived pipeline knows from its watch state whether a watch has held (pending, flapping) events: a
+    change of a watch without any does not look for them, and one that holds its event back is known to."""
+    pages = {"plain": ["early 2027"], "careful": ["early 2027"]}
+    for name, window in pages.items():
+        server.route(f"/{name}", lambda _h, w=window: page(w[0]))
+    config = make_config(server, database_url, [
+        {"name": "plain", "url": server.url("/plain")},
+        {"name": "careful", "url": server.url("/careful"), "confirm": 2}])
+    cycle(store, config)  # baselines
+
+    def held_lookups(statements):
+        return [s for s in statements if s.startswith("SELECT") and "FROM CHANGE_EVENTS" in s and "STATE" in s]
+
+    async def body(pipeline):
+        plain = []
+        for window in ("late 2027", "early 2028", "late 2028", "early 2028", "late 2029"):
+            pages["plain"][0] = window
+            statements, stop = _statements(store)
+            result = await pipeline.check("plain")
+            stop()
+            plain.append((result.outcome, result.events, len(held_lookups(statements))))
+        careful = []
+        for window in ("late 2027", "early 2028", "late 2028"):
+            pages["careful"][0] = window
+            careful.append((await pipeline.check("careful")).outcome)
+        return plain, careful
+
+    plain, careful = run_sync(lambda: _with_pipeline(store, config, body))
+    # Three new values: alerted at once, no look-up. Back to early 2028: held as flapping (the pipeline's state
+    # now says so). The next change must settle that held event, so it looks for it.
+    assert [(outcome, events) for outcome, events, _ in plain] == [("changed", 1)] * 3 + [("changed", 0),
+                                                                                     ("changed", 1)]
+    assert [lookups for *_, lookups in plain][:4] == [0, 0, 0, 0] and plain[4][2] > 0, plain
+    assert careful == ["changed"] * 3
+    with store.session() as s:
+        states = s.scalars(select(ChangeEventRow.state).where(ChangeEventRow.watch_id == 2)
+                           .order_by(ChangeEventRow.id)).all()
+    # confirm = 2: each change waits for a second sighting; the next change drops the one before it (known
+    # to be pending from the state the previous check left).
+    assert states == ["dropped", "dropped", "pending"], states

@@ -98,6 +98,8 @@ def save_events(s: Session, events: list[ChangeEvent], *, watch_id: int | None, 
             detected_at=event.detected_at or utcnow(), state=state)
         s.add(row)
         rows.append(row)
+    if rows and state in HELD:
+        s.info[_SAVED_HELD] = True
     s.flush()
     return rows
 
@@ -109,19 +111,21 @@ def _content_uid(event: ChangeEvent, watch_id: int | None) -> str:
 def record_snapshot(s: Session, *, watch: Watch, snapshot: Snapshot, previous: Snapshot | None,
                     confirm: int = 1, watch_config: WatchConfig | None = None,
                     stale_after: dt.timedelta = DEFAULT_STALE_AFTER, first_of_watch: bool | None = None,
-                    flap_window: int = 0) -> list[ChangeEventRow]:
+                    flap_window: int = 0, held: bool = True) -> list[ChangeEventRow]:
     """Store the events of a new snapshot; return those to alert now (confirmed ones).
 
     `watch_config` brings the watch's noise control: `ignore` patterns (applied to the previous text too,
     so adding a pattern is not itself a change) and `text_changes = false` (facts only). `first_of_watch`:
     whether the watch had no snapshot before this fetch, when the caller knows (else it is read).
-    `flap_window`: how many earlier snapshots of the entry a change is compared with (flap damping; 0: off)."""
+    `flap_window`: how many earlier snapshots of the entry a change is compared with (flap damping; 0: off).
+    `held`: whether the watch may have held events (pending or flapping); False when the caller knows it has
+    none (`WatchState.pending`), which spares looking for them."""
     new = stored = load_facts(snapshot)  # `stored`: with the facts carried over from the previous version
     to_alert: list[ChangeEventRow] = []
     suppressed: set[tuple[str, str, Any]] = set()
     dropped: list[ChangeEventRow] = []
     seen: list[tuple[str, dict[tuple[str, str], Any]]] | None = None
-    if previous is not None:
+    if previous is not None and held:
         confirmed, dropped = _settle_held(s, watch, snapshot, previous, new.facts)
         to_alert += confirmed
         # Flicker A -> B -> A: B was never alerted, so neither is the way back to A.
@@ -254,6 +258,16 @@ def record_unchanged(s: Session, *, watch: Watch, snapshot: Snapshot, confirm: i
 
 # Composed once: building this query (a union of two selects over an alias) costs more than running it.
 _HELD_EVENTS = held_watches(bindparam("watch_ids", expanding=True)).limit(1)
+
+
+# Session.info key: the session stored a held event (`save_events`).
+_SAVED_HELD = "watcher_saved_held"
+
+
+def saved_held_events(s: Session) -> bool:
+    """Whether this session stored a held (pending or flapping) event: for a watch that had none before the
+    transaction, only those can be held after it, so this answers `has_held_events` without a query."""
+    return bool(s.info.get(_SAVED_HELD))
 
 
 def has_held_events(s: Session, watch_id: int) -> bool:

@@ -39,7 +39,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from watcher.batch import UnchangedBatch
-from watcher.changes import has_held_events
+from watcher.changes import has_held_events, saved_held_events
 from watcher.config import Config, WatchConfig
 from watcher.errors import ConfigError, DocumentError
 from watcher.health import HEALTH, describe, is_database_unavailable
@@ -523,14 +523,14 @@ class Pipeline:
                     first = not state.has_snapshot
                 if validate and state:
                     new = _new_entries(state.hashes, work.changed)
-                result = self._record_success(s, w, wc, work, first_of_watch=first, new_entries=new)
+                # a validated state says whether the watch had held events before this transaction
+                result = self._record_success(s, w, wc, work, first_of_watch=first, new_entries=new,
+                                              held=state.pending if validate and state else True)
             if not validate or state is None:  # `state` may be stale: read what the database now holds
                 s.flush()
                 return result, load_states(s, [wc.name])[wc.name]
             hashes = state.hashes if work.outcome.status == "failed" else _hashes_after(state.hashes, work.changed)
-            # Held events (confirmation, flap damping) can only come of a snapshot that follows an earlier one
-            # of its entry, or stay from before.
-            pending = (state.pending or wc.confirm > 1 or _revises(work.changed, new)) and has_held_events(s, w.id)
+            pending = _held_after(s, w.id, state.pending, wc.confirm > 1 or _revises(work.changed, new))
             return result, WatchState(w.id, w.state_rev, w.etag, w.last_modified, w.body_hash, hashes,
                                       w.backoff_until, w.consecutive_failures, bool(w.failure_reported), pending,
                                       w.due_done)
@@ -544,12 +544,13 @@ class Pipeline:
         with self.store.session() as s:
             w = self._claim(s, wc.name, state.rev if validate else None, claim_due=False)
             new = _new_entries(state.hashes, work.changed) if validate else frozenset()
-            events, _ = self._store_snapshots(s, w, wc, work.changed, utcnow(), work.first_of_watch, new)
+            held = state.pending or not validate
+            events, _ = self._store_snapshots(s, w, wc, work.changed, utcnow(), work.first_of_watch, new, held=held)
             if state.pending:
                 events += self._confirm_unchanged(s, w, wc, work.same_keys)
             if events:
                 enqueue_alerts(s, events)
-            pending = (state.pending or wc.confirm > 1 or _revises(work.changed, new)) and has_held_events(s, w.id)
+            pending = _held_after(s, w.id, held, wc.confirm > 1 or _revises(work.changed, new))
             return dataclasses.replace(state, rev=w.state_rev, hashes=_hashes_after(state.hashes, work.changed),
                                        pending=pending)
 
@@ -602,8 +603,8 @@ class Pipeline:
         return result
 
     def _record_success(self, s: Session, w: Watch, wc: WatchConfig, work: _Work, *,
-                        first_of_watch: bool | None = None, new_entries: frozenset[str] = frozenset()
-                        ) -> CheckResult:
+                        first_of_watch: bool | None = None, new_entries: frozenset[str] = frozenset(),
+                        held: bool = True) -> CheckResult:
         from watcher.changes import save_events
         from watcher.notify import enqueue_alerts
 
@@ -631,7 +632,8 @@ class Pipeline:
         w.etag, w.last_modified = outcome.etag, outcome.last_modified
         if status != "not_modified":
             w.body_hash = outcome.body_hash
-        stored, last_snapshot_id = self._store_snapshots(s, w, wc, changed, now, first_of_watch, new_entries)
+        stored, last_snapshot_id = self._store_snapshots(s, w, wc, changed, now, first_of_watch, new_entries,
+                                                         held=held)
         events += stored
         unchanged_keys = work.same_keys
         if outcome.status in ("same_body", "not_modified"):
@@ -651,10 +653,11 @@ class Pipeline:
         return result
 
     def _store_snapshots(self, s: Session, w: Watch, wc: WatchConfig, changed: list[Processed], now: dt.datetime,
-                         first_of_watch: bool | None, new_entries: frozenset[str] = frozenset()
-                         ) -> tuple[list[ChangeEventRow], int | None]:
+                         first_of_watch: bool | None, new_entries: frozenset[str] = frozenset(), *,
+                         held: bool = True) -> tuple[list[ChangeEventRow], int | None]:
         """A snapshot of each changed entry and its events; returns the events to alert and the last snapshot's id.
-        `new_entries`: entries known to have no snapshot yet (`_new_entries`), whose previous one is not looked up."""
+        `new_entries`: entries known to have no snapshot yet (`_new_entries`), whose previous one is not looked up;
+        `held`: False when the watch is known to have no held events (none are looked for)."""
         from watcher.changes import record_snapshot, snapshot_facts
         from watcher.store.topics import adopt_orphans, assign_topic
 
@@ -682,7 +685,8 @@ class Pipeline:
             last_snapshot_id = snap.id
             events += record_snapshot(s, watch=w, snapshot=snap, previous=previous, confirm=wc.confirm,
                                       watch_config=wc, stale_after=self.config.topics.stale_after,
-                                      first_of_watch=first_of_watch, flap_window=self.config.flap_window(wc))
+                                      first_of_watch=first_of_watch, flap_window=self.config.flap_window(wc),
+                                      held=held)
         return events, last_snapshot_id
 
     @staticmethod
@@ -746,6 +750,15 @@ def _new_entries(hashes: dict[str, str] | None, changed: list[Processed]) -> fro
     # that comes twice in a check has a previous version the second time.
     return frozenset(k for k, n in keys.items()
                      if n == 1 and k not in hashes and safe_key(k, ENTRY_KEY_LENGTH) not in hashes)
+
+
+def _held_after(s: Session, watch_id: int, held_before: bool, may_hold: bool) -> bool:
+    """Whether the watch has held events after this transaction. `held_before`: it may have had some before
+    (else only what this transaction stored can be held, which the session knows); `may_hold`: this
+    transaction may have held events back (confirmation, or a snapshot that revises an earlier one)."""
+    if held_before:
+        return has_held_events(s, watch_id)
+    return may_hold and saved_held_events(s)
 
 
 def _revises(changed: list[Processed], new_entries: frozenset[str]) -> bool:
