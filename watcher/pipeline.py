@@ -679,7 +679,7 @@ class Pipeline:
                 modified=doc.modified,
                 topic_key=topic.key if topic else None, work=facts.work,
                 season=topic.season if topic else facts.season,
-                content_z=encode_document(doc), facts=snapshot_facts(facts))
+                content_z=p.content_z or encode_document(doc), facts=snapshot_facts(facts))
             s.add(snap)
             s.flush()
             last_snapshot_id = snap.id

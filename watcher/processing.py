@@ -63,6 +63,9 @@ class Processed:
     document: Document
     content_hash: str
     facts: FactSet | None  # None: the content is the known one; nothing was extracted
+    # The document as its snapshot stores it (`watcher.store.codec`), when there are facts to store: encoded
+    # here, on a worker's core, rather than by the checking process that writes the snapshot.
+    content_z: bytes | None = None
 
 
 # How long past its budget a job may run before it is interrupted (or, stuck, abandoned).
@@ -80,6 +83,7 @@ def _interrupt(signum: int, frame: Any) -> None:
 def process_documents(job: ProcessJob) -> list[Processed]:
     """Normalise each document and extract the facts of those whose content is new (pure, apart from the
     deadline: DocumentError 'timeout' past `job.budget`, 'too-deep' for a document nested beyond reach)."""
+    from watcher.codec import encode_document
     from watcher.document import drop_ignored, normalise
     from watcher.extract import extract, forget_texts
 
@@ -99,11 +103,12 @@ def process_documents(job: ProcessJob) -> list[Processed]:
             checkpoint()
             doc = drop_ignored(normalise(raw, job.scope), list(job.ignore))
             content_hash = doc.content_hash()
-            facts = None
+            facts = content_z = None
             if job.known.get(doc.entry_key) != content_hash:
                 checkpoint()
                 facts = extract(doc, fallback_date=job.today, topic=job.topic)
-            out.append(Processed(doc, content_hash, facts))
+                content_z = encode_document(doc)
+            out.append(Processed(doc, content_hash, facts, content_z))
         return out
     except _Overrun:
         raise DocumentError("timeout", overrun_message(job.budget)) from None
