@@ -63,7 +63,7 @@ class Processed:
     document: Document
     content_hash: str
     facts: FactSet | None  # None: the content is the known one; nothing was extracted
-    # The document as its snapshot stores it (`watcher.store.codec`), when there are facts to store: encoded
+    # The document as its snapshot stores it (`watcher.codec`), when there are facts to store: encoded
     # here, on a worker's core, rather than by the checking process that writes the snapshot.
     content_z: bytes | None = None
 
