@@ -20,7 +20,7 @@ from tests.test_pipeline import PAGE, count, cycle, make_config, page
 from watcher.pipeline import Pipeline
 from watcher.processing import Processor
 from watcher.runtime import run_sync
-from watcher.store.models import ChangeEventRow, Check, Snapshot
+from watcher.store.models import ChangeEventRow, Check, Snapshot, Watch
 
 
 @pytest.fixture
@@ -204,7 +204,6 @@ def test_processing_workers_killed_under_a_running_pipeline_are_replaced(server,
         assert s.scalar(select(func.count()).select_from(Snapshot)) == 4
 
 
-
 def test_held_events_are_tracked_in_memory_and_looked_for_only_when_there_can_be_some(server, store, database_url):
     """A long-lived pipeline knows from its watch state whether a watch has held (pending, flapping) events: a
     change of a watch without any does not look for them, and one that holds its event back is known to."""
@@ -241,7 +240,7 @@ def test_held_events_are_tracked_in_memory_and_looked_for_only_when_there_can_be
     assert [lookups for *_, lookups in plain][:4] == [0, 0, 0, 0] and plain[4][2] > 0, plain
     assert careful == ["changed"] * 3
     with store.session() as s:
-        states = s.scalars(select(ChangeEventRow.state).where(ChangeEventRow.watch_id == 2)
+        states = s.scalars(select(ChangeEventRow.state).join(Watch).where(Watch.name == "careful")
                            .order_by(ChangeEventRow.id)).all()
     # confirm = 2: each change waits for a second sighting; the next change drops the one before it (known
     # to be pending from the state the previous check left).

@@ -16,11 +16,11 @@ from spiders.fetch import fetch_many
 from tests.conftest import require_or_skip
 from tests.pageserver import PageServer, Reply
 from tests.test_pipeline import cycle, make_config
+from watcher.codec import decode_document
 from watcher.config import Config, FetchConfig
 from watcher.errors import ConfigError
 from watcher.records import FetchRequest
 from watcher.runtime import run_sync
-from watcher.store.codec import decode_document
 from watcher.store.models import Snapshot, Watch
 
 # The text exists only once the script has run: a plain fetch sees an empty <article>.

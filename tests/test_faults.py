@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 
 from tests.pageserver import PageServer, Reply
 from tests.test_pipeline import count, cycle, make_config, page
+from watcher.codec import decode_document
 from watcher.config import Config
 from watcher.runtime import run_sync
-from watcher.store.codec import decode_document
 from watcher.store.models import ChangeEventRow, Check, Snapshot, Watch
 
 GOOD = page("early 2027")

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
+from watcher.codec import decode_document
 from watcher.config import WatchConfig
 from watcher.describe import FACT_EVENT_TYPES, describe, summarise
 from watcher.diff import comparable, diff_documents, event_kind, event_uid, fact_values, unreported_removals
@@ -35,7 +36,6 @@ from watcher.document import drop_ignored, drop_ignored_lines
 from watcher.extract import RULES_VERSION, extract
 from watcher.records import ChangeEvent, Document, Facts, FactSet
 from watcher.store.bookkeeping import FLAPPING, held_watches
-from watcher.store.codec import decode_document
 from watcher.store.models import ChangeEventRow, Check, Fact, Snapshot, Watch, utcnow
 from watcher.topic import DEFAULT_STALE_AFTER, consensus_events, topic_label
 

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from watcher.batch import UnchangedBatch
 from watcher.changes import has_held_events, saved_held_events
+from watcher.codec import encode_document
 from watcher.config import Config, WatchConfig
 from watcher.errors import ConfigError, DocumentError
 from watcher.health import HEALTH, describe, is_database_unavailable
@@ -56,7 +57,6 @@ from watcher.store.bookkeeping import (
     load_states,
     record_quiet,
 )
-from watcher.store.codec import encode_document
 from watcher.store.models import ChangeEventRow, Check, Snapshot, Watch, utcnow
 from watcher.text import safe_key
 

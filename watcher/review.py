@@ -14,12 +14,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
+from watcher.codec import decode_document
 from watcher.config import format_duration
 from watcher.describe import summarise
 from watcher.diff import text_diff
 from watcher.errors import WatcherError
 from watcher.records import ChangeEvent
-from watcher.store.codec import decode_document
 from watcher.store.models import AlertEvent, AlertRow, ChangeEventRow, Check, Snapshot, Subscriber, Watch, utcnow
 from watcher.text import display_url
 from watcher.topic import topic_key_of, topic_labels

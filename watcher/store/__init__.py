@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from watcher.codec import decode_document, encode_document
 from watcher.config import SubscriberConfig, WatchConfig
-from watcher.store.codec import decode_document, encode_document
 from watcher.store.db import open_database, safe_url
 from watcher.store.models import (
     AlertEvent,
