@@ -79,6 +79,39 @@ def test_processes_starting_together_migrate_an_empty_database_once(database_url
     assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
 
 
+def test_processes_starting_together_sync_the_same_watches_once(database_url):
+    """A scheduler and its workers start at once on a new database and each syncs the config: none dies on
+    the unique name of a watch another one inserted meanwhile (on PostgreSQL they sync one at a time), and
+    every watch is there once."""
+    import subprocess
+    import sys
+
+    import pytest
+    from sqlalchemy import func, select
+
+    from watcher.store import Store, Subscriber, Watch
+
+    if database_url.startswith("sqlite"):
+        pytest.skip("several processes on one database are the scale-out roles, which need PostgreSQL")
+    Store.open(database_url).close()  # migrated (the test above covers migrating together)
+    code = ("import sys; from watcher.config import SubscriberConfig, WatchConfig; from watcher.store import Store; "
+            "s = Store.open(sys.argv[1]); "
+            "s.sync_watches([WatchConfig(name=f'w{i}', url=f'https://example.org/{i}', interval='1h') "
+            "for i in range(300)]); "
+            "s.sync_subscribers([SubscriberConfig(name='m', email='m@example.org')]); s.close()")
+    procs = [subprocess.Popen([sys.executable, "-c", code, database_url], stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
+    store = Store.open(database_url, migrate=False)
+    try:
+        with store.session() as session:
+            assert session.scalar(select(func.count()).select_from(Watch)) == 300
+            assert session.scalar(select(func.count()).select_from(Subscriber)) == 1
+    finally:
+        store.close()
+
+
 def test_a_long_running_process_migrates_in_a_child(database_url, tmp_path):
     """`watcher run` and the scale-out roles open a new database with `migrate_apart`: a child process
     migrates it, and the long-running process itself never imports Alembic."""

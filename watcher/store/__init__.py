@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from watcher.codec import decode_document, encode_document
@@ -47,6 +47,17 @@ __all__ = [
 
 # Watches synced from the config per slice (Store.sync_watches).
 SYNC_SLICE = 500
+
+# PostgreSQL advisory lock of config syncs ("sync").
+_SYNC_LOCK = 0x73796E63
+
+
+def _serialise_sync(s: Session) -> None:
+    """Processes starting together on one PostgreSQL database (a scheduler and its workers) sync the config
+    one at a time: each reads which watches exist and inserts the others, so two at once would insert the
+    same names and one would die on the unique constraint. Held until the transaction ends."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SYNC_LOCK})
 
 
 class Store:
@@ -105,6 +116,7 @@ class Store:
         # loading them all at once held 10,000 ORM objects and their config dicts, and the daemon's memory
         # kept the high-water mark of it (about 20 MB).
         with self.session() as s:
+            _serialise_sync(s)
             ids: dict[str, int] = {}
             for i in range(0, len(configs), SYNC_SLICE):
                 part = configs[i:i + SYNC_SLICE]
@@ -140,6 +152,7 @@ class Store:
 
     def sync_subscribers(self, configs: list[SubscriberConfig]) -> dict[str, int]:
         with self.session() as s:
+            _serialise_sync(s)
             existing = {x.name: x for x in s.scalars(select(Subscriber))}
             for c in configs:
                 sub = existing.get(c.name)
