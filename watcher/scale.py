@@ -813,9 +813,10 @@ class DomainGate:
         self._freed: dict[str, asyncio.Event] = {}
         self._held: dict[str, set[str]] = {}  # host -> tokens of this process's requests in flight
         self._renewer: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def _renew_forever(self) -> None:
-        while True:
+        while not self._closed:
             await asyncio.sleep(max(0.25, self.lease_ms / 4000))
             for host, tokens in list(self._held.items()):
                 if tokens:
@@ -825,6 +826,11 @@ class DomainGate:
                         log.debug("could not renew the leases on %s: %s", host, e)
 
     async def close(self) -> None:
+        # The renewer must stop even when the cancellation lands inside a Redis command: the client may turn
+        # it into an error the loop survives, and would reconnect for the next renewal. With nothing left to
+        # renew and the flag set, the leases still held lapse within a lease, as a dead worker's do.
+        self._closed = True
+        self._held.clear()
         if self._renewer is not None:
             self._renewer.cancel()
         await self.r.aclose()
