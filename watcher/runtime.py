@@ -17,6 +17,9 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+# uvloop under the reactor where it is installed: its loop schedules the reactor's callbacks, timers and socket
+# readiness in C, which is most of what a re-check costs (Scrapy, Twisted and the pipeline all run on it).
+EVENT_LOOP = "uvloop.Loop"
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 
@@ -31,7 +34,15 @@ def install_reactor() -> None:
         return
     from scrapy.utils.reactor import install_reactor as scrapy_install
 
-    scrapy_install(REACTOR)
+    scrapy_install(REACTOR, EVENT_LOOP if _has_uvloop() else None)
+
+
+def _has_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:  # not on every platform (Windows): the standard loop, slower per request
+        return False
+    return True
 
 
 def reactor_loop() -> asyncio.AbstractEventLoop:
