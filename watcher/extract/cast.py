@@ -41,6 +41,7 @@ def _rx(rows: list[tuple[str, str, str]]) -> list[tuple[re.Pattern[str], str]]:
 _POST = _rx(lx.CAST_POST)
 _PRE = _rx(lx.CAST_PRE)
 _HEADING = [(Rx(p, re.I), s) for p, s, _ in lx.HEADING_STATUS]
+_ANY_HEADING = fre.AnyOf([rx for rx, _ in _HEADING])
 _NEG = Rx(rf"\b{lx.NEGATION}\s+(?:\w+\s+){{0,2}}$", re.I)
 _HEDGE = Rx(lx.HEDGES, re.I)
 _OTHER_WORK = Rx(lx.OTHER_WORK, re.I)
@@ -573,7 +574,7 @@ _DEFINING = Rx(r"(?<![\w-])(?:alongside|opposite|(?:played|portrayed|voiced|essa
 
 
 def _heading_status(text: str | None) -> str | None:
-    if not text:
+    if not text or not _ANY_HEADING.possible(text):
         return None
     for rx, status in _HEADING:
         if rx.search(text) and fre.search(r"\b(?:cast|stars?|actors?|characters?|who|faces|members?|additions?|"

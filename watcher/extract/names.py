@@ -48,8 +48,9 @@ _SUFFIXES = frozenset({"jr", "jr.", "sr", "sr.", "ii", "iii", "iv"})
 _APOS = str.maketrans({"’": "'", "‘": "'", "`": "'", "ʼ": "'"})
 
 # A token: initials ('M.C.', 'E.'), or a word of letters with inner hyphens/apostrophes ('O'Grady', 'Ji-hu').
-_TOKEN = Rx(r"(?:[A-Z]\.){2,}|[A-Z]\.(?=\s)|(?:Jr|Sr|St|Dr|Mr|Mrs|Ms)\.|[^\W\d_](?:[^\W\d_]|[-'](?=[^\W\d_]))*"
-                    r"|\d+|\S")
+# (A word is letters in runs joined by single hyphens or apostrophes: one repeat per run, not per letter, which
+# matters in the tokenizer every sentence goes through.)
+_TOKEN = Rx(r"(?:[A-Z]\.){2,}|[A-Z]\.(?=\s)|(?:Jr|Sr|St|Dr|Mr|Mrs|Ms)\.|[^\W\d_]+(?:[-'][^\W\d_]+)*|\d+|\S")
 
 
 # Word-level caches, kept across documents (words recur); bounded so a long-lived worker stays small.
@@ -187,7 +188,7 @@ def _spans(sentence: str) -> tuple[Span, ...]:
             continue
         capital = _is_cap(word) and not (word.isupper() and len(word) > 1 and "." not in word and len(word) <= 5
                                          and fold(word) not in EAST_ASIAN_SURNAMES)
-        if capital and not run and st == _first_word(s) and word.endswith("ly") and not is_given_name(word):
+        if capital and not run and word.endswith("ly") and st == _first_word(s) and not is_given_name(word):
             capital = False  # 'Unfortunately Bob (Sean Astin) ...': a sentence adverb, not a name
         if capital and low not in NEVER_NAME_WORDS and low not in ROLE_NOUNS and low not in PLATFORM_WORDS:
             run.append((word, st, st + len(word)))
@@ -199,7 +200,7 @@ def _spans(sentence: str) -> tuple[Span, ...]:
             continue
         flush()
     flush()
-    return tuple(sp for sp in out if any(ch.isalpha() for ch in sp.text))
+    return tuple(out)  # every span opens with a capital letter (`_is_cap`): none is without one
 
 
 def _first_word(s: str) -> int:

@@ -80,6 +80,7 @@ def _rx(rows: list[tuple[str, str, str]]) -> list[tuple[re.Pattern[str], str]]:
 
 
 _RENEWAL = _rx(lx.RENEWAL)
+_ANY_RENEWAL = fre.AnyOf([rx for rx, _ in _RENEWAL])
 _NOT_CANCELLED = Rx(lx.NOT_CANCELLED, re.I)
 _HYPOTHETICAL = Rx(lx.HYPOTHETICAL, re.I)
 
@@ -147,6 +148,8 @@ def renewal(sentences: list[Sentence], target: Target, production_stage: str | N
         t = s.text
         if s.kind == "heading" or other_work(s, target) or _GENERIC.search(t):
             continue
+        if not _ANY_RENEWAL.possible(t):
+            continue  # (one test for all the phrasings: most sentences hold the words of none)
         for rx, value in _RENEWAL:
             m = rx.search(t)
             if not m:
@@ -180,6 +183,7 @@ def renewal(sentences: list[Sentence], target: Target, production_stage: str | N
 
 
 _STAGES = [(stage, Rx(p, re.I)) for stage, p, _ in lx.PRODUCTION]
+_ANY_STAGE = fre.AnyOf([rx for _, rx in _STAGES])
 _QUESTION = Rx(r"^\W*(?:when|will|is|has|does|can|how|what|why|who|are|did|should|could|would)\b[^.]*\?", re.I)
 _RANK = {"development": 0, "pre-production": 1, "filming": 2, "post-production": 3, "complete": 4, "released": 5}
 
@@ -198,6 +202,8 @@ def production(sentences: list[Sentence], target: Target) -> ScalarFact | None:
             stage = {"production": "filming"}.get(now.group(1).lower().replace("postp", "post-p").replace(
                 "prep", "pre-p"), now.group(1).lower())
             stated = ScalarFact(value=stage, evidence=t, confidence=0.85)
+        if not _ANY_STAGE.possible(t):
+            continue
         for stage, rx in _STAGES:
             m = rx.search(t)
             if not m:

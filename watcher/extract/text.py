@@ -18,6 +18,7 @@ _SPLIT = Rx(r"(?<=[.!?])(?<!\bJan\.)(?<!\bFeb\.)(?<!\bMar\.)(?<!\bApr\.)(?<!\bJu
                     r"(?<!\bMs\.)(?<!\bSt\.)(?<!\bJr\.)(?<!\bvs\.)(?<!\b[A-Z]\.)[\"”’)]?\s+(?=[\"“‘(]?[A-Z0-9])")
 _ORD = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8}
 _SEASON_NUM = Rx(r"\b(?:season|series|s)\s*(\d{1,2})\b", re.I)
+_DIGIT = re.compile(r"\d").search  # (the literal prefilter cannot see that: 's' is in nearly every sentence)
 _SEASON_ORD = Rx(r"\b(first|second|third|fourth|fifth|sixth|seventh|eighth)\s+(?:season|series|instal+ment)\b",
                          re.I)
 _SEASON_NEW = Rx(r"\b(?:new|next|upcoming|latest|second|another)\s+(?:season|instal+ment)\b", re.I)
@@ -75,7 +76,7 @@ def seasons_mentioned(text: str, target: int | None) -> frozenset[int]:
 
 @functools.lru_cache(maxsize=4096)
 def _seasons(text: str, target: int | None) -> frozenset[int]:
-    found = {int(n) for n in _SEASON_NUM.findall(text)}
+    found = {int(n) for n in _SEASON_NUM.findall(text)} if _DIGIT(text) else set()  # it needs a digit
     found |= {_ORD[o.lower()] for o in _SEASON_ORD.findall(text)}
     if target is not None and _SEASON_NEW.search(text):
         found.add(target)
