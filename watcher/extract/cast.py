@@ -113,6 +113,11 @@ def _display(tokens: tuple[str, ...]) -> str:
     return normalise_name(" ".join(strip_honorific(tokens)))
 
 
+_CHARACTER_CUE = Rx(rf"\b(?<!\bwell )(?<!\bsuch )(?:{lx.AS_WORDS}|character,?|role of|named)\s+"
+                    rf"((?:[A-Z][\w'’.-]*\s*){{1,3}})")
+_PLAYS_CUE = Rx(r"\b(?:plays?|playing|played|portrays?|portraying|portrayed|voices?|voicing)\s+(?!by\b)")
+
+
 def _learn_names(sentences: list[Sentence], work: str | None) -> _Doc:
     d = _Doc()
     if work:
@@ -127,11 +132,9 @@ def _learn_names(sentences: list[Sentence], work: str | None) -> _Doc:
             if person_evidence(toks) >= 0.5:
                 name = _display(toks)
                 d.full.setdefault(fold(name), name)
-        for m in fre.finditer(rf"\b(?<!\bwell )(?<!\bsuch )(?:{lx.AS_WORDS}|character,?|role of|named)\s+"
-                             rf"((?:[A-Z][\w'’.-]*\s*){{1,3}})", s.text):
+        for m in _CHARACTER_CUE.finditer(s.text):
             d.characters.add(fold(m.group(1).strip()))
-        for m in fre.finditer(r"\b(?:plays?|playing|played|portrays?|portraying|portrayed|voices?|voicing)\s+(?!by\b)",
-                             s.text):
+        for m in _PLAYS_CUE.finditer(s.text):
             char, _ = _character_at(s.text, m.end())
             if char:
                 d.characters.add(fold(char))
@@ -459,6 +462,8 @@ def _mentions(s: Sentence, d: _Doc) -> tuple[list[Mention], str]:
         covered = max(covered, end)
         mentions.append(m)
     # the abstract: mention regions -> '@i', dropped regions -> ''
+    if not mentions:
+        return mentions, text  # (the abstract is read only for its mentions: none, nothing to abstract)
     pieces: list[str] = []
     pos = 0
     regions = sorted([(mm.start, mm.end, f"@{n}") for n, mm in enumerate(mentions)] + [(a, b, "") for a, b in drop])
