@@ -79,6 +79,42 @@ def _rules() -> list[Rx]:
     return [o for o in gc.get_objects() if isinstance(o, Rx)]
 
 
+def _plain(rule: Rx) -> re.Pattern[str]:
+    """The rule's pattern as written: no prefilter, no first-character guard."""
+    return re.compile(rule.pattern, rule.flags)
+
+
+def test_first_characters_of_invented_patterns() -> None:
+    first = prefilter.first_characters
+    assert first(r"\b(?:releas\w*|premier\w*|out)\b", re.I) == {"r", "p", "o"}
+    assert first(r"(?<!\bwell )(?:as|how)\s+", 0) == {"a", "h"}  # a lookbehind consumes nothing
+    assert first(r"[a-c]x|d", 0) == {"a", "b", "c", "d"}
+    assert first(r"(?:ab)+c", 0) == {"a"}
+    # unknown: an optional first item, a category, a negated set, scoped flags (their own case rules)
+    assert first(r"(?:very )?quiet", 0) is None
+    assert first(r"\w+ing", 0) is None
+    assert first(r"[^a]b", 0) is None
+    assert first(r"(?i:officially|now)\s+titled", 0) is None
+
+
+@pytest.mark.parametrize(("pattern", "flags", "text", "guarded"), [
+    (r"\b(releas\w*|premier\w*|out)\b", re.I, "It PREMIERES in March; the Release is out, Outside.", True),
+    (r"\b(?i:officially|formally)\s+titled\s+([A-Z]\w+(?:\s+II)?)", 0, "Officially titled Nightfall II, it ...",
+     False),
+    (r"(?<!\bwell )(?:as|how)\s+([A-Z]\w+)", 0, "As well as Mara, Dana Reyes plays as Marta; how Ivo fares.", True),
+    (r"(?i)\b(?:new|upcoming)\s+season\b", 0, "The UPCOMING Season and a new season.", True),
+    (r"^\s*(?:by|posted)\s+(\w+)", re.I | re.M, "By Ana\nposted Bo\n  BY Cy", False),  # '\s*' may be empty
+])
+def test_a_first_character_guard_changes_no_match(pattern: str, flags: int, text: str, guarded: bool) -> None:
+    rule = Rx(pattern, flags)
+    assert (rule.rx.pattern != pattern) == guarded
+    for variant in (text, text.upper(), text.lower(), text.swapcase()):
+        assert [(m.span(), m.groups()) for m in rule.rx.finditer(variant)] == \
+            [(m.span(), m.groups()) for m in re.finditer(pattern, variant, flags)], variant
+        assert rule.sub("<>", variant) == re.sub(pattern, "<>", variant, flags=flags)
+        assert (rule.match(variant) is None) == (re.match(pattern, variant, flags) is None)
+
+
 _WORDS = ["season", "renewed", "cancelled", "filming", "began", "wrapped", "production", "trailer", "teaser",
           "netflix", "premiere", "2027", "March", "5", "returning", "as", "stars", "Dana", "Reyes", "is", "not",
           "yet", "the", "in", "early", "spring", "post-production", "'", '"', "“", "ſ", "İ", ",", ".", "-", "(", ")"]
@@ -90,7 +126,7 @@ def test_every_rule_finds_what_its_pattern_finds(text: str) -> None:
     """Property: on texts made of the rules' own words, each rule (as compiled in the extractor) finds exactly
     the matches its plain pattern finds."""
     for rule in _rules():
-        assert [m.span() for m in rule.finditer(text)] == [m.span() for m in rule.rx.finditer(text)], rule
+        assert [m.span() for m in rule.finditer(text)] == [m.span() for m in _plain(rule).finditer(text)], rule
 
 
 @pytest.mark.parametrize("text", ["Filming on season 2 began on 4 May 2026 and wrapped in early 2027.",
@@ -98,7 +134,9 @@ def test_every_rule_finds_what_its_pattern_finds(text: str) -> None:
                                   "The trailer, released today, shows Dana Reyes as the mayor."])
 def test_every_rule_on_real_sentences(text: str) -> None:
     for rule in _rules():
-        assert [m.span() for m in rule.finditer(text)] == [m.span() for m in rule.rx.finditer(text)], rule
+        for variant in (text, text.upper(), text.swapcase()):
+            assert [(m.span(), m.groups()) for m in rule.finditer(variant)] == \
+                [(m.span(), m.groups()) for m in _plain(rule).finditer(variant)], rule
 
 
 def test_extraction_is_the_same_without_the_prefilter(corpus, monkeypatch) -> None:
@@ -115,6 +153,24 @@ def test_extraction_is_the_same_without_the_prefilter(corpus, monkeypatch) -> No
     monkeypatch.setattr(Rx, "possible", lambda self, text: True)
     monkeypatch.setattr(prefilter.AnyOf, "possible", lambda self, text: True)
     assert [extract(d).to_json_dict() for d in docs] == fast
+
+
+def test_extraction_is_the_same_without_first_character_guards(corpus, monkeypatch) -> None:
+    from watcher.cli.extract import load_raw
+    from watcher.document import normalise
+    from watcher.extract import clear_caches, extract
+
+    docs = [normalise(raw) for p in sorted(corpus.rglob("*")) if p.is_file() and not p.name.endswith(".json")
+            for raw in [load_raw(str(p))] if raw is not None]
+    guarded = [extract(d).to_json_dict() for d in docs]
+    assert sum(rule.rx.pattern != rule.pattern for rule in _rules()) > 20  # most rules are guarded
+    clear_caches()
+    prefilter.compiled.cache_clear()  # inline patterns compile again, unguarded
+    monkeypatch.setattr(prefilter, "guarded", lambda pattern, flags=0: pattern)
+    for rule in _rules():
+        monkeypatch.setattr(rule, "rx", _plain(rule))
+    assert [extract(d).to_json_dict() for d in docs] == guarded
+    prefilter.compiled.cache_clear()  # (the rules compiled unguarded here are not kept for later tests)
 
 
 def test_the_automaton_holds_only_the_rules_literals() -> None:
