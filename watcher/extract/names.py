@@ -15,6 +15,7 @@ import bisect
 import functools
 import importlib.resources
 import itertools
+import re
 import unicodedata
 from array import array
 from collections.abc import Iterator
@@ -46,6 +47,7 @@ _PARTICLES = frozenset({"de", "da", "del", "della", "di", "du", "van", "von", "d
                         "al", "dos", "das", "ter", "st.", "y"})
 _SUFFIXES = frozenset({"jr", "jr.", "sr", "sr.", "ii", "iii", "iv"})
 _APOS = str.maketrans({"’": "'", "‘": "'", "`": "'", "ʼ": "'"})
+_ANY_APOS = re.compile("[’‘`ʼ]").search
 
 # A token: initials ('M.C.', 'E.'), or a word of letters with inner hyphens/apostrophes ('O'Grady', 'Ji-hu').
 # (A word is letters in runs joined by single hyphens or apostrophes: one repeat per run, not per letter, which
@@ -148,7 +150,7 @@ def spans(sentence: str) -> list[Span]:
 
 @functools.lru_cache(maxsize=4096)
 def _spans(sentence: str) -> tuple[Span, ...]:
-    s = sentence.translate(_APOS)
+    s = sentence.translate(_APOS) if _ANY_APOS(sentence) else sentence  # (translate walks every character)
     matches = list(_TOKEN.rx.finditer(s))
     out: list[Span] = []
     run: list[tuple[str, int, int]] = []
