@@ -103,6 +103,7 @@ def test_first_characters_of_invented_patterns() -> None:
      False),
     (r"(?<!\bwell )(?:as|how)\s+([A-Z]\w+)", 0, "As well as Mara, Dana Reyes plays as Marta; how Ivo fares.", True),
     (r"(?i)\b(?:new|upcoming)\s+season\b", 0, "The UPCOMING Season and a new season.", True),
+    (r"(?i)(?s)\b(?:new|upcoming)\s+season\b", 0, "The UPCOMING\nSeason and a new season.", True),
     (r"^\s*(?:by|posted)\s+(\w+)", re.I | re.M, "By Ana\nposted Bo\n  BY Cy", False),  # '\s*' may be empty
 ])
 def test_a_first_character_guard_changes_no_match(pattern: str, flags: int, text: str, guarded: bool) -> None:

@@ -150,7 +150,7 @@ def _charset(items: list[tuple[Any, Any]]) -> frozenset[str] | None:
 
 _ZERO_WIDTH = (C.AT, C.ASSERT, C.ASSERT_NOT)
 _MAX_FIRST = 24  # a guard of more characters than this turns too few positions away to pay for itself
-_GLOBAL_FLAGS = re.compile(r"\(\?[aiLmsux]+\)")
+_GLOBAL_FLAGS = re.compile(r"(?:\(\?[aiLmsux]+\))+")  # they must stay first: the guard goes after them
 
 
 def first_characters(pattern: str, flags: int = 0) -> frozenset[str] | None:
