@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from watcher.config import Config, TopicsConfig
@@ -32,6 +32,7 @@ from watcher.describe import describe
 from watcher.diff import KIND_ORDER, comparable
 from watcher.errors import WatcherError
 from watcher.records import ChangeEvent, Topic, name_key
+from watcher.store.db import pg_xact_lock
 from watcher.store.models import CONSENSUS_FACT_LENGTH, Fact, Snapshot, TopicConsensus, Watch, utcnow
 from watcher.text import safe_key
 
@@ -297,11 +298,8 @@ def _lock_topic(s: Session, topic_key: str) -> None:
     """Serialise consensus per topic on PostgreSQL: two checks of one topic's sources committing at once
     would each miss the other's new claim (and neither see the agreement). Held until the transaction
     ends; SQLite's single writer serialises checks already."""
-    if s.get_bind().dialect.name != "postgresql":
-        return
     digest = hashlib.sha256(topic_key.encode()).digest()
-    s.execute(text("SELECT pg_advisory_xact_lock(:space, :key)"),
-              {"space": _TOPIC_LOCKS, "key": int.from_bytes(digest[:4], "big", signed=True)})
+    pg_xact_lock(s, _TOPIC_LOCKS, int.from_bytes(digest[:4], "big", signed=True))
 
 
 def _fact_label(kind: str, subject: str) -> str:

@@ -11,12 +11,12 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select, text
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from watcher.codec import decode_document, encode_document
 from watcher.config import SubscriberConfig, WatchConfig
-from watcher.store.db import open_database, safe_url
+from watcher.store.db import open_database, pg_xact_lock, safe_url
 from watcher.store.models import (
     AlertEvent,
     AlertRow,
@@ -56,8 +56,7 @@ def _serialise_sync(s: Session) -> None:
     """Processes starting together on one PostgreSQL database (a scheduler and its workers) sync the config
     one at a time: each reads which watches exist and inserts the others, so two at once would insert the
     same names and one would die on the unique constraint. Held until the transaction ends."""
-    if s.get_bind().dialect.name == "postgresql":
-        s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SYNC_LOCK})
+    pg_xact_lock(s, _SYNC_LOCK)
 
 
 class Store:

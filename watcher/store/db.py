@@ -5,13 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from watcher.errors import StoreError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+_XACT_LOCK = {1: text("SELECT pg_advisory_xact_lock(:a)"), 2: text("SELECT pg_advisory_xact_lock(:a, :b)")}
+
+
+def pg_xact_lock(on: Session | Connection, *key: int) -> None:
+    """Serialise with other transactions taking the same lock (one 64-bit key, or a namespace and a 32-bit key)
+    until this transaction ends, on PostgreSQL. SQLite's single writer serialises transactions already."""
+    dialect = on.dialect if isinstance(on, Connection) else on.get_bind().dialect
+    if dialect.name == "postgresql":
+        on.execute(_XACT_LOCK[len(key)], dict(zip("ab", key, strict=False)))
 
 
 def normalise_url(url: str) -> str:
@@ -93,10 +104,9 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
         cfg = alembic_config(engine.url.render_as_string(hide_password=False))
         with engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                # processes starting together (a scheduler and its workers) migrate one at a time: the others
-                # wait here and then find the schema current, instead of racing to create the same tables
-                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            # processes starting together (a scheduler and its workers) migrate one at a time: the others wait
+            # here and then find the schema current, instead of racing to create the same tables
+            pg_xact_lock(conn, _MIGRATION_LOCK)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
     except SQLAlchemyError as e:
