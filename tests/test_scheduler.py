@@ -1,4 +1,4 @@
-"""The daemon: APScheduler jobs per watch, persisted in the database, clean shutdown on SIGTERM."""
+"""The daemon: APScheduler jobs per watch, persisted in the database, clean shutdown on SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
@@ -75,7 +75,9 @@ def test_each_watch_runs_on_its_own_interval_and_jobs_persist(server, store, dat
         assert after == {"watch:b": jobs["watch:b"]}
 
 
-def test_sigterm_stops_the_daemon_cleanly(server, tmp_path):
+def start_daemon(server, tmp_path) -> tuple[subprocess.Popen[str], object]:
+    """`watcher run` in a process of its own, on one watch checked every second; returns once it has made
+    two checks (the process, and its SQLite file)."""
     server.route("/a", Reply(body=b"<html><body><p>Show Season 2 arrives in 2027.</p></body></html>",
                              headers={"Content-Type": "text/html"}, delay=0.5))
     db = tmp_path / "w.db"
@@ -95,30 +97,86 @@ jitter = "0s"
     env = {k: v for k, v in os.environ.items() if k != "WATCHER_DATABASE_URL"}
     proc = subprocess.Popen([sys.executable, "-m", "watcher", "-c", str(cfg), "run"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as c:
+                    if (c.execute("SELECT sum(repeats) FROM checks").fetchone()[0] or 0) >= 2:
+                        return proc, db
+            except sqlite3.OperationalError:
+                pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    proc.kill()
+    pytest.fail("the daemon made no checks: " + proc.communicate()[1][-2000:])
+
+
+@pytest.mark.parametrize("signals", [[signal.SIGTERM], [signal.SIGINT, signal.SIGINT]],
+                         ids=["sigterm", "sigint-delivered-twice"])
+def test_a_stop_signal_stops_the_daemon_cleanly(server, tmp_path, signals):
+    # SIGINT twice at once is how GNU `timeout -s INT` (and a kill of the process group) delivers one
+    # request: the process and its group are both signalled. It must stop as gracefully as one signal.
+    proc, db = start_daemon(server, tmp_path)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if db.exists():
-                try:
-                    with sqlite3.connect(db) as c:
-                        if (c.execute("SELECT sum(repeats) FROM checks").fetchone()[0] or 0) >= 2:
-                            break
-                except sqlite3.OperationalError:
-                    pass
-            time.sleep(0.2)
-        else:
-            pytest.fail("the daemon made no checks: " + proc.stderr.read() if proc.poll() is not None else "")
         stopped_at = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=15)
+        for i, sig in enumerate(signals):
+            if i:
+                time.sleep(0.2)  # delivered apart (not merged into one pending signal), within the window
+            proc.send_signal(sig)
+        _, err = proc.communicate(timeout=15)
         assert time.monotonic() - stopped_at < 8
-        assert proc.returncode == 0, proc.stderr.read()
+        assert proc.returncode == 0, err[-2000:]
+        assert "Traceback" not in err and "watcher stopping" in err
     finally:
         if proc.poll() is None:
             proc.kill()
     with sqlite3.connect(db) as c:
         assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert c.execute("SELECT count(*) FROM apscheduler_jobs").fetchone()[0] == 1
+
+
+# A process whose graceful stop takes long (30 s), run by `run_sync` as the daemon is.
+_SLOW_STOP = """
+import asyncio
+from watcher.runtime import run_sync
+
+stop = asyncio.Event()
+
+async def main():
+    await asyncio.sleep(0.3)  # run_sync has installed its handlers by now
+    print("ready", flush=True)
+    await stop.wait()
+    print("stopping", flush=True)
+    await asyncio.sleep(30)
+
+run_sync(main, stop_on_signal=stop)
+"""
+
+
+def test_a_second_stop_signal_exits_at_once_but_a_duplicate_does_not():
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_STOP], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        first = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        assert proc.stdout.readline().strip() == "stopping"  # the first signal's handler has run
+        proc.send_signal(signal.SIGINT)  # the same request delivered twice: the stop goes on
+        assert time.monotonic() - first < 0.8  # (within the window, or the test proves nothing)
+        time.sleep(1.5)
+        assert proc.poll() is None
+        asked = time.monotonic()
+        proc.send_signal(signal.SIGINT)  # asked again, later: exit now
+        _, err = proc.communicate(timeout=10)
+        assert time.monotonic() - asked < 5
+        assert proc.returncode == 128 + signal.SIGINT
+        assert "SIGINT again during the stop: exiting now" in err
+        assert "Traceback" not in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
 
 
 _bounded: dict[str, object] = {}

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import logging
+import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -84,13 +88,34 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
+# A second SIGTERM/SIGINT this soon after the first is taken as the same request delivered twice, not as
+# "stop now": GNU `timeout`, and a `kill` of the process group, signal both the process and its group.
+DUPLICATE_SIGNAL_WINDOW = 1.0
+
+
+def exit_now(signum: int) -> None:
+    """A second stop signal during a graceful stop: leave at once, with the shell's status for a signal
+    (128 + its number), as a SIGKILL would but with a line saying so. Nothing half-written is left behind:
+    every check is one transaction, committed or not begun, and the unchanged checks not yet written are
+    only lost (their watches are checked again after the restart)."""
+    name = signal.Signals(signum).name
+    logging.getLogger("watcher").warning(
+        "%s again during the stop: exiting now; checks under way are abandoned, unchanged checks not yet "
+        "written are lost (they are re-checked after the restart)", name)
+    for handler in logging.getLogger().handlers:
+        with contextlib.suppress(Exception):
+            handler.flush()
+    sys.stderr.flush()
+    os._exit(128 + signum)
+
+
 def run_sync(factory: Callable[[], Awaitable[T]], *, stop_on_signal: asyncio.Event | None = None,
              reload_on_signal: asyncio.Event | None = None) -> T:
     """Run `factory()` on the reactor loop and return its result.
 
     With `stop_on_signal`, SIGTERM/SIGINT set that event (on the loop) instead of interrupting, so the
-    coroutine can shut down cleanly; a second signal interrupts at once. With `reload_on_signal`, every
-    SIGHUP sets that event (the daemon then reloads its config).
+    coroutine can shut down cleanly; a second signal, a second or more after the first, exits at once
+    (`exit_now`). With `reload_on_signal`, every SIGHUP sets that event (the daemon then reloads its config).
     """
     loop = reactor_loop()
 
@@ -100,10 +125,16 @@ def run_sync(factory: Callable[[], Awaitable[T]], *, stop_on_signal: asyncio.Eve
     fut: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(wrapper(), loop)
     previous: dict[int, Any] = {}
     if stop_on_signal is not None and threading.current_thread() is threading.main_thread():
+        first: list[float] = []
+
         def handler(signum: int, _frame: Any) -> None:
-            loop.call_soon_threadsafe(stop_on_signal.set)
-            for s in (signal.SIGTERM, signal.SIGINT):  # the next signal is not graceful
-                signal.signal(s, previous[s])
+            now = time.monotonic()
+            if not first:
+                first.append(now)
+                loop.call_soon_threadsafe(stop_on_signal.set)
+            elif now - first[0] >= DUPLICATE_SIGNAL_WINDOW:
+                exit_now(signum)
+            # else: the same request delivered twice (GNU timeout signals the process and its group)
 
         for s in (signal.SIGTERM, signal.SIGINT):
             previous[s] = signal.signal(s, handler)
