@@ -179,6 +179,44 @@ def test_a_second_stop_signal_exits_at_once_but_a_duplicate_does_not():
             proc.kill()
 
 
+_QUICK_STOP = """
+import asyncio, time
+from watcher.runtime import run_sync
+
+stop = asyncio.Event()
+
+async def main():
+    await asyncio.sleep(0.3)  # run_sync has installed its handlers by now
+    print("ready", flush=True)
+    await stop.wait()
+    print("stopped", flush=True)  # the stop is done at once: the coroutine returns
+
+run_sync(main, stop_on_signal=stop)
+time.sleep(0.8)  # the teardown after the loop (closing the store, the reactor)
+print("done", flush=True)
+"""
+
+
+def test_a_duplicate_signal_after_a_quick_stop_is_still_absorbed():
+    """The CI failure of 5 December: the daemon stopped within 0.2 s, the handlers were put back, and the
+    second copy of the SIGINT then hit Python's default handler (exit status -2)."""
+    proc = subprocess.Popen([sys.executable, "-c", _QUICK_STOP], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGINT)
+        assert proc.stdout.readline().strip() == "stopped"
+        time.sleep(0.2)  # run_sync has returned (or is returning): the duplicate lands in the teardown
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0, err[-2000:]
+        assert out.strip() == "done"
+        assert "Traceback" not in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 _bounded: dict[str, object] = {}
 
 

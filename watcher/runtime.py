@@ -115,7 +115,8 @@ def run_sync(factory: Callable[[], Awaitable[T]], *, stop_on_signal: asyncio.Eve
 
     With `stop_on_signal`, SIGTERM/SIGINT set that event (on the loop) instead of interrupting, so the
     coroutine can shut down cleanly; a second signal, a second or more after the first, exits at once
-    (`exit_now`). With `reload_on_signal`, every SIGHUP sets that event (the daemon then reloads its config).
+    (`exit_now`), also after the coroutine has returned. With `reload_on_signal`, every SIGHUP sets that
+    event (the daemon then reloads its config).
     """
     loop = reactor_loop()
 
@@ -124,8 +125,8 @@ def run_sync(factory: Callable[[], Awaitable[T]], *, stop_on_signal: asyncio.Eve
 
     fut: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(wrapper(), loop)
     previous: dict[int, Any] = {}
+    first: list[float] = []  # when the stop was asked for (empty: not asked)
     if stop_on_signal is not None and threading.current_thread() is threading.main_thread():
-        first: list[float] = []
 
         def handler(signum: int, _frame: Any) -> None:
             now = time.monotonic()
@@ -148,7 +149,11 @@ def run_sync(factory: Callable[[], Awaitable[T]], *, stop_on_signal: asyncio.Eve
         raise
     finally:
         for s, h in previous.items():
-            signal.signal(s, h)
+            # Once a stop was asked for, the process is on its way out: the handler stays, so a duplicate
+            # arriving after a quick stop (during the teardown that follows) is still absorbed, and a later
+            # signal still exits with its line, not with a KeyboardInterrupt from the restored default.
+            if not (first and s in (signal.SIGTERM, signal.SIGINT)):
+                signal.signal(s, h)
 
 
 class HealthReporter:
