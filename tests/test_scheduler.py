@@ -137,9 +137,12 @@ def test_a_stop_signal_stops_the_daemon_cleanly(server, tmp_path, signals):
         assert c.execute("SELECT count(*) FROM apscheduler_jobs").fetchone()[0] == 1
 
 
-# A process whose graceful stop takes long (30 s), run by `run_sync` as the daemon is.
-_SLOW_STOP = """
-import asyncio
+def _stopping_process(stop_takes: float, teardown: float) -> subprocess.Popen:
+    """A process run by `run_sync` as the daemon is: it prints "ready" once the handlers are installed,
+    "stopping" when the first stop signal has been handled, then takes `stop_takes` seconds to stop and
+    `teardown` seconds after the loop before printing "done" and exiting."""
+    script = f"""
+import asyncio, time
 from watcher.runtime import run_sync
 
 stop = asyncio.Event()
@@ -149,15 +152,18 @@ async def main():
     print("ready", flush=True)
     await stop.wait()
     print("stopping", flush=True)
-    await asyncio.sleep(30)
+    await asyncio.sleep({stop_takes})
 
 run_sync(main, stop_on_signal=stop)
+time.sleep({teardown})  # what follows the loop (closing the store, the reactor)
+print("done", flush=True)
 """
+    return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
 
 
 def test_a_second_stop_signal_exits_at_once_but_a_duplicate_does_not():
-    proc = subprocess.Popen([sys.executable, "-c", _SLOW_STOP], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = _stopping_process(stop_takes=30, teardown=0)
     try:
         assert proc.stdout.readline().strip() == "ready"
         first = time.monotonic()
@@ -179,33 +185,14 @@ def test_a_second_stop_signal_exits_at_once_but_a_duplicate_does_not():
             proc.kill()
 
 
-_QUICK_STOP = """
-import asyncio, time
-from watcher.runtime import run_sync
-
-stop = asyncio.Event()
-
-async def main():
-    await asyncio.sleep(0.3)  # run_sync has installed its handlers by now
-    print("ready", flush=True)
-    await stop.wait()
-    print("stopped", flush=True)  # the stop is done at once: the coroutine returns
-
-run_sync(main, stop_on_signal=stop)
-time.sleep(0.8)  # the teardown after the loop (closing the store, the reactor)
-print("done", flush=True)
-"""
-
-
 def test_a_duplicate_signal_after_a_quick_stop_is_still_absorbed():
     """The CI failure of 5 December: the daemon stopped within 0.2 s, the handlers were put back, and the
     second copy of the SIGINT then hit Python's default handler (exit status -2)."""
-    proc = subprocess.Popen([sys.executable, "-c", _QUICK_STOP], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = _stopping_process(stop_takes=0, teardown=0.8)
     try:
         assert proc.stdout.readline().strip() == "ready"
         proc.send_signal(signal.SIGINT)
-        assert proc.stdout.readline().strip() == "stopped"
+        assert proc.stdout.readline().strip() == "stopping"  # and stopped at once: the coroutine returns
         time.sleep(0.2)  # run_sync has returned (or is returning): the duplicate lands in the teardown
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=10)
