@@ -66,6 +66,32 @@ def test_inline_functions_match_re() -> None:
     assert [m.span() for m in prefilter.finditer(r"e\w", text)] == [m.span() for m in re.finditer(r"e\w", text)]
 
 
+def _plain_count(word: str, text: str) -> int:
+    return len(re.findall(r"(?<!\w)" + re.escape(word) + r"(?!\w)", text, re.I))
+
+
+def test_count_word_on_invented_texts() -> None:
+    text = "Night School returns. NIGHT SCHOOL's cast; night schools and Night-School; (night school)"
+    assert prefilter.count_word("Night School", text) == 3 == _plain_count("Night School", text)
+    assert prefilter.count_word("aa", "aaa aa aa-aa") == 3 == _plain_count("aa", "aaa aa aa-aa")
+    assert prefilter.count_word("", text) == 0
+    # characters IGNORECASE folds onto ASCII letters differently from str.lower go to the pattern itself
+    assert prefilter.count_word("Season", "ſeason and SEASON") == 2 == _plain_count("Season", "ſeason and SEASON")
+    assert prefilter.count_word("iris", "İris ıris iris") == _plain_count("iris", "İris ıris iris")
+    assert prefilter.count_word("Café", "CAFÉ café") == 2  # a non-ASCII word: the pattern counts it
+
+
+_COUNT_PIECES = ["night", "Night", "NIGHT", "school", "School", " ", "-", "'", "’", "_", "1", "é", "ſ", "İ",
+                 "ı", "K", "\u212a", ".", "\n", "nightnight"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["night", "Night School", "k", "night night", "school-1", "Kk"]),
+       st.lists(st.sampled_from(_COUNT_PIECES), max_size=30).map("".join))
+def test_count_word_counts_what_the_pattern_finds(word: str, text: str) -> None:
+    assert prefilter.count_word(word, text) == _plain_count(word, text)
+
+
 def test_a_family_is_possible_when_one_of_its_rules_is() -> None:
     rules = [Rx(r"\bin (?:spring|summer) (?:19|20)\d\d\b", re.I), Rx(r"\bQ[1-4] 20\d\d\b")]
     family = prefilter.AnyOf(rules)

@@ -394,6 +394,35 @@ class AnyOf:
         return odd or _holds(found, low, self._test)
 
 
+_WORD_CHAR = re.compile(r"\w")
+
+
+def count_word(word: str, text: str) -> int:
+    r"""How many times `word` occurs in `text` as a whole word, ignoring case: the number of matches of
+    r'(?<!\w)WORD(?!\w)' under IGNORECASE, found without trying the pattern at every position of the text.
+
+    An ASCII word in a text without the three characters IGNORECASE folds differently from `str.lower` (İ ı ſ)
+    matches exactly where the lowercased text holds the lowercased word (str.lower keeps every other character
+    one character long, so offsets are the text's own); each such place is then checked for word characters on
+    either side, as the pattern would. Anything else is counted by the pattern itself."""
+    if not word:
+        return 0
+    memo = _MEMO.get(text)
+    low, odd = (memo[1], memo[2]) if memo is not None else (text.lower(), _folds_oddly(text))
+    if odd or not word.isascii() or len(low) != len(text):
+        return len(compiled(r"(?<!\w)" + re.escape(word) + r"(?!\w)", re.I).findall(text))
+    needle, size, count = word.lower(), len(word), 0
+    at = low.find(needle)
+    while at >= 0:
+        end = at + size
+        if (at == 0 or not _WORD_CHAR.match(text, at - 1)) and (end == len(text) or not _WORD_CHAR.match(text, end)):
+            count += 1
+            at = low.find(needle, end)
+        else:
+            at = low.find(needle, at + 1)
+    return count
+
+
 # The `re` module's functions for patterns written inline in the rules, with the prefilter: each pattern is
 # compiled (and its literals derived) once. `match`/`fullmatch` try one position, which the prefilter would
 # not make cheaper, so they only reuse the compiled pattern.

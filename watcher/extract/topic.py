@@ -112,9 +112,7 @@ def _is_person(text: str) -> bool:
 
 
 def _count(body: str, work: str) -> int:
-    if not work:
-        return 0
-    return len(fre.findall(r"(?<![\w])" + re.escape(work) + r"(?![\w])", body, re.I))
+    return fre.count_word(work, body)
 
 
 def _candidates(headline: str) -> tuple[list[tuple[str, int]], int | None]:
