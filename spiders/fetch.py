@@ -1,17 +1,25 @@
 """The fetch stage: one long-lived Scrapy crawler, in-process on the asyncio reactor.
 
-The scheduler calls `Fetcher.fetch(FetchRequest)` as often as it likes; each call injects one request
-into the running engine (so Scrapy's politeness — robots.txt, AutoThrottle, per-domain concurrency,
-retries, size limits — applies across all watches) and resolves to a FetchOutcome. Nothing raises for
-a bad fetch: every failure is an outcome with a reason.
+The scheduler calls `Fetcher.fetch(FetchRequest)` as often as it likes; each call hands one request to the
+running engine's downloader (`ExecutionEngine.download_async`: every downloader middleware, so Scrapy's
+politeness — robots.txt, AutoThrottle, per-domain slots and delays, retries, redirects, size limits — applies
+across all watches) and resolves to a FetchOutcome. Nothing raises for a bad fetch: every failure is an
+outcome with a reason.
+
+Requests do not go through Scrapy's scheduler, spider middlewares and scraper: nothing here follows links
+or yields items, and that round trip was about a fifth of an unchanged re-check's CPU (benchmarks/README.md).
+What the scheduler did that a monitor needs, a global bound with per-host fairness, is `Admission`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import scrapy
@@ -20,8 +28,10 @@ from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import DontCloseSpider, IgnoreRequest
 from scrapy.http import Response
+from scrapy.http.request import NO_CALLBACK
 from scrapy.settings import Settings
 from scrapy.spidermiddlewares.httperror import HttpError
+from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet import error as txerror
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseFailed, ResponseNeverReceived
@@ -211,9 +221,11 @@ def classify_failure(failure: Failure, *, max_bytes: int | None = None) -> tuple
 
 
 class WatchSpider(scrapy.Spider):
-    """Stays open while the scheduler feeds it requests; never schedules anything by itself."""
+    """The crawler's spider: it only stays open, while `Fetcher` hands requests to the engine's downloader.
+    It schedules and parses nothing itself."""
 
     name = "watch"
+    # Read by the redirect middleware too: these statuses are answers, not redirects to follow.
     handle_httpstatus_list = HANDLED_STATUSES
 
     @classmethod
@@ -229,40 +241,71 @@ class WatchSpider(scrapy.Spider):
         return
         yield  # pragma: no cover - makes this an async generator
 
-    def on_response(self, response: Response) -> list[Any]:
-        """Resolve the request's future, whatever the response: an exception here would leave the check
-        waiting for ever (Scrapy only logs it), so every exception becomes a failed outcome."""
-        meta = response.meta
-        fut: asyncio.Future[FetchOutcome] | None = meta.get("watcher_future")
-        if fut is None or fut.done():
-            return []
-        req: FetchRequest = meta["watcher_request"]
-        try:
-            outcome = outcome_from_response(req, response, meta["watcher_started"])
-        except Exception as e:
-            outcome = failed_from_exception(req, e, http_status=response.status, started=meta["watcher_started"])
-        fut.set_result(outcome)
-        return []
 
-    def on_error(self, failure: Failure) -> None:
-        request = failure.request  # type: ignore[attr-defined]
-        meta = request.meta
-        fut: asyncio.Future[FetchOutcome] | None = meta.get("watcher_future")
-        if fut is None or fut.done():
-            return
-        req: FetchRequest = meta["watcher_request"]
+def outcome_of(req: FetchRequest, response: Response, started: float) -> FetchOutcome:
+    """The outcome of a response, whatever it holds: every exception becomes a failed outcome (a check must
+    never be left without one). A status outside 2xx and HANDLED_STATUSES (a redirect that was not followed,
+    1xx) fails as Scrapy's HttpErrorMiddleware would have failed it."""
+    try:
+        if not 200 <= response.status < 300 and response.status not in HANDLED_STATUSES:
+            return outcome_from_failure(req, Failure(HttpError(response, "Ignoring non-200 response")),
+                                        started=started)
+        return outcome_from_response(req, response, started)
+    except Exception as e:
+        return failed_from_exception(req, e, http_status=response.status, started=started)
+
+
+def outcome_from_failure(req: FetchRequest, failure: Failure, *, started: float,
+                         max_bytes: int | None = None) -> FetchOutcome:
+    """The failed outcome of a download that raised (robots.txt, a timeout, a refused connection, ...), with
+    the response's status and Retry-After when the failure carries one."""
+    try:
+        response = getattr(failure.value, "response", None)
+        reason, message = classify_failure(failure, max_bytes=max_bytes)
+        return FetchOutcome(
+            watch=req.watch, url=req.url, status="failed", reason=reason, error=message[:2000],
+            http_status=response.status if isinstance(response, Response) else None,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            retry_after=parse_retry_after(response.headers.get(b"Retry-After", b"").decode("latin-1"))
+            if isinstance(response, Response) else None)
+    except Exception as e:
+        return failed_from_exception(req, e, started=started)
+
+
+class Admission:
+    """What Scrapy's scheduler did while requests went through it: at most `total` requests in the downloader at
+    once (CONCURRENT_REQUESTS), and no host holding more of them than its slot transfers at once (its
+    concurrency), so one slow or rate-limited host never fills the downloader while the others wait (the
+    scheduler's DownloaderAwarePriorityQueue picked the least busy host for the same reason). A request
+    waits for its host's turn before it takes one of the `total`."""
+
+    def __init__(self, total: int, per_host: Callable[[str], int]) -> None:
+        self._total = asyncio.Semaphore(total)
+        self._per_host = per_host
+        self._hosts: dict[str, _HostGate] = {}
+
+    @contextlib.asynccontextmanager
+    async def admit(self, host: str) -> AsyncIterator[None]:
+        gate = self._hosts.get(host)
+        if gate is None:
+            gate = self._hosts[host] = _HostGate(asyncio.Semaphore(self._per_host(host)))
+        gate.users += 1
         try:
-            response = getattr(failure.value, "response", None)
-            reason, message = classify_failure(failure, max_bytes=self.settings.getint("DOWNLOAD_MAXSIZE"))
-            outcome = FetchOutcome(
-                watch=req.watch, url=req.url, status="failed", reason=reason, error=message[:2000],
-                http_status=response.status if isinstance(response, Response) else None,
-                duration_ms=int((time.monotonic() - meta["watcher_started"]) * 1000),
-                retry_after=parse_retry_after(response.headers.get(b"Retry-After", b"").decode("latin-1"))
-                if isinstance(response, Response) else None)
-        except Exception as e:
-            outcome = failed_from_exception(req, e, started=meta.get("watcher_started"))
-        fut.set_result(outcome)
+            async with gate.semaphore, self._total:
+                yield
+        finally:
+            gate.users -= 1
+            if not gate.users:  # nobody waits for the host: forget it (a daemon meets hosts for months)
+                del self._hosts[host]
+
+    def hosts(self) -> int:
+        return len(self._hosts)
+
+
+@dataclass(slots=True)
+class _HostGate:
+    semaphore: asyncio.Semaphore
+    users: int = 0
 
 
 class Fetcher:
@@ -275,6 +318,8 @@ class Fetcher:
         self._crawl_task: asyncio.Future[Any] | None = None
         self._opened: asyncio.Future[None] | None = None
         self._pending: set[asyncio.Future[FetchOutcome]] = set()
+        self._tasks: set[asyncio.Future[FetchOutcome]] = set()  # (the loop only keeps weak references)
+        self._admission = Admission(config.concurrency, lambda host: config.domain_policy(host)[0])
 
     def _spider_opened(self, spider: Any = None) -> None:
         if self._opened is not None and not self._opened.done():
@@ -295,24 +340,19 @@ class Fetcher:
             self._crawl_task.result()  # raises the start-up error
             raise RuntimeError("the crawler stopped during start-up")
 
-    async def fetch(self, req: FetchRequest, *, priority: int = 0) -> FetchOutcome:
+    async def fetch(self, req: FetchRequest) -> FetchOutcome:
         """The outcome of one request; always resolves, at the latest after `FetchConfig.fetch_deadline`."""
         if self.crawler is None or self.crawler.engine is None or self.crawler.spider is None:
             raise RuntimeError("Fetcher.start() was not awaited")
         fut: asyncio.Future[FetchOutcome] = asyncio.get_running_loop().create_future()
-        spider = self.crawler.spider
-        assert isinstance(spider, WatchSpider)
         started = time.monotonic()
         deadline = self.config.fetch_deadline.total_seconds()
-        meta = {"watcher_future": fut, "watcher_request": req, "watcher_started": started,
-                "etag": req.etag, "last_modified": req.last_modified, OPERATOR_URL: req.operator_url}
+        meta = {"watcher_request": req, "etag": req.etag, "last_modified": req.last_modified,
+                OPERATOR_URL: req.operator_url}
         if req.kind == "browser":
             meta.update(etag=None, last_modified=None)  # a rendered page is compared by its content only
             meta.update(browser_meta(wait_for=req.wait_for, timeout=self.browser_timeout(req)))
-        request = scrapy.Request(
-            req.url, callback=spider.on_response, errback=spider.on_error, dont_filter=True, priority=priority,
-            meta=meta,
-        )
+        request = scrapy.Request(req.url, callback=NO_CALLBACK, dont_filter=True, meta=meta)
         if req.auth is not None:
             # Scrapy drops the header on a redirect to another scheme, host or port.
             request.headers[b"Authorization"] = basic_auth_header(*req.auth)
@@ -327,7 +367,9 @@ class Fetcher:
 
         timer = asyncio.get_running_loop().call_later(deadline, expire)
         try:
-            self.crawler.engine.crawl(request)
+            task = asyncio.ensure_future(self._download(request, req, started))
+            self._tasks.add(task)
+            task.add_done_callback(functools.partial(self._downloaded, fut))
             return await fut
         except asyncio.CancelledError:
             if expired:
@@ -342,6 +384,32 @@ class Fetcher:
         finally:
             timer.cancel()
             self._pending.discard(fut)
+
+    async def _download(self, request: scrapy.Request, req: FetchRequest, started: float) -> FetchOutcome:
+        """The request through the downloader (its middlewares, robots.txt, slots, retries and redirects),
+        once admitted; its outcome whatever happens (a cancellation aside)."""
+        assert self.crawler is not None and self.crawler.engine is not None
+        host = urlparse_cached(request).hostname or ""
+        async with self._admission.admit(host):
+            try:
+                response = await self.crawler.engine.download_async(request)
+            except Exception as e:
+                return outcome_from_failure(req, Failure(e), started=started,
+                                            max_bytes=self.settings.getint("DOWNLOAD_MAXSIZE"))
+        return outcome_of(req, response, started)
+
+    def _downloaded(self, fut: asyncio.Future[FetchOutcome], task: asyncio.Future[FetchOutcome]) -> None:
+        self._tasks.discard(task)
+        if fut.done():
+            if not task.cancelled():
+                task.exception()
+            return
+        if task.cancelled():
+            fut.cancel()
+        elif task.exception() is not None:
+            fut.set_exception(task.exception())  # type: ignore[arg-type]
+        else:
+            fut.set_result(task.result())
 
     def browser_timeout(self, req: FetchRequest) -> float:
         """Seconds the browser may take for `req`: the watch's browser timeout (default fetch.timeout), within
@@ -361,6 +429,8 @@ class Fetcher:
                 pass
         if self._crawl_task is not None and not self._crawl_task.done():
             self._crawl_task.cancel()
+        for task in list(self._tasks):  # downloads the stopped engine left unanswered (nobody waits for them)
+            task.cancel()
 
 
 async def fetch_many(config: FetchConfig, requests: list[FetchRequest], **settings: Any) -> list[FetchOutcome]:

@@ -2,9 +2,10 @@
 
 A monitor sends one request per watch and reads one response; it never follows links, exports items or
 needs crawl statistics. Scrapy's defaults carry a middleware or extension for each of those, and some
-cost time on every request (the stats middleware renders each response as raw HTTP to count its bytes;
-the scraper starts CONCURRENT_ITEMS tasks per response to process items a callback never yields). So
-the component lists below are complete, not additions to Scrapy's defaults: what is not listed is off.
+cost time on every request (the stats middleware renders each response as raw HTTP to count its bytes).
+So the component lists below are complete, not additions to Scrapy's defaults: what is not listed is off.
+Requests go straight to the downloader (spiders/fetch.py): the scheduler, spider middlewares and scraper
+are never used.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from urllib.request import getproxies
 from spiders.browser import playwright_settings
 from watcher.config import FetchConfig
 
-# Statuses the spider sees itself (classified as failures with their reason) rather than Scrapy dropping them.
+# Statuses that are answers (classified as failures with their reason, or a 304), not redirects to follow.
 HANDLED_STATUSES = [304, *range(400, 600)]
 
 _MW = "scrapy.downloadermiddlewares"
@@ -44,11 +45,9 @@ HTTP_PROXY = {f"{_MW}.httpproxy.HttpProxyMiddleware": 750}
 # every retry and redirect (which come back through the engine) takes its own.
 SHARED_POLITENESS = {"spiders.politeness.SharedPolitenessMiddleware": 950}
 
-# Spider middlewares: only the status filter (statuses outside HANDLED_STATUSES become errors). No depth, URL
-# length or offsite checks: nothing is followed; no Referer one: redirects and refreshes send no Referer.
-SPIDER_MIDDLEWARES: dict[str, int] = {
-    "scrapy.spidermiddlewares.httperror.HttpErrorMiddleware": 50,
-}
+# Spider middlewares: none. Responses never reach the spider (fetch.outcome_of filters statuses as Scrapy's
+# HttpErrorMiddleware did); nothing is followed, so no depth, URL length, offsite or Referer ones.
+SPIDER_MIDDLEWARES: dict[str, int] = {}
 
 # Extensions: AutoThrottle only (it is itself off unless fetch.autothrottle). No stats, log counters,
 # telnet console, memory watchdog, feed exports or close conditions.
@@ -111,13 +110,10 @@ def scrapy_settings(fetch: FetchConfig, **overrides: Any) -> dict[str, Any]:
         "SPIDER_MIDDLEWARES": {},
         "EXTENSIONS_BASE": EXTENSIONS,
         "EXTENSIONS": {},
-        # The callback hands its outcome to the pipeline and yields nothing: one item slot is plenty.
-        "CONCURRENT_ITEMS": 1,
         "WATCHER_FETCH_CONFIG": fetch,
-        "SCHEDULER_PRIORITY_QUEUE": "scrapy.pqueues.DownloaderAwarePriorityQueue",
         # Scrapy's own, with CONCURRENT_REQUESTS_PER_DOMAIN enforced on the asyncio reactor (see the module).
         "DOWNLOADER": "spiders.downloader.Downloader",
-        # Requests are injected by the scheduler; the spider never runs out of them by itself.
+        # Requests come from the pipeline; the spider never runs out of them by itself.
         "CLOSESPIDER_TIMEOUT": 0,
     }
     settings.update(overrides)

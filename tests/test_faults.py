@@ -190,12 +190,12 @@ class FaultyFetchStage:
     def __init__(self, fetcher, *, lost=(), crashing=()) -> None:
         self.fetcher, self.lost, self.crashing = fetcher, set(lost), set(crashing)
 
-    async def fetch(self, req, *, priority: int = 0):
+    async def fetch(self, req):
         if req.watch in self.crashing:
             raise RuntimeError(f"fetch stage bug while fetching {req.watch}")
         if req.watch in self.lost:
             await asyncio.Event().wait()
-        return await self.fetcher.fetch(req, priority=priority)
+        return await self.fetcher.fetch(req)
 
 
 def faulty_cycle(store, config, **faults):
@@ -434,26 +434,17 @@ def _assert_resolved_with_a_reason(outcome) -> None:
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=response_case)
 def test_spider_response_handling_always_resolves(case) -> None:
-    """Whatever a response holds, the spider's callback resolves the check's future (it used to leave it
-    pending for ever when parsing raised), with a reason a user can read."""
+    """Whatever a response holds, it becomes an outcome (parsing that raised used to leave the check pending
+    for ever), with a reason a user can read."""
     from scrapy.http import Request, Response
 
-    from spiders.fetch import WatchSpider
+    from spiders.fetch import outcome_of
     from watcher.records import FetchRequest
 
-    loop = asyncio.new_event_loop()
-    try:
-        fut = loop.create_future()
-        req = FetchRequest("w", "http://127.0.0.1:1/x", case["kind"])
-        request = Request(req.url, meta={"watcher_future": fut, "watcher_request": req,
-                                         "watcher_started": time.monotonic()})
-        headers = [(k, v.encode("latin-1")) for k, v in case["headers"]]
-        response = Response(req.url, status=case["status"], headers=headers, body=case["body"], request=request)
-        WatchSpider().on_response(response)
-        assert fut.done()
-        _assert_resolved_with_a_reason(fut.result())
-    finally:
-        loop.close()
+    req = FetchRequest("w", "http://127.0.0.1:1/x", case["kind"])
+    headers = [(k, v.encode("latin-1")) for k, v in case["headers"]]
+    response = Response(req.url, status=case["status"], headers=headers, body=case["body"], request=Request(req.url))
+    _assert_resolved_with_a_reason(outcome_of(req, response, time.monotonic()))
 
 
 @pytest.fixture(scope="module")

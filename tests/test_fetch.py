@@ -213,3 +213,41 @@ def test_an_unchanged_body_is_hashed_once_and_not_searched_for_a_refresh():
     assert isinstance(out, Request) and out.url == "http://example.invalid/next"
     _, out = through(stored=None)  # a first check: refreshes are followed as ever
     assert isinstance(out, Request)
+
+
+def test_admission_bounds_the_downloader_and_is_fair_to_hosts():
+    """Requests go straight to Scrapy's downloader, so `Admission` does what its scheduler did: at most
+    `concurrency` requests in the downloader, none of a host beyond its own concurrency, and a host with a
+    long queue does not hold back another host's request."""
+    import asyncio
+
+    from spiders.fetch import Admission
+
+    async def go():
+        admission = Admission(3, lambda host: 1 if host == "slow.example" else 2)
+        now = {"all": 0}
+        most: dict[str, int] = {}
+        finished: list[str] = []
+
+        async def download(host: str, seconds: float) -> None:
+            async with admission.admit(host):
+                now["all"] += 1
+                now[host] = now.get(host, 0) + 1
+                most["all"] = max(most.get("all", 0), now["all"])
+                most[host] = max(most.get(host, 0), now[host])
+                await asyncio.sleep(seconds)
+                now["all"] -= 1
+                now[host] -= 1
+            finished.append(host)
+
+        jobs = [download("busy.example", 0.05) for _ in range(10)] + [download("slow.example", 0.05)
+                                                                       for _ in range(3)]
+        jobs.append(download("late.example", 0.0))  # asks last, behind 13 others
+        await asyncio.gather(*jobs)
+        return admission, most, finished
+
+    admission, most, finished = run_sync(go)
+    assert most["all"] == 3 and most["busy.example"] == 2 and most["slow.example"] == 1
+    # the last host to ask is not queued behind the busy host's ten: its request takes the third place free
+    assert finished.index("late.example") < finished.count("busy.example")
+    assert admission.hosts() == 0  # hosts with nothing waiting are forgotten

@@ -81,7 +81,7 @@ _LATEST_OF_ENTRY = select(Snapshot).where(Snapshot.watch_id == bindparam("watch_
 
 
 class FetchStage(Protocol):
-    async def fetch(self, req: FetchRequest, *, priority: int = 0) -> FetchOutcome: ...
+    async def fetch(self, req: FetchRequest) -> FetchOutcome: ...
 
 
 @dataclass(slots=True)
