@@ -245,3 +245,23 @@ def test_held_events_are_tracked_in_memory_and_looked_for_only_when_there_can_be
     # confirm = 2: each change waits for a second sighting; the next change drops the one before it (known
     # to be pending from the state the previous check left).
     assert states == ["dropped", "dropped", "pending"], states
+
+
+def test_processing_workers_run_below_the_checking_process_priority():
+    """The checking process (fetching, timers, the database) goes first when both want the cores."""
+    from watcher.processing import WORKER_NICENESS
+
+    processor = Processor(2)
+    try:
+        processor.start()
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+
+        def priorities() -> list[int]:
+            return [os.getpriority(os.PRIO_PROCESS, pid) for pid in processor.pids()]
+
+        deadline = time.monotonic() + 60  # each worker sets its own as it starts (after its imports)
+        while priorities() != [own + WORKER_NICENESS] * 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert priorities() == [own + WORKER_NICENESS] * 2
+    finally:
+        processor.close()
