@@ -357,7 +357,8 @@ class Fetcher:
             # Scrapy drops the header on a redirect to another scheme, host or port.
             request.headers[b"Authorization"] = basic_auth_header(*req.auth)
         self._pending.add(fut)
-        # The deadline: a timer that cancels the future (what wait_for did, without its wrapper task per fetch).
+        # The deadline: a timer that cancels the future the check waits on, not the download task: Scrapy
+        # finishes (or times out) the download itself, and its late outcome finds the future done and is dropped.
         expired: list[bool] = []
 
         def expire() -> None:
