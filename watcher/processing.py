@@ -151,7 +151,7 @@ def overrun_message(budget: float) -> str:
 # Workers run below the checking process's priority: what they do (normalise, extract) is batch work, while
 # the checking process is the serial path every check waits on (fetching, timers, the database writes of each
 # result). When both want the cores, the checking process goes first and the workers use what it leaves; a
-# cycle whose pages are mostly unchanged then ends sooner (benchmarks/README.md, seventh session: the
+# cycle whose pages are mostly unchanged then ends sooner (benchmarks/README.md, eighth session: the
 # 10%-changed cycle about 10% sooner). Nothing is starved: niceness 5 still gets a third of a contended core.
 WORKER_NICENESS = 5
 
