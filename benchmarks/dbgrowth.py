@@ -14,8 +14,9 @@ On SQLite (a fresh file in a temporary directory) there is no VACUUM step: freed
 writes. The `checks` figure is its table and indexes (the `dbstat` table), the database figure the file after
 a WAL checkpoint; the watches figure is the watches table.
 
-Since run-length check history (issue 15) an unchanged re-check adds no `checks` row: it updates its watch's
-run row (`repeats`, `last_at`), so the steady-state figures are about 0 on both backends.
+Since run-length check history (issue 15) an unchanged re-check adds no `checks` row: it extends its watch's
+open run, kept on the watch row it updates anyway (heap-only on PostgreSQL), so every figure, the first
+cycle's included, is about 0 on PostgreSQL; SQLite's first cycle grows the watch rows by the run's columns.
 """
 
 from __future__ import annotations

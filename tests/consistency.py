@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from tests.pageserver import PageServer, Reply
 from tests.test_pipeline import PAGE, page
+from watcher.store.bookkeeping import check_runs
 from watcher.store.models import ChangeEventRow, Check, Fact, Snapshot, Watch
 
 WINDOWS = ["late 2026", "early 2027", "mid 2027", "late 2027", "2028"]
@@ -33,15 +34,15 @@ def static_pages(server: PageServer, count: int, prefix: str = "s") -> str:
 
 def assert_watch_rows_agree(s) -> None:
     """A watch row and its newest check are written in the same transaction (one check's, or a batch's of
-    unchanged checks): after any crash the row's last check time and status are those of its newest check."""
-    newest = select(Check.watch_id, func.max(Check.id).label("id")).group_by(Check.watch_id).subquery()
-    # A run of quiet checks: its latest check is the newest one.
-    latest = func.coalesce(Check.last_at, Check.at).label("at")
-    rows = s.execute(select(Watch.name, Watch.last_check_at, Watch.last_status, latest, Check.outcome)
-                     .join(newest, newest.c.watch_id == Watch.id).join(Check, Check.id == newest.c.id)).all()
-    assert rows, "no checks at all"
-    disagree = [r for r in rows if (r.last_check_at, r.last_status) != (r.at, r.outcome)]
-    assert not disagree, f"watch rows that disagree with their newest check: {disagree[:5]}"
+    unchanged checks): after any crash the row's last check time and status are those of its newest check
+    (its open run when it has one, else its newest row in `checks`)."""
+    rows = [(c.watch_id, c.latest_at, c.outcome) for c in check_runs(s)]
+    newest = {watch_id: (at, outcome) for watch_id, at, outcome in rows}  # time order: the last one wins
+    assert newest, "no checks at all"
+    watches = s.execute(select(Watch.id, Watch.name, Watch.last_check_at, Watch.last_status)
+                        .where(Watch.id.in_(list(newest)))).all()
+    disagree = [w for w in watches if (w.last_check_at, w.last_status) != newest[w.id]]
+    assert not disagree, f"watch rows that disagree with their newest check: {disagree[:5]} vs {newest}"[:2000]
 
 
 def assert_consistent(s) -> None:

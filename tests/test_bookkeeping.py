@@ -20,6 +20,7 @@ from tests.test_pipeline import PAGE, count, cycle, make_config, page
 from watcher.pipeline import Pipeline
 from watcher.processing import Processor
 from watcher.runtime import run_sync
+from watcher.store.bookkeeping import check_runs
 from watcher.store.models import ChangeEventRow, Check, Snapshot, Watch
 
 
@@ -69,28 +70,26 @@ def test_unchanged_rechecks_are_one_batch_of_bulk_writes(server, store, database
     assert [r.outcome for r in report.results] == ["unchanged"] * watches
     assert batches == 1
     writes = [s for s in statements if s.startswith(("INSERT", "UPDATE", "DELETE"))]
-    # One bulk UPDATE of the watch rows and one bulk INSERT of the check rows; no statement per watch.
-    assert len([s for s in writes if s.startswith("UPDATE WATCHES")]) == 1, writes
-    assert len([s for s in writes if s.startswith("INSERT INTO CHECKS")]) == 1, writes
-    assert len(writes) == 2, writes
-    assert count(store, Check) == 2 * watches and count(store, Snapshot) == watches
+    # One bulk UPDATE of the watch rows, which starts each watch's open run of quiet checks: no check row, no
+    # statement per watch.
+    assert [w.split()[:2] for w in writes] == [["UPDATE", "WATCHES"]], writes
+    assert count(store, Check) == watches and count(store, Snapshot) == watches
     with store.session() as s:
+        assert len(check_runs(s)) == 2 * watches
         assert_watch_rows_agree(s)
 
-    # Another unchanged cycle: each watch's newest row is a run of unchanged checks, which the batch extends
-    # (one read of the newest rows, one bulk UPDATE of them) instead of adding rows.
+    # Another unchanged cycle: the same one UPDATE extends each open run; nothing reads `checks`.
     statements, stop = _statements(store)
     report, batches = run_sync(lambda: _with_pipeline(
         store, config, lambda p: _cycle_and_batches(p), batch_seconds=3600))
     stop()
     assert [r.outcome for r in report.results] == ["unchanged"] * watches and batches == 1
     writes = [s for s in statements if s.startswith(("INSERT", "UPDATE", "DELETE"))]
-    assert [w.split()[1] for w in writes] == ["WATCHES", "CHECKS"], writes
-    # The newest rows' ids, then the rows (store/bookkeeping.py newest_checks).
-    assert len([s for s in statements if s.startswith("SELECT") and "FROM CHECKS" in s]) == 2, statements
-    assert count(store, Check) == 2 * watches
+    assert [w.split()[:2] for w in writes] == [["UPDATE", "WATCHES"]], writes
+    assert not [s for s in statements if "FROM CHECKS" in s], statements
+    assert count(store, Check) == watches
     with store.session() as s:
-        assert s.scalar(select(func.sum(Check.repeats))) == 3 * watches
+        assert sum(c.repeats for c in check_runs(s)) == 3 * watches
         assert_watch_rows_agree(s)
 
 
@@ -122,8 +121,9 @@ def test_unchanged_checks_waiting_in_a_batch_are_written_at_shutdown(server, sto
 
     run_sync(lambda: _with_pipeline(store, config, body, batch_seconds=3600))
     with store.session() as s:
-        outcomes = s.execute(select(Check.outcome).order_by(Check.id)).scalars().all()
-    assert outcomes == ["baseline", "baseline", "unchanged"]
+        names = dict(s.execute(select(Watch.id, Watch.name)).all())
+        outcomes = [(names[c.watch_id], c.outcome) for c in check_runs(s)]
+    assert sorted(outcomes) == [("quick", "baseline"), ("quick", "unchanged"), ("slow", "baseline")]
 
 
 @pytest.mark.parametrize("validators", ["body-hash", "etag"])

@@ -14,15 +14,15 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, text
 
 from tests.pageserver import PageServer
 from tests.test_pipeline import make_config, page
 from watcher.health import HEALTH, Health, assess, public_view, read_health_file, write_health_file
 from watcher.runtime import run_sync
 from watcher.scheduler import EXIT_WATCHDOG, create_scheduler, run_daemon
+from watcher.store.bookkeeping import check_runs
 from watcher.store.db import normalise_url
-from watcher.store.models import Check
 
 TICKS: list[float] = []
 
@@ -88,7 +88,7 @@ def with_watchdog(config, seconds: float):
 def checks_since(store, at: dt.datetime) -> int:
     with store.session() as s:
         # Rows with a check after `at` (a run of quiet checks is one row whose latest check is `last_at`).
-        return s.scalar(select(func.count()).select_from(Check).where(func.coalesce(Check.last_at, Check.at) > at)) or 0
+        return len([c for c in check_runs(s) if c.latest_at > at])
 
 
 def _lock_job_store(database_url: str):

@@ -35,6 +35,7 @@ from watcher.config import Config, FetchConfig
 from watcher.records import FetchRequest
 from watcher.runtime import run_sync
 from watcher.store import Store
+from watcher.store.bookkeeping import check_runs
 from watcher.store.models import AlertRow, ChangeEventRow, Check, Snapshot, Watch
 
 WINDOWS = ["late 2026", "early 2027", "mid 2027", "late 2027", "2028"]
@@ -455,16 +456,16 @@ def _checks_by_due(pg: str) -> tuple[dict[str, int], dict[str, int], list[tuple[
     store = Store.open(pg)
     try:
         with store.session() as s:
-            rows = s.execute(select(Watch.name, func.sum(Check.repeats), func.max(Check.due))
-                             .join(Check, Check.watch_id == Watch.id).where(Check.due.is_not(None))
-                             .group_by(Watch.name)).all()
-            twice = s.execute(select(Watch.name, Check.due, func.count()).join(Check, Check.watch_id == Watch.id)
-                              .where(Check.due.is_not(None)).group_by(Watch.name, Check.due)
-                              .having(func.count() > 1)).all()
+            names = dict(s.execute(select(Watch.id, Watch.name)).all())
+            runs = [(names[c.watch_id], c.repeats, c.due) for c in check_runs(s) if c.due is not None]
     finally:
         store.close()
-    return ({name: int(n) for name, n, _ in rows}, {name: due for name, _, due in rows},
-            [tuple(t) for t in twice])
+    counts: Counter = Counter()
+    for name, n, _ in runs:
+        counts[name] += n
+    latest = {name: max(due for other, _, due in runs if other == name) for name in counts}
+    twice = Counter((name, due) for name, _, due in runs)
+    return dict(counts), latest, [(name, due, n) for (name, due), n in twice.items() if n > 1]
 
 
 STORED = ("baseline", "changed", "unchanged", "not_modified", "failed")

@@ -11,14 +11,15 @@ import sys
 import time
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from tests.pageserver import PageServer, Reply
 from tests.test_pipeline import make_config, page
 from watcher.config import Config
 from watcher.runtime import run_sync
 from watcher.scheduler import run_daemon
-from watcher.store.models import Check, Watch
+from watcher.store.bookkeeping import check_runs
+from watcher.store.models import Watch
 
 
 @pytest.fixture
@@ -40,8 +41,11 @@ def run_daemon_for(store, config: Config, seconds: float) -> None:
 
 def checks_per_watch(store) -> dict[str, int]:
     with store.session() as s:
-        rows = s.execute(select(Watch.name, func.sum(Check.repeats)).join(Check).group_by(Watch.name)).all()
-    return dict(rows)
+        names = dict(s.execute(select(Watch.id, Watch.name)).all())
+        out: dict[str, int] = {}
+        for c in check_runs(s):
+            out[names[c.watch_id]] = out.get(names[c.watch_id], 0) + c.repeats
+    return out
 
 
 def job_times(store) -> dict[str, float]:
@@ -102,7 +106,8 @@ jitter = "0s"
         if db.exists():
             try:
                 with sqlite3.connect(db) as c:
-                    if (c.execute("SELECT sum(repeats) FROM checks").fetchone()[0] or 0) >= 2:
+                    if (c.execute("SELECT (SELECT coalesce(sum(repeats), 0) FROM checks) "
+                                  "+ (SELECT coalesce(sum(run_repeats), 0) FROM watches)").fetchone()[0] or 0) >= 2:
                         return proc, db
             except sqlite3.OperationalError:
                 pass
@@ -144,6 +149,7 @@ def _stopping_process(stop_takes: float, teardown: float) -> subprocess.Popen:
     script = f"""
 import asyncio, time
 from watcher.runtime import run_sync
+from watcher.store.bookkeeping import check_runs
 
 stop = asyncio.Event()
 

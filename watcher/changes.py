@@ -250,6 +250,8 @@ def record_unchanged(s: Session, *, watch: Watch, snapshot: Snapshot, confirm: i
     sightings = 2 + (s.scalar(select(func.sum(Check.repeats)).where(
         Check.watch_id == watch.id, Check.at > snapshot.fetched_at,
         Check.outcome.in_(("unchanged", "not_modified")))) or 0)
+    if watch.run_repeats and watch.run_at is not None and watch.run_at > snapshot.fetched_at:
+        sightings += watch.run_repeats  # the open run (watcher/store/bookkeeping.py)
     released = [row for row in held if sightings >= confirm + (row.state == FLAPPING)]
     for row in released:
         row.state = "confirmed"

@@ -53,6 +53,7 @@ from watcher.store.bookkeeping import (
     QUIET,
     UnchangedCheck,
     WatchState,
+    close_run,
     latest_hashes,
     load_states,
     record_quiet,
@@ -478,7 +479,8 @@ class Pipeline:
     def _checked_before(self, watch_id: int) -> bool:
         with self.store.session() as s:
             return s.scalar(select(Check.id).where(Check.watch_id == watch_id, Check.outcome.in_(
-                ("baseline", "changed", "unchanged", "not_modified"))).limit(1)) is not None
+                ("baseline", "changed", "unchanged", "not_modified"))).limit(1)) is not None or bool(
+                s.scalar(select(Watch.run_repeats).where(Watch.id == watch_id)))
 
     def _latest_hashes(self, watch_id: int) -> dict[str, str]:
         with self.store.session() as s:
@@ -584,6 +586,7 @@ class Pipeline:
         delay = backoff_delay(w.consecutive_failures, outcome.retry_after,
                               self.config.fetch.max_backoff.total_seconds())
         w.backoff_until = now + dt.timedelta(seconds=delay)
+        close_run(s, w)
         s.add(Check(watch_id=w.id, at=now, outcome="failed", http_status=outcome.http_status,
                     duration_ms=outcome.duration_ms, reason=(outcome.reason or "")[:64], error=error,
                     due=self._due.get(wc.name)))
@@ -640,9 +643,10 @@ class Pipeline:
             unchanged_keys = list(self._latest_keys(s, w.id))
         events += self._confirm_unchanged(s, w, wc, unchanged_keys)
         if status in QUIET:  # nothing stored: one more check of the watch's run of quiet ones (or a new run)
-            record_quiet(s, [UnchangedCheck(w.id, w.state_rev, now, status, outcome.http_status, outcome.duration_ms,
-                                            None, None, None, due=self._due.get(wc.name))])
+            record_quiet(s, w, UnchangedCheck(w.id, w.state_rev, now, status, outcome.http_status,
+                                              outcome.duration_ms, None, None, None, due=self._due.get(wc.name)))
         else:
+            close_run(s, w)
             s.execute(insert(Check), [{"watch_id": w.id, "at": now, "outcome": status,
                                        "http_status": outcome.http_status, "duration_ms": outcome.duration_ms,
                                        "snapshot_id": last_snapshot_id, "due": self._due.get(wc.name)}])

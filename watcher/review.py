@@ -20,6 +20,7 @@ from watcher.describe import summarise
 from watcher.diff import text_diff
 from watcher.errors import WatcherError
 from watcher.records import ChangeEvent
+from watcher.store.bookkeeping import open_run
 from watcher.store.models import AlertEvent, AlertRow, ChangeEventRow, Check, Snapshot, Subscriber, Watch, utcnow
 from watcher.text import display_url
 from watcher.topic import topic_key_of, topic_labels
@@ -61,14 +62,18 @@ def get_watch(s: Session, name: str) -> Watch:
 def watch_history(s: Session, name: str, *, limit: int = 50) -> dict[str, Any]:
     """A watch, its latest checks (with failures and their reasons) and its snapshots, newest first."""
     w = get_watch(s, name)
-    checks = s.scalars(select(Check).where(Check.watch_id == w.id).order_by(Check.at.desc(), Check.id.desc())
-                       .limit(limit))
+    run = open_run(w)  # the newest: the quiet checks since the newest row
+    checks = ([run] if run else []) + list(s.scalars(
+        select(Check).where(Check.watch_id == w.id).order_by(Check.at.desc(), Check.id.desc())
+        .limit(max(0, limit - (run is not None)))))
     snaps = list(s.scalars(select(Snapshot).where(Snapshot.watch_id == w.id)
                            .order_by(Snapshot.fetched_at.desc(), Snapshot.id.desc()).limit(limit)))
     labels = topic_labels(s, {x.topic_key for x in snaps})
     # Checks, not rows: a run of quiet checks counts as the checks it stands for.
     counts = {k: int(v) for k, v in s.execute(select(Check.outcome, func.sum(Check.repeats))
                                               .where(Check.watch_id == w.id).group_by(Check.outcome))}
+    if run:
+        counts[run.outcome] = counts.get(run.outcome, 0) + run.repeats
     return {**watch_row(w), "counts": counts,
             "checks": [{"id": c.id, "at": _iso(c.at), "outcome": c.outcome, "http_status": c.http_status,
                         "duration_ms": c.duration_ms, "reason": c.reason, "error": c.error,
@@ -259,10 +264,29 @@ def _runs_into(s: Session, first: int, since: dt.datetime) -> list[tuple[str, in
         for outcome, at, last_at, repeats in s.execute(
                 select(Check.outcome, Check.at, Check.last_at, Check.repeats)
                 .where(Check.id.in_(ids[k:k + 500]), Check.repeats > 1, Check.last_at >= since)):
-            step = (last_at - at) / (repeats - 1)
-            before = math.ceil((since - at) / step) if step else repeats - 1  # checks of the run before `since`
-            out.append((outcome, min(repeats, max(1, repeats - before))))
+            out.append((outcome, _checks_since(at, last_at, repeats, since)))
     return out
+
+
+def _open_runs_since(s: Session, since: dt.datetime) -> list[tuple[str, int]]:
+    """(outcome, checks) of the watches' open runs (not in `checks` yet) made since `since`, counted like
+    `_runs_into`'s."""
+    out = []
+    for outcome, at, last_at, repeats in s.execute(
+            select(Watch.run_outcome, Watch.run_at, Watch.run_last_at, Watch.run_repeats)
+            .where(Watch.run_repeats > 0, Watch.run_last_at >= since)):
+        out.append((outcome, _checks_since(at, last_at, repeats, since)))
+    return out
+
+
+def _checks_since(at: dt.datetime, last_at: dt.datetime, repeats: int, since: dt.datetime) -> int:
+    """How many of a run's checks (from `at` to `last_at`, latest at or after `since`) were made since `since`,
+    as if evenly spread."""
+    if at >= since or repeats <= 1:
+        return repeats
+    step = (last_at - at) / (repeats - 1)
+    before = math.ceil((since - at) / step) if step else repeats - 1  # checks of the run before `since`
+    return min(repeats, max(1, repeats - before))
 
 
 def status_checks(config: Any, store: Any) -> dict[str, Any]:
@@ -286,6 +310,8 @@ def status_checks(config: Any, store: Any) -> dict[str, Any]:
                     counts[outcome] = int(n)
                 for outcome, n in _runs_into(s, first, since):
                     counts[outcome] = counts.get(outcome, 0) + n
+            for outcome, n in _open_runs_since(s, since):
+                counts[outcome] = counts.get(outcome, 0) + n
             windows[label] = counts
         by_last = dict(s.execute(select(Watch.last_status, func.count()).where(Watch.enabled.is_(True))
                                  .group_by(Watch.last_status)).all())

@@ -6,13 +6,12 @@ the latest snapshot of each entry: `load_states` reads them for every watch once
 them in memory. Recording it needs a few columns of the watch row and a check: `write_unchanged` writes
 those for a whole batch of checks in one transaction.
 
-Runs of quiet checks: when a watch's newest check row is an unchanged (or not_modified) one with the same
-outcome and HTTP status, the check extends that row (`repeats` + 1, `last_at`, the latest duration and due
-time) instead of adding one; anything else starts a new row (`record_quiet`). A batch costs two reads for the
-newest row of each of its watches (`newest_checks`: one step on the `(watch_id, id)` index per watch), one
-bulk UPDATE of the rows it extends and one bulk INSERT of the runs it starts. Every writer of check rows
-holds the watch row's lock (the UPDATE of `watches` comes first), so the newest row read is still the newest
-when it is extended.
+Runs of quiet checks: consecutive unchanged (or not_modified) checks of a watch with the same outcome and HTTP
+status share one history row. The run still going on is the watch's open run (`Watch.run_*`), extended in the
+UPDATE of the watch row that every check makes anyway, so a quiet re-check writes no `checks` row (on PostgreSQL,
+a heap-only UPDATE: no new tuple elsewhere, no index entry). A check of another kind first writes the open run
+to `checks` (`close_run`), so history rows stay in time order. Readers see both (`check_runs`, `open_run`).
+Every writer holds the watch row's lock (the UPDATE of `watches` comes first).
 
 Staleness: another process (a second worker, a `watcher check` run by hand) may store a snapshot of a
 watch after this process loaded its state. Every write that changes what a re-check compares against
@@ -28,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, union, update
+from sqlalchemy import BigInteger, Integer, and_, bindparam, case, exists, func, insert, or_, select, union, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import BindParameter
 
@@ -147,21 +146,43 @@ def latest_hashes(s: Session, watch_id: int) -> dict[str, str]:
 
 
 _watches = Watch.__table__
-_SET = {"last_check_at": bindparam("w_at"), "last_status": bindparam("w_outcome"), "last_error": None,
+_w = _watches.c
+_AT = bindparam("w_at", type_=Watch.__table__.c.last_check_at.type)
+_OUTCOME = bindparam("w_outcome", type_=_w.last_status.type)
+_STATUS = bindparam("w_status", type_=Integer())
+_MS = bindparam("w_ms", type_=Integer())
+_DUE = bindparam("w_due", type_=BigInteger())
+# The open run in the same UPDATE (see `write_unchanged`): a check starts it when there is none, extends it when
+# it has the same outcome and HTTP status, and leaves it alone otherwise (`w_run` 0: the batch holds several runs
+# of the watch, which are worked out after).
+_START = and_(bindparam("w_run", type_=Integer()) == 1, _w.run_outcome.is_(None))
+_EXTENDS = and_(bindparam("w_run", type_=Integer()) == 1, _w.run_outcome == _OUTCOME,
+                _w.run_http_status.is_not_distinct_from(_STATUS))
+_TAKES = or_(_START, _EXTENDS)
+_SET = {"last_check_at": _AT, "last_status": _OUTCOME, "last_error": None,
         "etag": bindparam("w_etag"), "last_modified": bindparam("w_last_modified"),
-        "body_hash": bindparam("w_body_hash"), "consecutive_failures": 0, "backoff_until": None}
-_UPDATE = update(_watches).where(_watches.c.id == bindparam("w_id"), _watches.c.state_rev == bindparam("w_rev")) \
-    .values(**_SET)
+        "body_hash": bindparam("w_body_hash"), "consecutive_failures": 0, "backoff_until": None,
+        "run_outcome": case((_START, _OUTCOME), else_=_w.run_outcome),
+        "run_http_status": case((_START, _STATUS), else_=_w.run_http_status),
+        "run_at": case((_START, _AT), else_=_w.run_at),
+        "run_repeats": case((_START, 1), (_EXTENDS, _w.run_repeats + 1), else_=_w.run_repeats),
+        "run_last_at": case((_TAKES, _AT), else_=_w.run_last_at),
+        "run_duration_ms": case((_TAKES, _MS), else_=_w.run_duration_ms),
+        "run_due": case((_TAKES, _DUE), else_=_w.run_due)}
+_UPDATE = update(_watches).where(_w.id == bindparam("w_id"), _w.state_rev == bindparam("w_rev")).values(**_SET)
 # A check that serves a due time (scale-out workers) also claims it: only if no later one is stored.
 _UPDATE_DUE = update(_watches).where(
-    _watches.c.id == bindparam("w_id"), _watches.c.state_rev == bindparam("w_rev"),
-    or_(_watches.c.due_done.is_(None), _watches.c.due_done < bindparam("w_due"))) \
-    .values(**_SET, due_done=bindparam("w_due"))
+    _w.id == bindparam("w_id"), _w.state_rev == bindparam("w_rev"),
+    or_(_w.due_done.is_(None), _w.due_done < _DUE)).values(**_SET, due_done=_DUE)
+_RUN_COLUMNS = ("run_outcome", "run_http_status", "run_at", "run_last_at", "run_repeats", "run_duration_ms", "run_due")
+_SET_RUN = update(_watches).where(_w.id == bindparam("w_id")).values(
+    **{c: bindparam(f"r_{c}", type_=_w[c].type) for c in _RUN_COLUMNS})
 
 
-def _params(c: UnchangedCheck) -> dict[str, object]:
+def _params(c: UnchangedCheck, in_sql: bool) -> dict[str, object]:
     return {"w_id": c.watch_id, "w_rev": c.rev, "w_at": c.at, "w_outcome": c.outcome, "w_etag": c.etag,
-            "w_last_modified": c.last_modified, "w_body_hash": c.body_hash, "w_due": c.due}
+            "w_last_modified": c.last_modified, "w_body_hash": c.body_hash, "w_due": c.due,
+            "w_status": c.http_status, "w_ms": c.duration_ms, "w_run": int(in_sql)}
 
 
 def write_unchanged(s: Session, checks: list[UnchangedCheck]) -> tuple[list[UnchangedCheck], list[UnchangedCheck]]:
@@ -172,27 +193,54 @@ def write_unchanged(s: Session, checks: list[UnchangedCheck]) -> tuple[list[Unch
     The UPDATEs come first so the transaction holds the write lock (SQLite) or the row locks (PostgreSQL)
     before it reads revisions back. Checks without a due time (one process checks its watches) go in one
     bulk UPDATE; those with one (scale-out workers) one by one, since each must know whether its claim held.
+    The same UPDATE extends (or starts) the watch's open run: a quiet re-check is that one UPDATE. What it
+    cannot do in SQL (a run of another outcome to close first, several runs of one watch in the batch) is
+    done after reading the rows back: the closed runs go to `checks`, the open one to the watch row.
     """
     if not checks:
         return [], []
     # Per watch in time order, so the newest check's values are the ones left on the row; sorted by id so
     # two processes writing batches take their row locks in the same order.
     ordered = sorted(checks, key=lambda c: (c.watch_id, c.at))
+    runs = _runs(ordered)
+    in_sql = {watch_id for watch_id, r in runs.items() if len(r) == 1}
     plain = [c for c in ordered if c.due is None]
     conn = s.connection()
     if plain:
-        conn.execute(_UPDATE, [_params(c) for c in plain])
-    claimed = {id(c) for c in ordered if c.due is not None and conn.execute(_UPDATE_DUE, _params(c)).rowcount}
-    ids = sorted({c.watch_id for c in ordered})
-    current: dict[int, int] = {}
+        conn.execute(_UPDATE, [_params(c, c.watch_id in in_sql) for c in plain])
+    claimed = {id(c) for c in ordered
+               if c.due is not None and conn.execute(_UPDATE_DUE, _params(c, c.watch_id in in_sql)).rowcount}
+    ids = sorted(runs)
+    current: dict[int, Any] = {}
     for i in range(0, len(ids), 500):
-        for watch_id, rev in s.execute(select(Watch.id, Watch.state_rev).where(Watch.id.in_(ids[i:i + 500]))):
-            current[watch_id] = rev
-    stale = [c for c in ordered if current.get(c.watch_id) != c.rev]
-    done = [c for c in ordered if c.due is not None and current.get(c.watch_id) == c.rev and id(c) not in claimed]
-    left = {id(c) for c in stale + done}
+        for row in s.execute(select(_w.id, _w.state_rev, *(_w[c] for c in _RUN_COLUMNS))
+                             .where(_w.id.in_(ids[i:i + 500]))):
+            current[row.id] = row
+    stale = [c for c in ordered if c.watch_id not in current or current[c.watch_id].state_rev != c.rev]
+    left = {id(c) for c in stale}
+    done = [c for c in ordered if c.due is not None and id(c) not in claimed and id(c) not in left]
+    left |= {id(c) for c in done}
     fresh = [c for c in ordered if id(c) not in left]
-    record_quiet(s, fresh)
+    closed: list[dict[str, Any]] = []
+    reopened: list[dict[str, Any]] = []
+    for watch_id, watch_runs in _runs(fresh).items():
+        row = current[watch_id]
+        if watch_id in in_sql and _same_run(row.run_outcome, row.run_http_status, watch_runs[0][0]):
+            continue  # the UPDATE extended or started it
+        run = _Run.of_row(row)
+        for first, last, n in watch_runs:
+            if run is not None and run.takes(first):
+                run = run.extended(last, n)
+            else:
+                if run is not None:
+                    closed.append(run.check_row(watch_id))
+                run = _Run(first.outcome, first.http_status, first.at, last.at, n, last.duration_ms, last.due)
+        assert run is not None
+        reopened.append({"w_id": watch_id, **{f"r_{k}": v for k, v in run.columns().items()}})
+    if closed:
+        conn.execute(insert(_checks), closed)
+    if reopened:
+        conn.execute(_SET_RUN, reopened)
     return stale, done
 
 
@@ -200,45 +248,53 @@ def write_unchanged(s: Session, checks: list[UnchangedCheck]) -> tuple[list[Unch
 QUIET = ("unchanged", "not_modified")
 
 _checks = Check.__table__
-_EXTEND = update(_checks).where(_checks.c.id == bindparam("c_id")).values(
-    repeats=_checks.c.repeats + bindparam("c_n"), last_at=bindparam("c_last"), duration_ms=bindparam("c_ms"),
-    due=bindparam("c_due"))
 
 
 @dataclass(frozen=True, slots=True)
-class NewestCheck:
-    id: int
+class _Run:
+    """A run of quiet checks of one watch: what `Watch.run_*` holds."""
+
     outcome: str
     http_status: int | None
+    at: dt.datetime
+    last_at: dt.datetime
+    repeats: int
+    duration_ms: int | None
+    due: int | None
+
+    @classmethod
+    def of_row(cls, w: Any) -> _Run | None:
+        """The open run of a watch row (ORM or Core), None when it has none."""
+        if not w.run_repeats or w.run_outcome is None:
+            return None
+        return cls(w.run_outcome, w.run_http_status, w.run_at, w.run_last_at or w.run_at, w.run_repeats,
+                   w.run_duration_ms, w.run_due)
+
+    def takes(self, c: UnchangedCheck) -> bool:
+        return _same_run(self.outcome, self.http_status, c)
+
+    def extended(self, last: UnchangedCheck, n: int) -> _Run:
+        return _Run(self.outcome, self.http_status, self.at, last.at, self.repeats + n, last.duration_ms, last.due)
+
+    def columns(self) -> dict[str, Any]:
+        return {"run_outcome": self.outcome, "run_http_status": self.http_status, "run_at": self.at,
+                "run_last_at": self.last_at, "run_repeats": self.repeats, "run_duration_ms": self.duration_ms,
+                "run_due": self.due}
+
+    def check_row(self, watch_id: int) -> dict[str, Any]:
+        """The run as a row of `checks` (last_at NULL when it stands for one check)."""
+        return {"watch_id": watch_id, "at": self.at, "outcome": self.outcome, "http_status": self.http_status,
+                "duration_ms": self.duration_ms, "due": self.due, "repeats": self.repeats,
+                "last_at": self.last_at if self.repeats > 1 else None}
 
 
-def newest_checks(s: Session, watch_ids: list[int]) -> dict[int, NewestCheck]:
-    """The newest check row of each of these watches, by watch id. Two statements per 500 watches: their
-    newest ids (one backward step on the (watch_id, id) index per watch, on both backends; a GROUP BY would
-    read every row of the watches), then those rows by primary key (in one statement, PostgreSQL's planner
-    hashes the whole checks table instead)."""
-    newer = aliased(Check)
-    out: dict[int, NewestCheck] = {}
-    for i in range(0, len(watch_ids), 500):
-        chunk = watch_ids[i:i + 500]
-        newest = select(func.max(newer.id)).where(newer.watch_id == _watches.c.id).correlate(_watches) \
-            .scalar_subquery()
-        ids = [n for n in s.scalars(select(newest).select_from(_watches).where(_watches.c.id.in_(chunk)))
-               if n is not None]
-        if ids:
-            for row in s.execute(select(Check.id, Check.watch_id, Check.outcome, Check.http_status)
-                                 .where(Check.id.in_(ids))):
-                out[row.watch_id] = NewestCheck(row.id, row.outcome, row.http_status)
-    return out
+_NO_RUN: dict[str, Any] = {"run_outcome": None, "run_http_status": None, "run_at": None, "run_last_at": None,
+                           "run_repeats": 0, "run_duration_ms": None, "run_due": None}
 
 
-def record_quiet(s: Session, checks: list[UnchangedCheck]) -> None:
-    """Store checks that found nothing new (`QUIET` outcomes), in the session's transaction, whose caller holds
-    the lock of each check's watch row: each extends its watch's newest row when that row is a run of the same
-    outcome and HTTP status, else starts a run. Checks of one watch must come in time order."""
-    if not checks:
-        return
-    by_watch: dict[int, list[list[Any]]] = {}  # watch id -> runs as [first check, last check, count]
+def _runs(checks: list[UnchangedCheck]) -> dict[int, list[list[Any]]]:
+    """Checks (per watch in time order) folded into runs: watch id -> [first check, last check, count]."""
+    by_watch: dict[int, list[list[Any]]] = {}
     for c in checks:
         runs = by_watch.setdefault(c.watch_id, [])
         if runs and _same_run(runs[-1][1].outcome, runs[-1][1].http_status, c):
@@ -246,26 +302,54 @@ def record_quiet(s: Session, checks: list[UnchangedCheck]) -> None:
             runs[-1][2] += 1
         else:
             runs.append([c, c, 1])
-    newest = newest_checks(s, sorted(by_watch))
-    extend: list[dict[str, Any]] = []
-    start: list[dict[str, Any]] = []
-    for watch_id, runs in by_watch.items():
-        head = newest.get(watch_id)
-        if head is not None and _same_run(head.outcome, head.http_status, runs[0][0]):
-            _, last, n = runs.pop(0)
-            extend.append({"c_id": head.id, "c_n": n, "c_last": last.at, "c_ms": last.duration_ms,
-                           "c_due": last.due})
-        start += [{"watch_id": watch_id, "at": first.at, "outcome": first.outcome, "http_status": first.http_status,
-                   "duration_ms": last.duration_ms, "due": last.due, "repeats": n,
-                   "last_at": last.at if n > 1 else None} for first, last, n in runs]
-    conn = s.connection()
-    if extend:
-        conn.execute(_EXTEND, extend)
-    if start:
-        conn.execute(insert(_checks), start)
+    return by_watch
 
 
-def _same_run(outcome: str, http_status: int | None, c: UnchangedCheck) -> bool:
+def record_quiet(s: Session, w: Watch, check: UnchangedCheck) -> None:
+    """One check that found nothing new (a `QUIET` outcome) of a watch whose row this transaction holds: it
+    extends the watch's open run, or closes that run (to `checks`) and starts one."""
+    run = _Run.of_row(w)
+    if run is not None and run.takes(check):
+        run = run.extended(check, 1)
+    else:
+        close_run(s, w)
+        run = _Run(check.outcome, check.http_status, check.at, check.at, 1, check.duration_ms, check.due)
+    for k, v in run.columns().items():
+        setattr(w, k, v)
+
+
+def close_run(s: Session, w: Watch) -> None:
+    """Before any other check row of a watch whose row this transaction holds: its open run goes to `checks`
+    (so rows stay in time order)."""
+    run = _Run.of_row(w)
+    if run is None:
+        return
+    s.execute(insert(_checks), [run.check_row(w.id)])
+    for k, v in _NO_RUN.items():
+        setattr(w, k, v)
+
+
+def open_run(w: Watch) -> Check | None:
+    """A watch's open run as a check row that is not stored (id None), or None when it has none."""
+    run = _Run.of_row(w)
+    if run is None:
+        return None
+    return Check(**run.check_row(w.id))
+
+
+def check_runs(s: Session, watch_id: int | None = None) -> list[Check]:
+    """Every check row (of one watch, or of all) with the open runs, per watch in time order: history as
+    readers see it."""
+    q = select(Check).order_by(Check.watch_id, Check.id)
+    wq = select(Watch).where(Watch.run_repeats > 0)
+    if watch_id is not None:
+        q, wq = q.where(Check.watch_id == watch_id), wq.where(Watch.id == watch_id)
+    rows = list(s.scalars(q))
+    runs = [r for r in (open_run(w) for w in s.scalars(wq)) if r is not None]
+    return sorted(rows + runs, key=lambda c: (c.watch_id, c.id is None, c.id or 0))
+
+
+def _same_run(outcome: str | None, http_status: int | None, c: UnchangedCheck) -> bool:
     return outcome in QUIET and outcome == c.outcome and http_status == c.http_status
 
 

@@ -68,9 +68,10 @@ class Base(DeclarativeBase):
 
 class Watch(Base):
     __tablename__ = "watches"
-    # Every check updates its watch's row (last check time, validators), never an indexed column: with room
-    # left on the page that UPDATE is heap-only on PostgreSQL (see Check). A batch of quiet checks updates
-    # every row of a page at once, so the room is for all of them (migration 0009).
+    # Every check updates its watch's row (last check time, validators, open run), never an indexed column:
+    # with room left on the page that UPDATE is heap-only on PostgreSQL (a new version on the same page, no
+    # index entry, the old one reclaimed by page pruning). A batch of quiet checks updates every row of a
+    # page at once, so the room is for all of them (migration 0009).
     __table_args__ = {"postgresql_with": {"fillfactor": 30}}
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(SafeString(100), unique=True)
@@ -99,6 +100,17 @@ class Watch(Base):
     # recorded, a recovery). Batched "unchanged" writes apply only if it still holds the value the check
     # started from, so a process whose cached state went stale never records a change as unchanged.
     state_rev: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The open run: the quiet checks (unchanged or not_modified, one HTTP status) since the watch's newest check
+    # row, not yet in `checks`. A quiet check extends it here, in the UPDATE of this row that every check makes
+    # anyway (heap-only on PostgreSQL: no new row, no index entry); the next check of another kind writes it to
+    # `checks` first (watcher/store/bookkeeping.py). `run_repeats` 0: no open run.
+    run_outcome: Mapped[str | None] = mapped_column(SafeString(16))
+    run_http_status: Mapped[int | None] = mapped_column(Integer)
+    run_at: Mapped[dt.datetime | None] = mapped_column()  # the run's first check
+    run_last_at: Mapped[dt.datetime | None] = mapped_column()  # its latest
+    run_repeats: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    run_duration_ms: Mapped[int | None] = mapped_column(Integer)  # the latest check's
+    run_due: Mapped[int | None] = mapped_column(BigInteger)  # the latest check's due time (scale-out)
 
     checks: Mapped[list[Check]] = relationship(back_populates="watch", passive_deletes=True)
 
@@ -107,8 +119,9 @@ class Check(Base):
     """One fetch of a watch, or a run of quiet ones: consecutive unchanged (or not_modified) checks of a watch
     with the same outcome and HTTP status share one row, `repeats` of them from `at` (the first) to `last_at`
     (the latest; NULL when the row stands for one check), with the latest one's duration and due time. Any
-    other outcome starts a new row. So a re-check that finds nothing new updates a row instead of adding one
-    (watcher/store/bookkeeping.py), and history reads "unchanged ×288" between real events."""
+    other outcome starts a new row. A run still going on is the watch's open run (`Watch.run_*`): it comes here
+    when it ends, so a re-check that finds nothing new adds no row (watcher/store/bookkeeping.py), and history
+    reads "unchanged ×288" between real events. Readers of history read both (`bookkeeping.check_runs`)."""
 
     __tablename__ = "checks"
     __table_args__ = (
@@ -117,9 +130,8 @@ class Check(Base):
         # rows carry no entry.
         Index("ix_checks_snapshot_id", "snapshot_id", postgresql_where=text("snapshot_id IS NOT NULL"),
               sqlite_where=text("snapshot_id IS NOT NULL")),
-        # Room on each page for the new version of a run's row: its UPDATE (no indexed column changes) is then
-        # a heap-only tuple, which adds no index entry and whose old version the page itself reclaims.
-        {"postgresql_with": {"fillfactor": 90}},
+        # Rows are written once (a run comes here when it has ended) and never updated on the check path:
+        # pages are filled whole (PostgreSQL's default fillfactor; 90 before migration 0010).
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     watch_id: Mapped[int] = mapped_column(ForeignKey("watches.id", ondelete="CASCADE"))

@@ -58,7 +58,8 @@ def _schemas() -> dict[str, Any]:
         ["counts", "checks", "snapshots"], counts={"type": "object", "additionalProperties": {"type": "integer"},
                                                   "description": "checks by outcome (repeats included)"},
         checks={"type": "array", "items": _obj(
-            ["id", "at", "outcome"], id={"type": "integer"}, at={"type": "string"}, outcome={"type": "string"},
+            ["id", "at", "outcome"], at={"type": "string"}, outcome={"type": "string"},
+            id={"type": ["integer", "null"], "description": "null for the run of quiet checks still going on"},
             http_status={"type": ["integer", "null"]}, duration_ms={"type": ["integer", "null"]}, reason=_NULL_STR,
             error=_NULL_STR, snapshot_id={"type": ["integer", "null"]},
             repeats={"type": "integer", "minimum": 1,
