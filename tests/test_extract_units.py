@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
 from watcher.extract.cast import east_asian_key, status_of
 from watcher.extract.dates import find_windows
 from watcher.extract.names import (
+    _TOKEN,
+    _TOKEN_OR_LOWER_STRETCH,
     COMMON_SURNAME_RANK,
+    _runs,
     is_given_name,
     person_evidence,
     romanised_name_like,
@@ -221,3 +227,23 @@ def test_the_stage_a_text_states_as_present_wins() -> None:
     assert p is not None and p.value == "post-production"
     p = production(S("Filming began last year.", "The new season is currently in development again."), T2)
     assert p is not None and p.value == "development"
+
+
+# Words that exercise the name-span tokenizer: names, particles before and after them, suffixes, initials,
+# possessives, lowercase words, digits, punctuation, non-ASCII capitals and letters that fold oddly.
+_SPAN_WORDS = ["Dana", "Reyes", "Reyes's", "Nieves'", "'", "'s", "de", "van", "der", "la", "st.", "St.", "y", "Jr.",
+               "IV", "iv", "M.C.", "E.", "Dr.", "Mr", "Oh", "Ji-hu", "O'Grady", "Unfortunately", "Season", "NETFLIX",
+               "will", "star", "as", "and", "the", "2027", "3D", "x-Men", "Élodie", "ı", "ſ", "Ⅸ", "ǅ", "é", "(", ")",
+               ",", ".", ":", "—", "’", "`", "@1"]
+_SPAN_WORD = st.sampled_from(_SPAN_WORDS)
+_SPAN_TEXT = st.lists(st.tuples(st.one_of(_SPAN_WORD, _SPAN_WORD, _SPAN_WORD, st.text(max_size=4)),
+                                st.sampled_from([" ", " ", " ", " ", "", "  ", "\n", "\t", " ,", ", "])),
+                      max_size=14).map(lambda parts: "".join(w + sep for w, sep in parts))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_SPAN_TEXT)
+@example("Dana de Reyes will star, as Dana van der Beek's friend Nieves' Jr. does")
+def test_name_spans_read_lowercase_stretches_as_one_token(text: str) -> None:
+    """The fast tokenizer (a run of lowercase words as one token) finds the spans the plain one finds."""
+    assert _runs(text, _TOKEN_OR_LOWER_STRETCH) == _runs(text, _TOKEN.rx)

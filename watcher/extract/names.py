@@ -53,6 +53,15 @@ _ANY_APOS = re.compile("[’‘`ʼ]").search
 # (A word is letters in runs joined by single hyphens or apostrophes: one repeat per run, not per letter, which
 # matters in the tokenizer every sentence goes through.)
 _TOKEN = Rx(r"(?:[A-Z]\.){2,}|[A-Z]\.(?=\s)|(?:Jr|Sr|St|Dr|Mr|Mrs|Ms)\.|[^\W\d_]+(?:[-'][^\W\d_]+)*|\d+|\S")
+# What `_spans` reads: the tokens above, except that a stretch of whole words ('chunks' between spaces) made only
+# of ASCII lowercase letters, digits and punctuation (no character of which is uppercase) is one token, when the
+# word after it is such a word too (or nothing follows). Such a stretch can neither start a name nor go on with
+# one (a particle goes on only before a capitalised word), so `_spans` needs only to know it is there: most
+# words of a sentence are read in one step instead of one token each. (The word before a capitalised one stays
+# a token: it may be the particle of 'de Niro'.)
+_LOWER = r"a-z0-9!-/:-@\[-`{-~"
+_TOKEN_OR_LOWER_STRETCH = re.compile(rf"(?<!\S)((?:[{_LOWER}]+(?:\s+|$))+(?=[{_LOWER}]+(?:\s|$)|$))|"
+                                     + _TOKEN.pattern)
 
 
 # Word-level caches, kept across documents (words recur); bounded so a long-lived worker stays small.
@@ -150,8 +159,14 @@ def spans(sentence: str) -> list[Span]:
 
 @functools.lru_cache(maxsize=4096)
 def _spans(sentence: str) -> tuple[Span, ...]:
+    return _runs(sentence, _TOKEN_OR_LOWER_STRETCH)
+
+
+def _runs(sentence: str, tokenizer: re.Pattern[str]) -> tuple[Span, ...]:
+    """`_spans` with the tokens of `tokenizer` (`_TOKEN.rx`, or that with lowercase stretches as one token:
+    the same spans, which a test checks)."""
     s = sentence.translate(_APOS) if _ANY_APOS(sentence) else sentence  # (translate walks every character)
-    matches = list(_TOKEN.rx.finditer(s))
+    matches = list(tokenizer.finditer(s))
     out: list[Span] = []
     run: list[tuple[str, int, int]] = []
 
@@ -169,6 +184,9 @@ def _spans(sentence: str) -> tuple[Span, ...]:
         tok = tm[0]
         if not run and not tok[:1].isupper():
             continue  # a lowercase word outside a name: nothing below would happen to it
+        if tm.lastindex:  # a stretch of lowercase words (`_TOKEN_OR_LOWER_STRETCH`): it ends the name
+            flush()
+            continue
         st, en = tm.span()
         gap_ok = not run or s[run[-1][2]:st] in (" ", "")
         if not gap_ok:
