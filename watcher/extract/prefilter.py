@@ -307,12 +307,13 @@ class Rx:
     any of its required literals before searching them. `shared`: its literals go in the automaton every text
     is scanned with (the rules compiled once, at import; not patterns built from a document's words)."""
 
-    __slots__ = ("_any", "_need", "_tests", "flags", "pattern", "rx")
+    __slots__ = ("_any", "_need", "_shared", "_tests", "flags", "pattern", "rx")
 
     def __init__(self, pattern: str, flags: int = 0, *, shared: bool = True) -> None:
         self.rx = re.compile(guarded(pattern, flags), flags)
         self.pattern = pattern
         self.flags = self.rx.flags
+        self._shared = shared
         self._need = need = requirement(pattern, flags)
         self._tests = None if need is None else tuple(tuple(_test(lits, shared) for lits in conj) for conj in need)
         # The first (most selective) set of every alternative, together: a text holding none of them is turned
@@ -325,7 +326,15 @@ class Rx:
         """False only when the pattern cannot match anywhere in `text`."""
         if self._tests is None:
             return True
-        found, low, odd = _MEMO.get(text) or LITERALS.scan(text)
+        hit = _MEMO.get(text)
+        if hit is not None:
+            found, low, odd = hit
+        elif self._shared:
+            found, low, odd = LITERALS.scan(text)
+        else:
+            # none of this pattern's literals is in the automaton: only the lowercased text is read, and a text
+            # not scanned yet (a document's body, a rewritten sentence) is not scanned for the rules' literals
+            found, low, odd = frozenset(), text.lower(), _folds_oddly(text)
         if odd:
             return True
         quick = self._any
