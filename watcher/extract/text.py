@@ -71,21 +71,22 @@ def split_sentences(text: str) -> list[str]:
 
 def seasons_mentioned(text: str, target: int | None) -> frozenset[int]:
     """Season numbers a sentence names; 'the new/next season' counts as the target season."""
-    return _seasons(text, target)
+    found, new = _seasons(text)
+    return found | {target} if new and target is not None else found
 
 
+# cached per text, whatever the target: the rules ask it of every sentence, with and without a target
 @functools.lru_cache(maxsize=4096)
-def _seasons(text: str, target: int | None) -> frozenset[int]:
+def _seasons(text: str) -> tuple[frozenset[int], bool]:
+    """The season numbers a sentence names, and whether it speaks of 'the new/next season'."""
     found = {int(n) for n in _SEASON_NUM.findall(text)} if _DIGIT(text) else set()  # it needs a digit
     found |= {_ORD[o.lower()] for o in _SEASON_ORD.findall(text)}
-    if target is not None and _SEASON_NEW.search(text):
-        found.add(target)
-    return frozenset(found)
+    return frozenset(found), bool(_SEASON_NEW.search(text))
 
 
 def about_other_season(text: str, target: int | None) -> bool:
     """True when the sentence names only seasons other than the target one."""
-    found = _seasons(text, target)
+    found = seasons_mentioned(text, target)
     return bool(found) and target is not None and target not in found
 
 
