@@ -307,13 +307,12 @@ class Rx:
     any of its required literals before searching them. `shared`: its literals go in the automaton every text
     is scanned with (the rules compiled once, at import; not patterns built from a document's words)."""
 
-    __slots__ = ("_any", "_need", "_shared", "_tests", "flags", "pattern", "rx")
+    __slots__ = ("_any", "_need", "_scans", "_tests", "flags", "pattern", "rx")
 
     def __init__(self, pattern: str, flags: int = 0, *, shared: bool = True) -> None:
         self.rx = re.compile(guarded(pattern, flags), flags)
         self.pattern = pattern
         self.flags = self.rx.flags
-        self._shared = shared
         self._need = need = requirement(pattern, flags)
         self._tests = None if need is None else tuple(tuple(_test(lits, shared) for lits in conj) for conj in need)
         # The first (most selective) set of every alternative, together: a text holding none of them is turned
@@ -321,6 +320,9 @@ class Rx:
         self._any = None
         if need is not None and not (len(need) == 1 and len(need[0]) == 1):
             self._any = _test(_minimal(n for conj in need for n in conj[0]), shared)
+        # Whether any of its literals is in the automaton. When none is (patterns written inline, or ones that
+        # need only a character or two: "'", '@'), a text not scanned yet is only lowercased, not scanned.
+        self._scans = any(automaton for conj in self._tests or () for automaton, _ in conj)
 
     def possible(self, text: str) -> bool:
         """False only when the pattern cannot match anywhere in `text`."""
@@ -329,11 +331,9 @@ class Rx:
         hit = _MEMO.get(text)
         if hit is not None:
             found, low, odd = hit
-        elif self._shared:
+        elif self._scans:
             found, low, odd = LITERALS.scan(text)
-        else:
-            # none of this pattern's literals is in the automaton: only the lowercased text is read, and a text
-            # not scanned yet (a document's body, a rewritten sentence) is not scanned for the rules' literals
+        else:  # (a document's body, a rewritten sentence, a name: not scanned for all the rules' literals)
             found, low, odd = frozenset(), text.lower(), _folds_oddly(text)
         if odd:
             return True
