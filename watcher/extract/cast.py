@@ -332,6 +332,7 @@ def _credit_length(credit: str) -> int:
     return len(credit)
 
 
+_PAREN_AFTER = re.compile(r"^\s*\(([^()]{1,60})\)")  # 'Dana Reyes (Marta)'
 _PLAYED_BY = Rx(r"^,?\s+(?:(?:is|are|was|were|will be)\s+(?:now\s+|also\s+|being\s+)?)?"
                         r"(?:played|portrayed|voiced|essayed)\s+by\s+", re.I)
 
@@ -388,7 +389,7 @@ def _mentions(s: Sentence, d: _Doc) -> tuple[list[Mention], str]:
         name, single = _resolve(tokens, d)
         # a character breakdown line names a character whose first name the text gave ('... debut as Carlos' then
         # 'Carlos Singh: “A refined smuggler ...”')
-        breakdown = bool(fre.match(r"\s*:\s*[\"“]", after)) and fold(tokens[0]) in d.characters
+        breakdown = fold(tokens[0]) in d.characters and bool(fre.match(r"\s*:\s*[\"“]", after))
         if (fold(_display(tokens)) in d.characters or breakdown) and not fre.match(r"^\s*\(", after) and \
                 not _PLAYED_BY.match(after) and not _AS.match(after):
             drop.append((sp.start, sp.end))  # a character named in the story ('Kyle and Sidney go head-to-head')
@@ -406,7 +407,7 @@ def _mentions(s: Sentence, d: _Doc) -> tuple[list[Mention], str]:
                 fre.search(r"(?:played|portrayed|voiced|essayed)\s+by\s+$", text[:sp.start], re.I):
             m.character, pending_char = pending_char, None
         end = sp.end
-        paren = fre.match(r"^\s*\(([^()]{1,60})\)", after)
+        paren = _PAREN_AFTER.match(after)
         if paren:
             inner = paren.group(1).strip()
             inner_sp = spans(inner)
@@ -475,13 +476,23 @@ def _mentions(s: Sentence, d: _Doc) -> tuple[list[Mention], str]:
         pos = b
     pieces.append(text[pos:].replace("@", "＠"))
     abstract = "".join(pieces)
-    abstract = fre.sub(r"(@\d+),\s*\d{1,3},", r"\1", abstract)  # ages: 'Reyes, 31, is joined by'
-    abstract = fre.sub(r"(@\d+),\s*\([^()]{1,40}\)", r"\1", abstract)  # a stray credit: 'A, (Credit), B'
-    abstract = fre.sub(r"(@\d+)\s*,?\s+(?:[A-Z]{2,4}|[A-Z][a-z]{1,3}\.)\s+(?=@)", r"\1, ", abstract)  # 'DS', 'Dr.'
-    abstract = fre.sub(r"^(@\d+)\s*[:–-]\s*(?:this|the)\s+(?:actor|actress|star|performer)\b", r"\1", abstract,
-                      flags=re.I)
-    abstract = fre.sub(r"^(@\d+)\s*[:–-]\s*(?:he|she|they)\b", r"\1", abstract, flags=re.I)
+    abstract = _AGE.sub(r"\1", abstract)  # ages: 'Reyes, 31, is joined by'
+    abstract = _STRAY_CREDIT.sub(r"\1", abstract)  # a stray credit: 'A, (Credit), B'
+    abstract = _TITLE_BETWEEN.sub(r"\1, ", abstract)  # 'DS', 'Dr.'
+    abstract = _THIS_ACTOR.sub(r"\1", abstract)  # '@0: This actress plays'
+    abstract = _PRONOUN_AFTER.sub(r"\1", abstract)  # '@0 - she plays'
     return mentions, abstract
+
+
+# Patterns of the abstract ('@i' for mention i), compiled once: plain `re`, as every abstract holds an '@'.
+_AGE = re.compile(r"(@\d+),\s*\d{1,3},")
+_STRAY_CREDIT = re.compile(r"(@\d+),\s*\([^()]{1,40}\)")
+_TITLE_BETWEEN = re.compile(r"(@\d+)\s*,?\s+(?:[A-Z]{2,4}|[A-Z][a-z]{1,3}\.)\s+(?=@)")
+_THIS_ACTOR = re.compile(r"^(@\d+)\s*[:–-]\s*(?:this|the)\s+(?:actor|actress|star|performer)\b", re.I)
+_PRONOUN_AFTER = re.compile(r"^(@\d+)\s*[:–-]\s*(?:he|she|they)\b", re.I)
+_MENTION_ID = re.compile(r"@(\d+)")
+_NAME_LINE = re.compile(r"^\W*@\d+\s*[:–-]\s*(?![\"“'])")
+_WHOLE_ITEM = re.compile(r"\W*@\d+\W*")
 
 
 def _outer_is_actor(text: str, sp: Span, tokens: tuple[str, ...], single: bool, name: str,
@@ -516,12 +527,12 @@ def _clause(abstract: str, a: int, b: int, weak: set[int]) -> tuple[str, str]:
         if m.group(0) in (":", ";") and not left[m.end():].strip():
             continue
         cut = m.end()
-    prev = [m for m in fre.finditer(r"@(\d+)", left) if int(m.group(1)) not in weak]
+    prev = [m for m in _MENTION_ID.finditer(left) if int(m.group(1)) not in weak]
     pre_start = prev[-1].end() if prev and prev[-1].end() > cut else cut
     right = abstract[b:]
     m = _BOUNDARY.search(right)
     post_end = m.start() if m else len(right)
-    nxt = next((x for x in fre.finditer(r"@(\d+)", right) if int(x.group(1)) not in weak), None)
+    nxt = next((x for x in _MENTION_ID.finditer(right) if int(x.group(1)) not in weak), None)
     if nxt and nxt.start() < post_end:
         post_end = nxt.start()
     return abstract[pre_start:a], right[:post_end]
@@ -608,15 +619,15 @@ def _claims_of(s: Sentence, d: _Doc) -> list[Claim]:
     group_status: list[str | None] = []
     default = _lead_status(s)
     # 'Dana Reyes: This actress plays ...' (a name line about the actor, not a character breakdown in quotes)
-    name_line = fre.match(r"^\W*@\d+\s*[:–-]\s*(?![\"“'])", abstract) is not None
-    whole_item = s.kind == "item" and fre.fullmatch(r"\W*@\d+\W*", abstract) is not None
-    groups = [(g, [int(n) for n in fre.findall(r"@(\d+)", g.group(0))]) for g in _GROUP.finditer(abstract)]
+    name_line = _NAME_LINE.match(abstract) is not None
+    whole_item = s.kind == "item" and _WHOLE_ITEM.fullmatch(abstract) is not None
+    groups = [(g, [int(n) for n in _MENTION_ID.findall(g.group(0))]) for g in _GROUP.finditer(abstract)]
     weak = {ids[0] for g, ids in groups if len(ids) == 1 and mentions[ids[0]].single
             and not mentions[ids[0]].character and not mentions[ids[0]].char_phrase}
     if weak:  # a lone capitalised word no cue can make a person is read as the word it is ('Guest stars include')
-        abstract = fre.sub(r"@(\d+)", lambda mm: mentions[int(mm.group(1))].source if int(mm.group(1)) in weak
-                          else mm.group(0), abstract)
-        groups = [(g, [int(n) for n in fre.findall(r"@(\d+)", g.group(0))]) for g in _GROUP.finditer(abstract)]
+        abstract = _MENTION_ID.sub(lambda mm: mentions[int(mm.group(1))].source if int(mm.group(1)) in weak
+                                   else mm.group(0), abstract)
+        groups = [(g, [int(n) for n in _MENTION_ID.findall(g.group(0))]) for g in _GROUP.finditer(abstract)]
     crew_before = False
     for g, ids in groups:
         members = [mentions[n] for n in ids]

@@ -237,11 +237,14 @@ def strip_honorific(tokens: tuple[str, ...]) -> tuple[str, ...]:
     return tokens
 
 
+_INITIALS = re.compile(r"(?:[A-Z]\.)+")
+
+
 @functools.lru_cache(maxsize=4096)
 def person_evidence(tokens: tuple[str, ...]) -> float:
     """0..1: how much these tokens look like one person's name, from name lists and name shape alone."""
     tokens = strip_honorific(tuple(t for t in tokens if fold(t) not in _SUFFIXES))
-    core = [t for t in tokens if fold(t) not in _PARTICLES and not fre.fullmatch(r"(?:[A-Z]\.)+", t)]
+    core = [t for t in tokens if fold(t) not in _PARTICLES and not _INITIALS.fullmatch(t)]
     if not core or len(core) > 4:
         return 0.0
     if any(fold(t) in NEVER_NAME_WORDS or fold(t) in ROLE_NOUNS or fold(t) in PLATFORM_WORDS for t in core):

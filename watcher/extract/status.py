@@ -227,6 +227,7 @@ _FILM_START = Rx(r"\b(began|begin|begun|start\w*|commenc\w*|kick\w* off|shoot st
                          r"got going|resum\w*)\b", re.I)
 _FILM_END = Rx(r"\b(wrap\w*|finish\w*|complet\w*|ended|end)\b", re.I)
 _FILM_CTX = Rx(r"\b(film\w*|shoot\w*|photography|production|cameras)\b", re.I)
+_FILM_HEDGE = Rx(r"\b(?:might|could|would|if|hope|hoping)\b", re.I)
 
 
 def filming(sentences: list[Sentence], target: Target, ref: dt.date | None) -> FilmingFact | None:
@@ -235,8 +236,7 @@ def filming(sentences: list[Sentence], target: Target, ref: dt.date | None) -> F
     end: tuple[dt.date, str, str] | None = None
     for s in sentences:
         t = s.text
-        if not _FILM_CTX.search(t) or other_work(s, target) or fre.search(r"\b(?:might|could|would|if|hope|"
-                                                                          r"hoping)\b", t, re.I):
+        if not _FILM_CTX.search(t) or other_work(s, target) or _FILM_HEDGE.search(t):
             continue
         windows = [(w.earliest, w.precision, w.start, bool(fre.search(r"\d{4}", w.text))) for w in find_windows(t, ref)]
         if ref is not None:
@@ -365,6 +365,8 @@ def platform(sentences: list[Sentence], target: Target) -> ScalarFact | None:
 # --------------------------------------------------------------------------- trailer
 
 _TRAILERS = [(Rx(p, re.I), value) for p, value, _ in lx.TRAILER]
+_TRAILER_WORD = Rx(r"\b(trailers?|teasers?)\b", re.I)  # a sentence about a trailer at all
+_EARLIER_SEASON = Rx(r"\b(?:first|previous|last)\s+season['’]?s?\b|\bseason 1\b", re.I)  # 'last season's trailer'
 
 
 def trailer(sentences: list[Sentence], target: Target) -> ScalarFact | None:
@@ -372,10 +374,9 @@ def trailer(sentences: list[Sentence], target: Target) -> ScalarFact | None:
     result: ScalarFact | None = None
     for s in sentences:
         t = s.text
-        if not fre.search(r"\b(trailers?|teasers?)\b", t, re.I) or other_work(s, target) or s.kind == "heading":
+        if not _TRAILER_WORD.search(t) or other_work(s, target) or s.kind == "heading":
             continue
-        if fre.search(r"\b(?:first|previous|last)\s+season['’]?s?\b|\bseason 1\b", t, re.I) and \
-                target.season not in (None, 1):
+        if _EARLIER_SEASON.search(t) and target.season not in (None, 1):
             continue
         for rx, value in _TRAILERS:
             if not rx.search(t):
