@@ -13,7 +13,9 @@ from watcher.extract.names import (
     _TOKEN,
     _TOKEN_OR_LOWER_STRETCH,
     COMMON_SURNAME_RANK,
+    _fold_unicode,
     _runs,
+    fold,
     is_given_name,
     person_evidence,
     romanised_name_like,
@@ -247,3 +249,9 @@ _SPAN_TEXT = st.lists(st.tuples(st.one_of(_SPAN_WORD, _SPAN_WORD, _SPAN_WORD, st
 def test_name_spans_read_lowercase_stretches_as_one_token(text: str) -> None:
     """The fast tokenizer (a run of lowercase words as one token) finds the spans the plain one finds."""
     assert _runs(text, _TOKEN_OR_LOWER_STRETCH) == _runs(text, _TOKEN.rx)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=12))
+def test_fold_reads_ascii_as_the_unicode_rules_do(word: str) -> None:
+    assert fold.__wrapped__(word) == _fold_unicode(word)

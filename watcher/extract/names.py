@@ -68,6 +68,15 @@ _TOKEN_OR_LOWER_STRETCH = re.compile(rf"(?<!\S)((?:[{_LOWER}]+(?:\s+|$))+(?=[{_L
 @functools.lru_cache(maxsize=16384)
 def fold(word: str) -> str:
     """Comparison form of a name token: no diacritics, apostrophes or dots, case-folded."""
+    if word.isascii():  # NFKD leaves ASCII as it is, without combining marks; casefold is lower (a test checks)
+        return word.translate(_ASCII_FOLD).lower()
+    return _fold_unicode(word)
+
+
+_ASCII_FOLD = str.maketrans("", "", "'.`")  # '`' is an apostrophe (_APOS)
+
+
+def _fold_unicode(word: str) -> str:
     word = unicodedata.normalize("NFKD", word.translate(_APOS))
     return "".join(ch for ch in word if not unicodedata.combining(ch) and ch not in "'.").casefold()
 
