@@ -281,7 +281,10 @@ def filming(sentences: list[Sentence], target: Target, ref: dt.date | None) -> F
 
 _SPELLINGS = sorted(((spelling, canon) for canon, vs in lx.PLATFORMS.items() for spelling in vs),
                     key=lambda sc: len(sc[0]), reverse=True)
-_PLATFORM_RX = Rx(r"(?<![\w+])(" + "|".join(re.escape(sp) for sp, _ in _SPELLINGS) + r")(?![\w+])")
+# (The lookahead for the spellings' first characters, too many for `guarded` to add, lets `re` pass over every
+# other position, most of them lowercase letters, without trying each spelling there.)
+_PLATFORM_RX = Rx(r"(?=[" + re.escape("".join(sorted({sp[0] for sp, _ in _SPELLINGS}))) + r"])(?<![\w+])("
+                  + "|".join(re.escape(sp) for sp, _ in _SPELLINGS) + r")(?![\w+])")
 _CANON = {sp: canon for sp, canon in _SPELLINGS}
 _CONTEXT = Rx(lx.PLATFORM_CONTEXT, re.I)
 _THEATRICAL = Rx(lx.THEATRICAL, re.I)
