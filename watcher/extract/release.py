@@ -117,10 +117,9 @@ def candidates(sentences: list[Sentence], target: int | None, ref: dt.date | Non
     topic = topic or Target(None, target)
     for s in sentences:
         text = s.text
-        if not RELEASE_VERBS.search(text) or about_other_season(text, target) or other_work(s, topic):
-            continue
-        windows = find_windows(text, ref)
-        if not windows:
+        windows = find_windows(text, ref)  # first: most sentences hold no date, which is the quickest to see
+        if not windows or not RELEASE_VERBS.search(text) or about_other_season(text, target) or \
+                other_work(s, topic):
             continue
         base = 1.0
         if s.kind == "row":
