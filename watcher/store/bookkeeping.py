@@ -3,8 +3,8 @@
 Almost every check of a long-running daemon finds its page unchanged. Deciding that needs only the
 watch's validators (ETag, Last-Modified), the hash of the body fetched last time and the content hash of
 the latest snapshot of each entry: `load_states` reads them for every watch once, and the pipeline keeps
-them in memory. Recording it needs a few columns of the watch row and a check: `write_unchanged` writes
-those for a whole batch of checks in one transaction.
+them in memory. Recording it needs only a few columns of the watch row, its open run of quiet checks
+included: `write_unchanged` writes those for a whole batch of checks in one transaction.
 
 Runs of quiet checks: consecutive unchanged (or not_modified) checks of a watch with the same outcome and HTTP
 status share one history row. The run still going on is the watch's open run (`Watch.run_*`), extended in the
