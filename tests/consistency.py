@@ -45,6 +45,17 @@ def assert_watch_rows_agree(s) -> None:
     assert not disagree, f"watch rows that disagree with their newest check: {disagree[:5]} vs {newest}"[:2000]
 
 
+def checks_per_watch(store) -> dict[str, int]:
+    """How many checks each watch has had, by name (runs of quiet checks count their repeats, the open ones
+    included)."""
+    with store.session() as s:
+        names = dict(s.execute(select(Watch.id, Watch.name)).all())
+        out: dict[str, int] = {}
+        for c in check_runs(s):
+            out[names[c.watch_id]] = out.get(names[c.watch_id], 0) + c.repeats
+        return out
+
+
 def assert_consistent(s) -> None:
     """A snapshot is written with its check, its facts and its events in one transaction: never half;
     an event is stored once."""

@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from tests.consistency import checks_per_watch
 from tests.pageserver import PageServer
 from tests.test_pipeline import page
 from watcher.config import load_config
 from watcher.runtime import run_sync
 from watcher.scheduler import run_daemon
 from watcher.store import Store
-from watcher.store.bookkeeping import check_runs
 from watcher.store.models import Watch
 
 DEADLINE = 60.0
@@ -46,13 +46,7 @@ def write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def checks(store: Store) -> dict[str, int]:
-    with store.session() as s:
-        names = dict(s.execute(select(Watch.id, Watch.name)).all())
-        out: dict[str, int] = {}
-        for c in check_runs(s):
-            out[names[c.watch_id]] = out.get(names[c.watch_id], 0) + c.repeats
-        return out
+checks = checks_per_watch
 
 
 def wait_for(condition, what: str, deadline: float = DEADLINE):

@@ -11,15 +11,14 @@ import sys
 import time
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 
+from tests.consistency import checks_per_watch
 from tests.pageserver import PageServer, Reply
 from tests.test_pipeline import make_config, page
 from watcher.config import Config
 from watcher.runtime import run_sync
 from watcher.scheduler import run_daemon
-from watcher.store.bookkeeping import check_runs
-from watcher.store.models import Watch
 
 
 @pytest.fixture
@@ -39,13 +38,6 @@ def run_daemon_for(store, config: Config, seconds: float) -> None:
     run_sync(go)
 
 
-def checks_per_watch(store) -> dict[str, int]:
-    with store.session() as s:
-        names = dict(s.execute(select(Watch.id, Watch.name)).all())
-        out: dict[str, int] = {}
-        for c in check_runs(s):
-            out[names[c.watch_id]] = out.get(names[c.watch_id], 0) + c.repeats
-    return out
 
 
 def job_times(store) -> dict[str, float]:
@@ -149,7 +141,6 @@ def _stopping_process(stop_takes: float, teardown: float) -> subprocess.Popen:
     script = f"""
 import asyncio, time
 from watcher.runtime import run_sync
-from watcher.store.bookkeeping import check_runs
 
 stop = asyncio.Event()
 
